@@ -1,0 +1,63 @@
+#include "core/component.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace sigrelay {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+TEST(ComponentCatalogTest, KnowsIncrementalAndFullOnlyComponents) {
+  for (const char* name : {"virus", "smartscan-agent", "damage-cleanup",
+                           "intellitrap-exception", "spyware"}) {
+    auto spec = FindComponent(name);
+    ASSERT_TRUE(spec.ok()) << name;
+    EXPECT_TRUE(spec->incrementals) << name;
+  }
+  auto policy = FindComponent("outbreak-policy");
+  ASSERT_TRUE(policy.ok());
+  EXPECT_FALSE(policy->incrementals);
+}
+
+TEST(ComponentCatalogTest, UnknownComponentNamesTheKnownOnes) {
+  auto spec = FindComponent("virusx");
+  ASSERT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("\"virusx\""));
+  EXPECT_THAT(spec.status().message(), HasSubstr("outbreak-policy"));
+}
+
+TEST(VersionPolicyTest, StepsFromFirstVersion) {
+  VersionPolicy p{.first = 171, .step = 2, .retain = 8};
+  EXPECT_EQ(*p.Next(0), 171u);
+  EXPECT_EQ(*p.Next(171), 173u);
+  EXPECT_EQ(*p.Next(173), 175u);
+  VersionPolicy defaults;
+  EXPECT_EQ(*defaults.Next(0), 1u);
+  EXPECT_EQ(*defaults.Next(1), 3u);
+}
+
+TEST(VersionPolicyTest, OverflowIsAnError) {
+  VersionPolicy p;
+  EXPECT_EQ(p.Next(0xFFFFFFFEu).status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(VersionPolicyTest, RejectsZeroStepOrRetention) {
+  EXPECT_FALSE((VersionPolicy{.first = 1, .step = 0, .retain = 8}).Validate().ok());
+  EXPECT_FALSE((VersionPolicy{.first = 0, .step = 2, .retain = 8}).Validate().ok());
+  EXPECT_FALSE((VersionPolicy{.first = 1, .step = 2, .retain = 0}).Validate().ok());
+  EXPECT_TRUE(VersionPolicy{}.Validate().ok());
+}
+
+TEST(VersionPolicyTest, RetainsNewestAndKBelowIt) {
+  VersionPolicy p{.first = 1, .step = 2, .retain = 3};
+  EXPECT_THAT(p.Retained({1, 3, 5, 7, 9}, 11), ElementsAre(5, 7, 9, 11));
+  EXPECT_THAT(p.Retained({9, 1, 3}, 11), ElementsAre(1, 3, 9, 11));
+  EXPECT_THAT(p.Retained({}, 1), ElementsAre(1));
+  // A version above the newest (never expected) is not kept.
+  EXPECT_THAT(p.Retained({13, 5}, 11), ElementsAre(5, 11));
+}
+
+}  // namespace
+}  // namespace sigrelay

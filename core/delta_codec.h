@@ -1,0 +1,45 @@
+// Incrementals in the zstd "patch-from" format: the old version is the
+// compression prefix and long-distance matching finds it, so the result is a
+// standard zstd frame that stock tools rebuild:
+//
+//   zstd -d --patch-from=OLD v_OLD.NEW -o NEW
+//
+//   IncrementalCodec codec(19);
+//   absl::StatusOr<std::string> incr = codec.Encode(old_bytes, new_bytes);
+//   absl::StatusOr<std::string> rebuilt = codec.Decode(old_bytes, *incr, limit);
+#ifndef SIGRELAY_CORE_DELTA_CODEC_H_
+#define SIGRELAY_CORE_DELTA_CODEC_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace sigrelay {
+
+class IncrementalCodec {
+ public:
+  static constexpr int kDefaultLevel = 19;
+
+  // `level` is a zstd level (1..22); out-of-range levels are clamped by zstd.
+  explicit IncrementalCodec(int level = kDefaultLevel) : level_(level) {}
+
+  // Thread-safe: each call uses its own zstd context.
+  absl::StatusOr<std::string> Encode(absl::string_view old_version,
+                                     absl::string_view new_version) const;
+
+  // Rebuilds the new version. DataLoss when `incremental` is corrupt, not a
+  // zstd frame, or was made against another old version; FailedPrecondition
+  // when the frame would decode to more than `max_size` bytes.
+  absl::StatusOr<std::string> Decode(absl::string_view old_version,
+                                     absl::string_view incremental,
+                                     uint64_t max_size) const;
+
+ private:
+  int level_;
+};
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_CORE_DELTA_CODEC_H_

@@ -1,0 +1,154 @@
+#include "tests/testutil/testutil.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace sigrelay::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/sigrelay-test-XXXXXX");
+  if (mkdtemp(tmpl.data()) == nullptr) std::abort();
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  absl::Duration pause = absl::Milliseconds(1);
+  for (;;) {
+    if (condition()) return true;
+    if (absl::Now() > deadline) return condition();
+    absl::SleepFor(pause);  // polling interval, not synchronisation
+    pause = std::min(pause * 2, absl::Milliseconds(50));
+  }
+}
+
+namespace {
+
+pid_t Spawn(const std::vector<std::string>& argv, int out_fd) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    if (out_fd >= 0) {
+      dup2(out_fd, 1);
+      dup2(out_fd, 2);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int DecodeStatus(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+}  // namespace
+
+int RunCommand(const std::vector<std::string>& argv, std::string* output) {
+  char path[] = "/tmp/sigrelay-cmd-XXXXXX";
+  int fd = mkstemp(path);
+  pid_t pid = Spawn(argv, fd);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  close(fd);
+  if (output != nullptr) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    *output += ss.str();
+  }
+  unlink(path);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string BinDir() {
+  const char* dir = std::getenv("SIGRELAY_BIN_DIR");
+  if (dir != nullptr) return dir;
+  // Test binaries sit beside the daemons they start.
+  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
+}
+
+ChildProcess::ChildProcess(std::vector<std::string> argv) {
+  char path[] = "/tmp/sigrelay-child-XXXXXX";
+  int fd = mkstemp(path);
+  log_path_ = path;
+  pid_ = Spawn(argv, fd);
+  close(fd);
+}
+
+ChildProcess::~ChildProcess() {
+  if (Running()) {
+    Kill(SIGKILL);
+    Wait();
+  }
+  unlink(log_path_.c_str());
+}
+
+bool ChildProcess::Running() {
+  if (status_ != -1) return false;
+  int status = 0;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    status_ = DecodeStatus(status);
+    return false;
+  }
+  return r == 0;
+}
+
+void ChildProcess::Kill(int signal) {
+  if (status_ == -1) kill(pid_, signal);
+}
+
+int ChildProcess::Wait() {
+  if (status_ != -1) return status_;
+  int status = 0;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  status_ = DecodeStatus(status);
+  return status_;
+}
+
+std::string ChildProcess::Output() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string WaitForListening(const std::string& data_dir,
+                             absl::Duration timeout) {
+  std::string addr;
+  WaitFor(
+      [&] {
+        std::ifstream in(data_dir + "/listening");
+        return static_cast<bool>(std::getline(in, addr)) && !addr.empty();
+      },
+      timeout);
+  return addr;
+}
+
+}  // namespace sigrelay::testing
