@@ -9,6 +9,7 @@ packages=(
   libabsl-dev libc-ares-dev librocksdb-dev libzstd-dev zstd libssl-dev
   libgtest-dev libgmock-dev
   iproute2 procps python3
+  xdelta3 time
 )
 
 missing=()

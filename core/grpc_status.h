@@ -1,0 +1,27 @@
+// absl::Status <-> grpc::Status, code for code (the numbering is shared).
+#ifndef SIGRELAY_CORE_GRPC_STATUS_H_
+#define SIGRELAY_CORE_GRPC_STATUS_H_
+
+#include <grpcpp/support/status.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace sigrelay {
+
+inline grpc::Status ToGrpcStatus(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+                      std::string(s.message()));
+}
+
+inline absl::Status FromGrpcStatus(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      s.error_message());
+}
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_CORE_GRPC_STATUS_H_

@@ -1,0 +1,29 @@
+#include "core/status_report.h"
+
+#include "core/manifest.h"
+
+namespace sigrelay {
+
+void FillComponentStatus(const StoreView& view, v1::GetStatusResponse* response) {
+  if (!view.manifest()) return;
+  absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*view.manifest());
+  if (!m.ok()) return;
+  response->set_manifest_serial(m->serial());
+  response->set_manifest_issued_unix(m->issued_unix());
+  response->set_manifest_expires_unix(m->expires_unix());
+  for (const v1::ComponentEntry& e : m->components()) {
+    v1::ComponentStatus* c = response->add_components();
+    c->set_name(e.name());
+    c->set_version(e.version());
+    c->set_size(e.size());
+    c->set_sha256(e.sha256());
+    for (const v1::IncrementalEntry& ie : e.incrementals()) {
+      v1::IncrementalStatus* is = c->add_incrementals();
+      is->set_from_version(ie.from_version());
+      is->set_size(ie.size());
+    }
+    for (uint32_t v : view.FullVersions(e.name())) c->add_retained_versions(v);
+  }
+}
+
+}  // namespace sigrelay

@@ -1,0 +1,274 @@
+#include "core/update_service.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "core/component.h"
+#include "core/grpc_status.h"
+#include "core/manifest.h"
+
+namespace sigrelay {
+
+// One Watch stream: the current manifest, then each newer one. Only the
+// newest unsent manifest is kept, so a slow subscriber costs one pointer, not
+// a queue.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::SignedManifest> {
+ public:
+  explicit WatchReactor(UpdateServiceImpl* service) : service_(service) {}
+
+  void Offer(std::shared_ptr<const v1::SignedManifest> manifest) {
+    const v1::SignedManifest* to_write = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || manifest == last_offered_) return;
+      last_offered_ = manifest;
+      next_ = std::move(manifest);
+      if (in_flight_ == nullptr) {
+        in_flight_ = std::move(next_);
+        to_write = in_flight_.get();
+      }
+    }
+    if (to_write != nullptr) StartWrite(to_write);
+  }
+
+  void End(grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    Finish(std::move(status));
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "watch stream broken"));
+      return;
+    }
+    const v1::SignedManifest* to_write = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      in_flight_ = std::move(next_);
+      if (finished_) return;
+      to_write = in_flight_.get();
+    }
+    if (to_write != nullptr) StartWrite(to_write);
+  }
+
+  void OnCancel() override { End(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    service_->Remove(this);
+    delete this;
+  }
+
+ private:
+  UpdateServiceImpl* const service_;
+  absl::Mutex mu_;
+  std::shared_ptr<const v1::SignedManifest> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::SignedManifest> next_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::SignedManifest> last_offered_ ABSL_GUARDED_BY(mu_);
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+namespace {
+
+struct FetchPlan {
+  v1::FetchHeader header;
+  v1::FileRecord record;
+};
+
+absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view,
+                                    const v1::FetchRequest& req) {
+  absl::StatusOr<ComponentSpec> spec = FindComponent(req.component());
+  if (!spec.ok()) return spec.status();
+  if (!view.manifest()) {
+    return absl::UnavailableError(
+        "this node holds no manifest yet: nothing has been published or synced; retry later");
+  }
+  absl::StatusOr<v1::Manifest> manifest = ParseTrustedManifest(*view.manifest());
+  if (!manifest.ok()) return manifest.status();
+  const v1::ComponentEntry* entry = FindEntry(*manifest, req.component());
+  if (entry == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("no version of ", req.component(), " is published yet"));
+  }
+  const uint32_t want = req.want_version() != 0 ? req.want_version() : entry->version();
+  FetchPlan plan;
+  v1::FetchHeader& h = plan.header;
+  h.set_component(req.component());
+  h.set_version(want);
+  absl::StatusOr<v1::FileRecord> record;
+  if (want == entry->version() && req.have_version() != 0 &&
+      req.have_version() != want) {
+    for (const v1::IncrementalEntry& ie : entry->incrementals()) {
+      if (ie.from_version() != req.have_version()) continue;
+      record = view.Incremental(req.component(), ie.from_version(), want);
+      if (!record.ok()) return record.status();
+      h.set_kind(v1::PAYLOAD_KIND_INCREMENTAL);
+      h.set_from_version(ie.from_version());
+    }
+  }
+  if (h.kind() == v1::PAYLOAD_KIND_UNSPECIFIED) {
+    if (want > entry->version()) {
+      return absl::NotFoundError(absl::StrCat(req.component(), " ", want,
+                                              " is not published; the newest is ",
+                                              entry->version()));
+    }
+    record = view.Full(req.component(), want);
+    if (absl::IsNotFound(record.status())) {
+      return absl::NotFoundError(absl::StrCat(
+          req.component(), " ", want, " is no longer retained; retained versions: ",
+          absl::StrJoin(view.FullVersions(req.component()), ", "),
+          "; ask for the newest (want_version 0)"));
+    }
+    if (!record.ok()) return record.status();
+    h.set_kind(v1::PAYLOAD_KIND_FULL);
+  }
+  plan.record = std::move(*record);
+  if (req.offset() > plan.record.size()) {
+    return absl::OutOfRangeError(absl::StrCat("offset ", req.offset(),
+                                              " is past the end of the ",
+                                              plan.record.size(), "-byte body"));
+  }
+  h.set_size(plan.record.size());
+  h.set_sha256(plan.record.sha256());
+  h.set_offset(req.offset());
+  h.set_chunk_size(plan.record.chunk_size());
+  for (const std::string& d : plan.record.chunks()) h.add_chunk_sha256(d);
+  return plan;
+}
+
+// One Fetch stream: the header, then the body from the requested offset,
+// one stored chunk per message, read only when the previous one is sent.
+class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
+ public:
+  FetchReactor(std::shared_ptr<const StoreView> view, const v1::FetchRequest& req)
+      : view_(std::move(view)) {
+    absl::StatusOr<FetchPlan> plan = PlanFetch(*view_, req);
+    if (!plan.ok()) {
+      Finish(ToGrpcStatus(plan.status()));
+      return;
+    }
+    record_ = std::move(plan->record);
+    const uint64_t chunk_size = record_.chunk_size();
+    if (chunk_size > 0) {
+      next_chunk_ = static_cast<int>(req.offset() / chunk_size);
+      skip_ = req.offset() % chunk_size;
+    }
+    *message_.mutable_header() = std::move(plan->header);
+    StartWrite(&message_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "client went away"));
+      return;
+    }
+    if (next_chunk_ >= record_.chunks_size()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    absl::StatusOr<std::string> chunk = view_->ReadChunk(record_, next_chunk_++);
+    if (!chunk.ok()) {
+      Finish(ToGrpcStatus(chunk.status()));
+      return;
+    }
+    if (skip_ > 0) {
+      chunk->erase(0, skip_);
+      skip_ = 0;
+    }
+    *message_.mutable_data() = std::move(*chunk);
+    StartWrite(&message_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  std::shared_ptr<const StoreView> view_;
+  v1::FileRecord record_;
+  int next_chunk_ = 0;
+  uint64_t skip_ = 0;
+  v1::FetchResponse message_;
+};
+
+}  // namespace
+
+UpdateServiceImpl::UpdateServiceImpl(VersionStore* store, AgentRegistry* agents)
+    : store_(store), agents_(agents) {
+  store_->SetCommitObserver(
+      [this](std::shared_ptr<const v1::SignedManifest> m) { Announce(std::move(m)); });
+}
+
+UpdateServiceImpl::~UpdateServiceImpl() { store_->SetCommitObserver(nullptr); }
+
+void UpdateServiceImpl::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shut_down_ = true;
+  for (WatchReactor* w : watchers_) {
+    w->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+  }
+}
+
+size_t UpdateServiceImpl::WatcherCount() const {
+  absl::MutexLock lock(&mu_);
+  return watchers_.size();
+}
+
+void UpdateServiceImpl::Announce(std::shared_ptr<const v1::SignedManifest> manifest) {
+  absl::MutexLock lock(&mu_);
+  for (WatchReactor* w : watchers_) w->Offer(manifest);
+}
+
+void UpdateServiceImpl::Remove(WatchReactor* watcher) {
+  absl::MutexLock lock(&mu_);
+  watchers_.erase(watcher);
+}
+
+grpc::ServerUnaryReactor* UpdateServiceImpl::GetManifest(
+    grpc::CallbackServerContext* context, const v1::GetManifestRequest*,
+    v1::SignedManifest* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::shared_ptr<const v1::SignedManifest> m = store_->CurrentManifest();
+  if (m == nullptr) {
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        "this node holds no manifest yet: nothing has been published or synced; retry later"));
+  } else {
+    *response = *m;
+    reactor->Finish(grpc::Status::OK);
+  }
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::SignedManifest>* UpdateServiceImpl::Watch(
+    grpc::CallbackServerContext*, const v1::WatchRequest*) {
+  auto* reactor = new WatchReactor(this);
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) {
+    reactor->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+    return reactor;
+  }
+  watchers_.insert(reactor);
+  // Under mu_, so a commit cannot slip between this read and the insert.
+  if (auto current = store_->CurrentManifest()) reactor->Offer(std::move(current));
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::FetchResponse>* UpdateServiceImpl::Fetch(
+    grpc::CallbackServerContext*, const v1::FetchRequest* request) {
+  return new FetchReactor(store_->Snapshot(), *request);
+}
+
+grpc::ServerUnaryReactor* UpdateServiceImpl::ReportStatus(
+    grpc::CallbackServerContext* context, const v1::ReportStatusRequest* request,
+    v1::ReportStatusResponse*) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(agents_->Report(*request, absl::Now())));
+  return reactor;
+}
+
+}  // namespace sigrelay

@@ -1,0 +1,70 @@
+// The UpdateService over a VersionStore: what origins and relays both serve,
+// so a relay serves exactly what an origin serves and relays chain.
+//
+//   UpdateServiceImpl service(store.get());
+//   builder.RegisterService(&service);
+//   ... server runs; every store commit is pushed to Watch subscribers ...
+//   service.Shutdown();  // ends Watch streams so server->Shutdown() returns
+//
+// Callback API throughout: one reactor per stream with one write in flight,
+// never a thread per client. Fetch streams a file chunk by chunk from a store
+// snapshot, so memory per transfer is one chunk and a commit during the
+// transfer does not disturb it.
+#ifndef SIGRELAY_CORE_UPDATE_SERVICE_H_
+#define SIGRELAY_CORE_UPDATE_SERVICE_H_
+
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "core/agent_registry.h"
+#include "core/version_store.h"
+#include "sigrelay/v1/update.grpc.pb.h"
+
+namespace sigrelay {
+
+class WatchReactor;
+
+class UpdateServiceImpl final : public v1::UpdateService::CallbackService {
+ public:
+  // `store` and `agents` must outlive the service. Becomes the store's commit
+  // observer.
+  UpdateServiceImpl(VersionStore* store, AgentRegistry* agents);
+  ~UpdateServiceImpl() override;
+
+  // Ends every Watch stream and refuses new ones; call before the server's
+  // Shutdown so it does not wait on open streams.
+  void Shutdown();
+  size_t WatcherCount() const;
+
+  grpc::ServerUnaryReactor* GetManifest(grpc::CallbackServerContext* context,
+                                        const v1::GetManifestRequest* request,
+                                        v1::SignedManifest* response) override;
+  grpc::ServerWriteReactor<v1::SignedManifest>* Watch(
+      grpc::CallbackServerContext* context,
+      const v1::WatchRequest* request) override;
+  grpc::ServerWriteReactor<v1::FetchResponse>* Fetch(
+      grpc::CallbackServerContext* context,
+      const v1::FetchRequest* request) override;
+  grpc::ServerUnaryReactor* ReportStatus(
+      grpc::CallbackServerContext* context,
+      const v1::ReportStatusRequest* request,
+      v1::ReportStatusResponse* response) override;
+
+ private:
+  friend class WatchReactor;
+  void Announce(std::shared_ptr<const v1::SignedManifest> manifest);
+  void Remove(WatchReactor* watcher);
+
+  VersionStore* const store_;
+  AgentRegistry* const agents_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<WatchReactor*> watchers_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_CORE_UPDATE_SERVICE_H_

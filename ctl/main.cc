@@ -1,0 +1,373 @@
+// sigrelayctl: the operator's CLI for origins and relays, and the synthetic
+// pattern generator used by the demo, tests and benchmarks.
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "core/admin_token.h"
+#include "core/digest.h"
+#include "core/file_util.h"
+#include "core/flags.h"
+#include "core/grpc_status.h"
+#include "core/delta_codec.h"
+#include "core/manifest.h"
+#include "ctl/pattern_gen.h"
+#include "sigrelay/v1/admin.grpc.pb.h"
+#include "sigrelay/v1/update.grpc.pb.h"
+
+namespace sigrelay {
+namespace {
+
+constexpr char kSynopsis[] = R"(sigrelayctl [--server HOST:PORT] [--token-file F] COMMAND ...
+
+commands:
+  publish COMPONENT FILE        upload FILE as the next version (origin; needs --token-file)
+  status [--json]               components served; with --token-file also the node's own state
+  fetch COMPONENT --have V --out FILE [--want W] [--offset N]
+                                download what the server sends for a client at version V
+                                (the incremental V->newest when there is one, else the full file)
+  gen-pattern --records N --seed S [--from FILE --churn PCT] --out FILE
+                                write a synthetic signature file (or the next version of one)
+  delta OLD NEW --out INCR [--level N]
+                                make an incremental as the origin does
+  patch OLD INCR --out NEW      rebuild NEW from OLD and an incremental)";
+
+struct Options {
+  std::string server;
+  std::string token_file;
+  bool json = false;
+  uint32_t have = 0;
+  uint32_t want = 0;
+  uint32_t offset = 0;
+  std::string out;
+  uint32_t records = 0;
+  uint32_t seed = 1;
+  std::string from;
+  double churn = 0.5;
+  int level = IncrementalCodec::kDefaultLevel;
+};
+
+absl::Status WithServer(const Options& o, const grpc::Status& s) {
+  absl::Status status = FromGrpcStatus(s);
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot reach ", o.server, ": ", s.error_message(),
+        " (is the daemon running and listening there?)"));
+  }
+  return absl::Status(status.code(), absl::StrCat(o.server, ": ", status.message()));
+}
+
+std::shared_ptr<grpc::Channel> Connect(const Options& o) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(8 << 20);
+  return grpc::CreateCustomChannel(o.server, grpc::InsecureChannelCredentials(), args);
+}
+
+absl::Status AddToken(const Options& o, grpc::ClientContext* ctx) {
+  if (o.token_file.empty()) {
+    return absl::InvalidArgumentError(
+        "this command needs --token-file (the daemon's DATA_DIR/admin.token)");
+  }
+  absl::StatusOr<std::string> token = ReadTokenFile(o.token_file);
+  if (!token.ok()) return token.status();
+  ctx->AddMetadata("authorization", absl::StrCat("Bearer ", *token));
+  return absl::OkStatus();
+}
+
+void SetDeadline(grpc::ClientContext* ctx, absl::Duration d) {
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + d));
+}
+
+absl::Status Publish(const Options& o, const std::vector<std::string>& args) {
+  if (args.size() != 2) {
+    return absl::InvalidArgumentError("usage: sigrelayctl publish COMPONENT FILE");
+  }
+  const std::string& component = args[0];
+  const std::string& path = args[1];
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
+  }
+  auto stub = v1::AdminService::NewStub(Connect(o));
+  grpc::ClientContext ctx;
+  if (absl::Status s = AddToken(o, &ctx); !s.ok()) {
+    close(fd);
+    return s;
+  }
+  v1::PublishResponse response;
+  auto writer = stub->Publish(&ctx, &response);
+  v1::PublishRequest req;
+  req.set_component(component);
+  bool open_stream = writer->Write(req);
+  std::string buf(1 << 20, '\0');
+  while (open_stream) {
+    ssize_t n = read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      ctx.TryCancel();
+      return absl::DataLossError(absl::StrCat("cannot read ", path, ": ", strerror(errno)));
+    }
+    if (n == 0) break;
+    req.set_data(buf.data(), static_cast<size_t>(n));
+    open_stream = writer->Write(req);
+  }
+  close(fd);
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return WithServer(o, s);
+  std::cout << "published " << response.size() << " bytes, sha256 "
+            << ToHex(response.sha256()) << "\n"
+            << response.component() << " " << response.version() << std::endl;
+  return absl::OkStatus();
+}
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppend(&out, absl::StrFormat("\\u%04x", c));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "\"";
+}
+
+absl::Status Status(const Options& o) {
+  auto channel = Connect(o);
+  auto update = v1::UpdateService::NewStub(channel);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Seconds(15));
+  v1::SignedManifest signed_manifest;
+  grpc::Status s = update->GetManifest(&ctx, v1::GetManifestRequest(), &signed_manifest);
+  v1::Manifest manifest;
+  if (s.ok()) {
+    absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(signed_manifest);
+    if (!m.ok()) return m.status();
+    manifest = *m;
+  } else if (s.error_code() != grpc::StatusCode::UNAVAILABLE ||
+             s.error_message().find("no manifest yet") == std::string::npos) {
+    return WithServer(o, s);
+  }
+  // With a token, the node's own view: role and retained versions.
+  v1::GetStatusResponse node;
+  bool have_node = false;
+  if (!o.token_file.empty()) {
+    grpc::ClientContext actx;
+    SetDeadline(&actx, absl::Seconds(15));
+    if (absl::Status t = AddToken(o, &actx); !t.ok()) return t;
+    grpc::Status as = v1::AdminService::NewStub(channel)->GetStatus(
+        &actx, v1::GetStatusRequest(), &node);
+    if (!as.ok()) return WithServer(o, as);
+    have_node = true;
+  }
+  auto retained = [&](absl::string_view name) {
+    std::vector<uint32_t> out;
+    for (const v1::ComponentStatus& c : node.components()) {
+      if (c.name() == name) out.assign(c.retained_versions().begin(), c.retained_versions().end());
+    }
+    return out;
+  };
+
+  if (o.json) {
+    std::vector<std::string> comps;
+    for (const v1::ComponentEntry& e : manifest.components()) {
+      std::vector<std::string> from, incrs;
+      for (const v1::IncrementalEntry& ie : e.incrementals()) {
+        from.push_back(absl::StrCat(ie.from_version()));
+        incrs.push_back(absl::StrCat("{\"from\":", ie.from_version(), ",\"size\":", ie.size(),
+                                     ",\"sha256\":\"", ToHex(ie.sha256()), "\"}"));
+      }
+      std::string c = absl::StrCat(
+          "{\"name\":", JsonString(e.name()), ",\"version\":", e.version(),
+          ",\"size\":", e.size(), ",\"sha256\":\"", ToHex(e.sha256()),
+          "\",\"incrementals_from\":[", absl::StrJoin(from, ","), "],\"incrementals\":[",
+          absl::StrJoin(incrs, ","), "]");
+      if (have_node) {
+        absl::StrAppend(&c, ",\"retained_versions\":[", absl::StrJoin(retained(e.name()), ","), "]");
+      }
+      comps.push_back(c + "}");
+    }
+    std::string out = absl::StrCat(
+        "{\"server\":", JsonString(o.server), ",\"manifest_serial\":", manifest.serial(),
+        ",\"manifest_issued_unix\":", manifest.issued_unix(),
+        ",\"manifest_expires_unix\":", manifest.expires_unix());
+    if (have_node) absl::StrAppend(&out, ",\"role\":", JsonString(node.role()));
+    absl::StrAppend(&out, ",\"components\":[", absl::StrJoin(comps, ","), "]}");
+    std::cout << out << std::endl;
+    return absl::OkStatus();
+  }
+  if (manifest.components().empty()) {
+    std::cout << o.server << ": nothing published yet\n";
+    return absl::OkStatus();
+  }
+  std::cout << absl::StrFormat("%s%s  manifest serial %d, expires %s\n\n", o.server,
+                               have_node ? absl::StrCat(" (", node.role(), ")") : "",
+                               manifest.serial(),
+                               absl::FormatTime("%Y-%m-%d %H:%M:%SZ",
+                                                absl::FromUnixSeconds(manifest.expires_unix()),
+                                                absl::UTCTimeZone()));
+  std::cout << absl::StrFormat("%-22s %8s %12s  %-16s %s\n", "COMPONENT", "VERSION", "SIZE",
+                               "SHA256", "INCREMENTALS FROM");
+  for (const v1::ComponentEntry& e : manifest.components()) {
+    std::vector<uint32_t> from;
+    for (const v1::IncrementalEntry& ie : e.incrementals()) from.push_back(ie.from_version());
+    std::cout << absl::StrFormat("%-22s %8d %12d  %-16s %s\n", e.name(), e.version(), e.size(),
+                                 ToHex(e.sha256()).substr(0, 16),
+                                 from.empty() ? "-" : absl::StrJoin(from, ","));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Fetch(const Options& o, const std::vector<std::string>& args) {
+  if (args.size() != 1 || o.out.empty()) {
+    return absl::InvalidArgumentError(
+        "usage: sigrelayctl fetch COMPONENT --have V --out FILE [--want W] [--offset N]");
+  }
+  auto stub = v1::UpdateService::NewStub(Connect(o));
+  grpc::ClientContext ctx;
+  v1::FetchRequest req;
+  req.set_component(args[0]);
+  req.set_have_version(o.have);
+  req.set_want_version(o.want);
+  req.set_offset(o.offset);
+  auto reader = stub->Fetch(&ctx, req);
+  v1::FetchResponse msg;
+  v1::FetchHeader header;
+  std::string body;
+  bool got_header = false;
+  while (reader->Read(&msg)) {
+    if (msg.has_header()) {
+      header = msg.header();
+      got_header = true;
+    } else if (got_header && body.size() + msg.data().size() <= header.size()) {
+      body += msg.data();
+    } else {
+      ctx.TryCancel();
+      reader->Finish();
+      return absl::DataLossError("server sent more data than its header announced");
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return WithServer(o, s);
+  if (!got_header || o.offset + body.size() != header.size()) {
+    return absl::DataLossError(absl::StrCat("transfer ended early: got ", o.offset + body.size(),
+                                            " of ", header.size(), " bytes"));
+  }
+  if (o.offset == 0 && Sha256::Of(body) != header.sha256()) {
+    return absl::DataLossError("received bytes do not match the digest the server announced");
+  }
+  if (absl::Status w = WriteFileAtomically(o.out, body); !w.ok()) return w;
+  if (header.kind() == v1::PAYLOAD_KIND_INCREMENTAL) {
+    std::cout << "incremental " << header.from_version() << "->" << header.version() << " "
+              << header.size() << std::endl;
+  } else {
+    std::cout << "full " << header.version() << " " << header.size() << std::endl;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GenPattern(const Options& o) {
+  if (o.out.empty()) return absl::InvalidArgumentError("gen-pattern needs --out FILE");
+  std::string text;
+  if (!o.from.empty()) {
+    absl::StatusOr<std::string> previous = ReadFileToString(o.from);
+    if (!previous.ok()) return previous.status();
+    absl::StatusOr<std::string> next = NextPattern(*previous, o.churn, o.seed);
+    if (!next.ok()) return next.status();
+    text = std::move(*next);
+  } else {
+    if (o.records == 0) return absl::InvalidArgumentError("gen-pattern needs --records N (N > 0)");
+    text = GeneratePattern(o.records, o.seed);
+  }
+  return WriteFileAtomically(o.out, text);
+}
+
+// delta OLD NEW --out INCR, patch OLD INCR --out NEW
+absl::Status Codec(const Options& o, bool make, const std::vector<std::string>& args) {
+  if (args.size() != 2 || o.out.empty()) {
+    return absl::InvalidArgumentError(make ? "usage: sigrelayctl delta OLD NEW --out INCR"
+                                           : "usage: sigrelayctl patch OLD INCR --out NEW");
+  }
+  absl::StatusOr<std::string> old_version = ReadFileToString(args[0]);
+  if (!old_version.ok()) return old_version.status();
+  absl::StatusOr<std::string> input = ReadFileToString(args[1]);
+  if (!input.ok()) return input.status();
+  IncrementalCodec codec(o.level);
+  absl::StatusOr<std::string> out =
+      make ? codec.Encode(*old_version, *input)
+           : codec.Decode(*old_version, *input, uint64_t{1} << 32);
+  if (!out.ok()) return out.status();
+  return WriteFileAtomically(o.out, *out);
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  FlagParser flags("sigrelayctl", kSynopsis);
+  flags.Add("server", &o.server, "HOST:PORT", "origin or relay to talk to");
+  flags.Add("token-file", &o.token_file, "FILE", "admin token (the daemon's DATA_DIR/admin.token)");
+  flags.AddBool("json", &o.json, "status: print one JSON object");
+  flags.Add("have", &o.have, "V", "fetch: the version held (0: nothing)");
+  flags.Add("want", &o.want, "W", "fetch: the version wanted (default: the newest)");
+  flags.Add("offset", &o.offset, "N", "fetch: resume at this byte of the body");
+  flags.Add("out", &o.out, "FILE", "fetch, gen-pattern: where to write");
+  flags.Add("records", &o.records, "N", "gen-pattern: number of signature records");
+  flags.Add("seed", &o.seed, "S", "gen-pattern: random seed (default 1)");
+  flags.Add("from", &o.from, "FILE", "gen-pattern: make the next version of FILE");
+  flags.Add("churn", &o.churn, "PCT", "gen-pattern: percent of records replaced (default 0.5)");
+  flags.Add("level", &o.level, "N", "delta: zstd level (default 12, as the origin)");
+  std::vector<std::string> args;
+  absl::Status parsed = flags.Parse(argc, argv, &args);
+  if (flags.help_requested()) {
+    std::cout << flags.Usage();
+    return 0;
+  }
+  absl::Status result = parsed;
+  if (result.ok() && args.empty()) {
+    result = absl::InvalidArgumentError("no command given; see sigrelayctl --help");
+  }
+  if (result.ok()) {
+    const std::string command = args[0];
+    args.erase(args.begin());
+    const bool needs_server =
+        command != "gen-pattern" && command != "delta" && command != "patch";
+    if (needs_server && o.server.empty()) {
+      result = absl::InvalidArgumentError(absl::StrCat(command, " needs --server HOST:PORT"));
+    } else if (command == "publish") {
+      result = Publish(o, args);
+    } else if (command == "status") {
+      result = Status(o);
+    } else if (command == "fetch") {
+      result = Fetch(o, args);
+    } else if (command == "gen-pattern") {
+      result = GenPattern(o);
+    } else if (command == "delta" || command == "patch") {
+      result = Codec(o, command == "delta", args);
+    } else {
+      result = absl::InvalidArgumentError(
+          absl::StrCat("unknown command \"", command, "\"; see sigrelayctl --help"));
+    }
+  }
+  if (!result.ok()) {
+    std::cerr << "sigrelayctl: " << result.message() << std::endl;
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace sigrelay
+
+int main(int argc, char** argv) { return sigrelay::Main(argc, argv); }

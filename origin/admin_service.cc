@@ -1,0 +1,163 @@
+#include "origin/admin_service.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "core/component.h"
+#include "core/grpc_status.h"
+#include "core/log.h"
+#include "core/manifest.h"
+#include "core/status_report.h"
+
+namespace sigrelay {
+
+// One Publish upload: the component name, then the file in pieces, spooled to
+// disk so memory stays flat whatever the file size.
+class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> {
+ public:
+  PublishReactor(OriginAdminService* admin, grpc::CallbackServerContext* context,
+                 v1::PublishResponse* response)
+      : admin_(admin), response_(response) {
+    grpc::Status auth = admin_->token_->Check(context);
+    if (!auth.ok()) {
+      Finish(auth);
+      return;
+    }
+    static std::atomic<uint64_t> counter{0};
+    spool_path_ = absl::StrCat(admin_->spool_dir_, "/upload-", getpid(), "-", ++counter);
+    fd_ = open(spool_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      Finish(grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat("cannot spool the upload to ", spool_path_)));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client has sent everything
+      EndUpload();
+      return;
+    }
+    if (request_.has_component()) {
+      if (!component_.empty()) {
+        Fail(grpc::StatusCode::INVALID_ARGUMENT, "the component is named twice in one upload");
+        return;
+      }
+      absl::StatusOr<ComponentSpec> spec = FindComponent(request_.component());
+      if (!spec.ok()) {
+        Fail(ToGrpcStatus(spec.status()));
+        return;
+      }
+      component_ = request_.component();
+    } else if (request_.has_data()) {
+      if (component_.empty()) {
+        Fail(grpc::StatusCode::INVALID_ARGUMENT,
+             "an upload must name its component before sending data");
+        return;
+      }
+      received_ += request_.data().size();
+      const uint64_t limit = admin_->publisher_->options().max_file_size;
+      if (received_ > limit) {
+        Fail(grpc::StatusCode::INVALID_ARGUMENT,
+             absl::StrCat("the ", component_, " file is over the limit of ", limit,
+                          " bytes; raise the origin's --max-file-size if it is right"));
+        return;
+      }
+      if (!WriteAll(request_.data())) {
+        Fail(grpc::StatusCode::INTERNAL,
+             absl::StrCat("cannot write the upload to ", spool_path_, " (disk full?)"));
+        return;
+      }
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override {
+    if (fd_ >= 0) close(fd_);
+    if (!spool_path_.empty()) unlink(spool_path_.c_str());
+    delete this;
+  }
+
+ private:
+  bool WriteAll(const std::string& data) {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = write(fd_, data.data() + done, data.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return false;
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  void Fail(grpc::StatusCode code, std::string message) {
+    Fail(grpc::Status(code, std::move(message)));
+  }
+  void Fail(grpc::Status status) {
+    Log(LogLevel::kWarning, absl::StrCat("publish refused: ", status.error_message()));
+    Finish(std::move(status));
+  }
+
+  void EndUpload() {
+    if (component_.empty()) {
+      Fail(grpc::StatusCode::INVALID_ARGUMENT, "the upload named no component");
+      return;
+    }
+    if (close(fd_) != 0) {
+      fd_ = -1;
+      Fail(grpc::StatusCode::INTERNAL, "cannot finish writing the upload (disk full?)");
+      return;
+    }
+    fd_ = -1;
+    // Publishing computes incrementals: minutes of CPU for big files, so it
+    // runs on the worker, never inside a reaction.
+    admin_->worker_.Post([this] {
+      absl::StatusOr<v1::PublishResponse> r =
+          admin_->publisher_->Publish(component_, spool_path_);
+      if (!r.ok()) {
+        Fail(ToGrpcStatus(r.status()));
+        return;
+      }
+      *response_ = *r;
+      Finish(grpc::Status::OK);
+    });
+  }
+
+  OriginAdminService* const admin_;
+  v1::PublishResponse* const response_;
+  v1::PublishRequest request_;
+  std::string component_;
+  std::string spool_path_;
+  int fd_ = -1;
+  uint64_t received_ = 0;
+};
+
+OriginAdminService::OriginAdminService(const AdminToken* token, Publisher* publisher,
+                                       VersionStore* store, std::string spool_dir)
+    : token_(token), publisher_(publisher), store_(store), spool_dir_(std::move(spool_dir)) {}
+
+grpc::ServerReadReactor<v1::PublishRequest>* OriginAdminService::Publish(
+    grpc::CallbackServerContext* context, v1::PublishResponse* response) {
+  return new PublishReactor(this, context, response);
+}
+
+grpc::ServerUnaryReactor* OriginAdminService::GetStatus(
+    grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
+    v1::GetStatusResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status auth = token_->Check(context);
+  if (!auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
+  response->set_role("origin");
+  FillComponentStatus(*store_->Snapshot(), response);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace sigrelay

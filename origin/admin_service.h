@@ -1,0 +1,40 @@
+// The origin's AdminService: Publish (client-streaming upload into a temp
+// file, then the Publisher on a worker thread) and GetStatus. Every call
+// needs the admin bearer token.
+#ifndef SIGRELAY_ORIGIN_ADMIN_SERVICE_H_
+#define SIGRELAY_ORIGIN_ADMIN_SERVICE_H_
+
+#include <string>
+
+#include "core/admin_token.h"
+#include "core/serial_executor.h"
+#include "core/version_store.h"
+#include "origin/publisher.h"
+#include "sigrelay/v1/admin.grpc.pb.h"
+
+namespace sigrelay {
+
+class OriginAdminService final : public v1::AdminService::CallbackService {
+ public:
+  // Uploads are spooled under `spool_dir`. All pointers must outlive this.
+  OriginAdminService(const AdminToken* token, Publisher* publisher,
+                     VersionStore* store, std::string spool_dir);
+
+  grpc::ServerReadReactor<v1::PublishRequest>* Publish(
+      grpc::CallbackServerContext* context, v1::PublishResponse* response) override;
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const v1::GetStatusRequest* request,
+                                      v1::GetStatusResponse* response) override;
+
+ private:
+  friend class PublishReactor;
+  const AdminToken* const token_;
+  Publisher* const publisher_;
+  VersionStore* const store_;
+  const std::string spool_dir_;
+  SerialExecutor worker_;  // last: drained before the members above go
+};
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_ORIGIN_ADMIN_SERVICE_H_

@@ -1,0 +1,153 @@
+#include "origin/publisher.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/digest.h"
+#include "core/file_util.h"
+#include "core/log.h"
+
+namespace sigrelay {
+
+Publisher::Publisher(VersionStore* store, const ManifestSigner* signer,
+                     const Clock* clock, const PublisherOptions& options)
+    : store_(store),
+      signer_(signer),
+      clock_(clock),
+      options_(options),
+      codec_(options.zstd_level) {}
+
+absl::StatusOr<v1::SignedManifest> Publisher::SignNext(
+    const v1::Manifest* previous, const v1::ComponentEntry* replace) {
+  v1::Manifest next;
+  next.set_serial(previous ? previous->serial() + 1 : 1);
+  absl::Time now = clock_->Now();
+  next.set_issued_unix(absl::ToUnixSeconds(now));
+  next.set_expires_unix(absl::ToUnixSeconds(now + options_.manifest_validity));
+  // Catalog order, so manifests are stable whatever the publish order.
+  for (const ComponentSpec& spec : ComponentCatalog()) {
+    if (replace != nullptr && replace->name() == spec.name) {
+      *next.add_components() = *replace;
+    } else if (previous != nullptr) {
+      if (const v1::ComponentEntry* e = FindEntry(*previous, spec.name)) {
+        *next.add_components() = *e;
+      }
+    }
+  }
+  return signer_->Sign(next);
+}
+
+absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& component,
+                                                       const std::string& path) {
+  absl::StatusOr<ComponentSpec> spec = FindComponent(component);
+  if (!spec.ok()) return spec.status();
+  absl::StatusOr<std::string> content = ReadFileToString(path);
+  if (!content.ok()) return content.status();
+  if (content->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the ", component, " file is empty; a pattern must have content"));
+  }
+  if (content->size() > options_.max_file_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the ", component, " file is ", content->size(), " bytes, over the limit of ",
+        options_.max_file_size, "; raise the origin's --max-file-size if it is right"));
+  }
+
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<const StoreView> view = store_->Snapshot();
+  std::optional<v1::Manifest> previous;
+  if (view->manifest()) {
+    absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*view->manifest());
+    if (!m.ok()) return m.status();
+    previous = std::move(*m);
+  }
+  const v1::ComponentEntry* newest =
+      previous ? FindEntry(*previous, component) : nullptr;
+  const std::string sha256 = Sha256::Of(*content);
+  if (newest != nullptr && newest->sha256() == sha256) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "this file is identical to ", component, " ", newest->version(),
+        "; nothing was published"));
+  }
+  absl::StatusOr<uint32_t> version = options_.policy.Next(newest ? newest->version() : 0);
+  if (!version.ok()) return version.status();
+
+  // Keep every writer alive until the commit so its chunks are not collected.
+  std::vector<std::unique_ptr<VersionStore::FileWriter>> writers;
+  auto put = [&](absl::string_view bytes) -> absl::StatusOr<v1::FileRecord> {
+    writers.push_back(store_->NewFileWriter());
+    absl::Status s = writers.back()->Append(bytes);
+    if (!s.ok()) return s;
+    return writers.back()->Finish();
+  };
+  VersionStore::ComponentCommit commit;
+  commit.component = component;
+  commit.version = *version;
+  absl::StatusOr<v1::FileRecord> full = put(*content);
+  if (!full.ok()) return full.status();
+  commit.full = *full;
+  commit.retained = options_.policy.Retained(view->FullVersions(component), *version);
+
+  v1::ComponentEntry entry;
+  entry.set_name(component);
+  entry.set_version(*version);
+  entry.set_size(content->size());
+  entry.set_sha256(sha256);
+  if (spec->incrementals) {
+    for (uint32_t from : commit.retained) {
+      if (from == *version) continue;
+      absl::StatusOr<v1::FileRecord> old_record = view->Full(component, from);
+      if (!old_record.ok()) return old_record.status();
+      absl::StatusOr<std::string> old = view->ReadAll(*old_record);
+      if (!old.ok()) return old.status();
+      absl::StatusOr<std::string> incr = codec_.Encode(*old, *content);
+      if (!incr.ok()) return incr.status();
+      // Never sign an incremental that does not rebuild the file.
+      absl::StatusOr<std::string> rebuilt = codec_.Decode(*old, *incr, content->size());
+      if (!rebuilt.ok() || *rebuilt != *content) {
+        return absl::InternalError(absl::StrCat(
+            "incremental ", component, " v_", from, ".", *version,
+            " does not rebuild the new file; nothing was published"));
+      }
+      absl::StatusOr<v1::FileRecord> record = put(*incr);
+      if (!record.ok()) return record.status();
+      commit.incrementals.emplace_back(from, *record);
+      v1::IncrementalEntry* ie = entry.add_incrementals();
+      ie->set_from_version(from);
+      ie->set_size(record->size());
+      ie->set_sha256(record->sha256());
+    }
+  }
+  absl::StatusOr<v1::SignedManifest> signed_manifest =
+      SignNext(previous ? &*previous : nullptr, &entry);
+  if (!signed_manifest.ok()) return signed_manifest.status();
+  absl::Status committed = store_->Commit({commit}, *signed_manifest);
+  if (!committed.ok()) return committed;
+
+  Log(LogLevel::kInfo,
+      absl::StrCat("published ", component, " ", *version, " (", content->size(),
+                   " bytes, ", entry.incrementals_size(), " incrementals)"));
+  v1::PublishResponse response;
+  response.set_component(component);
+  response.set_version(*version);
+  response.set_size(content->size());
+  response.set_sha256(sha256);
+  return response;
+}
+
+absl::Status Publisher::RefreshIfDue() {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<const v1::SignedManifest> current = store_->CurrentManifest();
+  if (current == nullptr) return absl::OkStatus();
+  absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*current);
+  if (!m.ok()) return m.status();
+  absl::Time expires = absl::FromUnixSeconds(m->expires_unix());
+  if (expires - clock_->Now() > options_.manifest_validity / 2) return absl::OkStatus();
+  absl::StatusOr<v1::SignedManifest> next = SignNext(&*m, nullptr);
+  if (!next.ok()) return next.status();
+  absl::Status s = store_->Commit({}, *next);
+  if (s.ok()) {
+    Log(LogLevel::kInfo, absl::StrCat("re-signed the manifest as serial ", m->serial() + 1));
+  }
+  return s;
+}
+
+}  // namespace sigrelay

@@ -1,0 +1,64 @@
+// Turns an uploaded file into the next version of a component: numbers it,
+// computes an incremental from each retained older version straight to it,
+// checks each incremental rebuilds the file, signs the new manifest and
+// commits everything in one store commit.
+//
+//   Publisher publisher(store, signer, RealClock::Get(), options);
+//   absl::StatusOr<v1::PublishResponse> r = publisher.Publish("virus", path);
+#ifndef SIGRELAY_ORIGIN_PUBLISHER_H_
+#define SIGRELAY_ORIGIN_PUBLISHER_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/clock.h"
+#include "core/component.h"
+#include "core/delta_codec.h"
+#include "core/manifest.h"
+#include "core/version_store.h"
+#include "sigrelay/v1/admin.pb.h"
+
+namespace sigrelay {
+
+struct PublisherOptions {
+  VersionPolicy policy;
+  uint64_t max_file_size = 1ull << 30;
+  int zstd_level = IncrementalCodec::kDefaultLevel;
+  absl::Duration manifest_validity = absl::Hours(24 * 7);
+};
+
+// Thread-safe; publishes serialize.
+class Publisher {
+ public:
+  Publisher(VersionStore* store, const ManifestSigner* signer, const Clock* clock,
+            const PublisherOptions& options);
+
+  // Publishes the content of the file at `path` as the next version of
+  // `component`. InvalidArgument for an unknown component, an empty file or
+  // one over the size limit; AlreadyExists when it equals the newest version.
+  // On any error nothing stored changes.
+  absl::StatusOr<v1::PublishResponse> Publish(const std::string& component,
+                                              const std::string& path);
+
+  // Re-signs the manifest with a higher serial and a fresh expiry when less
+  // than half its validity is left, so a quiet origin never lets it lapse.
+  absl::Status RefreshIfDue();
+
+  const PublisherOptions& options() const { return options_; }
+
+ private:
+  absl::StatusOr<v1::SignedManifest> SignNext(const v1::Manifest* previous,
+                                              const v1::ComponentEntry* replace);
+
+  VersionStore* const store_;
+  const ManifestSigner* const signer_;
+  const Clock* const clock_;
+  const PublisherOptions options_;
+  const IncrementalCodec codec_;
+  absl::Mutex mu_;  // one publish or refresh at a time
+};
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_ORIGIN_PUBLISHER_H_
