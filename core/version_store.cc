@@ -21,6 +21,7 @@ namespace {
 //   k/<sha256>                          empty: lists chunks without reading them
 //   f/<component>/<be32 version>        FileRecord of a full version
 //   i/<component>/<be32 to><be32 from>  FileRecord of an incremental
+//   p/<name>                            FileRecord of a partial download
 //   m                                   SignedManifest
 constexpr char kChunkPrefix[] = "c/";
 constexpr char kChunkIndexPrefix[] = "k/";
@@ -38,6 +39,7 @@ std::string ChunkKey(absl::string_view digest) { return absl::StrCat(kChunkPrefi
 std::string ChunkIndexKey(absl::string_view digest) {
   return absl::StrCat(kChunkIndexPrefix, digest);
 }
+constexpr char kPartialPrefix[] = "p/";
 std::string FullPrefix(absl::string_view c) { return absl::StrCat("f/", c, "/"); }
 std::string FullKey(absl::string_view c, uint32_t v) { return FullPrefix(c) + Be32(v); }
 std::string IncrPrefix(absl::string_view c) { return absl::StrCat("i/", c, "/"); }
@@ -209,6 +211,13 @@ absl::Status VersionStore::FileWriter::FlushChunk() {
   return FromRocks(s, "write chunk");
 }
 
+v1::FileRecord VersionStore::FileWriter::Flushed() const {
+  v1::FileRecord out = record_;
+  out.set_size(record_.size() - buffer_.size());
+  out.clear_sha256();
+  return out;
+}
+
 absl::StatusOr<v1::FileRecord> VersionStore::FileWriter::Finish() {
   if (!hash_) return absl::FailedPreconditionError("file writer already finished");
   if (!buffer_.empty()) {
@@ -362,6 +371,7 @@ absl::Status VersionStore::SweepUnreferenced(
   };
   absl::Status s = ScanPrefix(db_.get(), nullptr, "f/", mark);
   if (s.ok()) s = ScanPrefix(db_.get(), nullptr, "i/", mark);
+  if (s.ok()) s = ScanPrefix(db_.get(), nullptr, kPartialPrefix, mark);
   if (!s.ok()) return s;
   rocksdb::WriteBatch batch;
   {
@@ -376,6 +386,58 @@ absl::Status VersionStore::SweepUnreferenced(
   if (batch.Count() == 0) return absl::OkStatus();
   BeforeWrite();
   return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "collect chunks");
+}
+
+absl::Status VersionStore::SavePartial(const std::string& name,
+                                      const v1::FileRecord& partial) {
+  BeforeWrite();
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), kPartialPrefix + name,
+                            partial.SerializeAsString()),
+                   "save partial download");
+}
+
+absl::StatusOr<std::optional<v1::FileRecord>> VersionStore::LoadPartial(
+    const std::string& name) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kPartialPrefix + name, &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "load partial download");
+  v1::FileRecord record;
+  if (!record.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("partial download ", name, " is corrupt"));
+  }
+  return record;
+}
+
+absl::Status VersionStore::DropPartial(const std::string& name) {
+  v1::FileRecord record;
+  absl::StatusOr<std::optional<v1::FileRecord>> old = LoadPartial(name);
+  BeforeWrite();
+  absl::Status s = FromRocks(db_->Delete(rocksdb::WriteOptions(), kPartialPrefix + name),
+                             "drop partial download");
+  if (!s.ok() || !old.ok() || !old->has_value()) return s;
+  std::vector<std::string> freed((*old)->chunks().begin(), (*old)->chunks().end());
+  return SweepUnreferenced(freed);
+}
+
+absl::StatusOr<std::unique_ptr<VersionStore::FileWriter>> VersionStore::ResumeFileWriter(
+    const v1::FileRecord& partial) {
+  if (partial.chunk_size() != options_.chunk_size ||
+      partial.size() != uint64_t{partial.chunk_size()} * partial.chunks_size()) {
+    return absl::FailedPreconditionError(
+        "partial download does not match this store's chunk size; starting over");
+  }
+  std::unique_ptr<FileWriter> writer = NewFileWriter();
+  auto view = Snapshot();
+  for (int i = 0; i < partial.chunks_size(); ++i) {
+    absl::StatusOr<std::string> chunk = view->ReadChunk(partial, i);
+    if (!chunk.ok()) return chunk.status();
+    Pin(partial.chunks(i));
+    writer->record_.add_chunks(partial.chunks(i));
+    writer->hash_->sha.Update(*chunk);
+  }
+  writer->record_.set_size(partial.size());
+  return writer;
 }
 
 std::shared_ptr<const StoreView> VersionStore::Snapshot() const {

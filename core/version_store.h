@@ -94,6 +94,8 @@ class VersionStore {
     absl::Status Append(absl::string_view data);
     // The record of everything appended; the writer takes no more data.
     absl::StatusOr<v1::FileRecord> Finish();
+    // The record of the whole chunks written so far (what SavePartial keeps).
+    v1::FileRecord Flushed() const;
 
    private:
     friend class VersionStore;
@@ -126,6 +128,18 @@ class VersionStore {
   ~VersionStore();
 
   std::unique_ptr<FileWriter> NewFileWriter();
+
+  // Resumable downloads. A partial file is the record of the whole chunks
+  // received so far, kept under `name` across restarts until dropped; its
+  // chunks are never collected while it is kept.
+  absl::Status SavePartial(const std::string& name, const v1::FileRecord& partial);
+  // nullopt when nothing is kept under `name`.
+  absl::StatusOr<std::optional<v1::FileRecord>> LoadPartial(const std::string& name);
+  absl::Status DropPartial(const std::string& name);
+  // A writer that continues `partial` (re-reading its chunks to restore the
+  // digest state); DataLoss when they are missing or corrupt.
+  absl::StatusOr<std::unique_ptr<FileWriter>> ResumeFileWriter(
+      const v1::FileRecord& partial);
 
   // Atomically applies `components` and sets `manifest`, then collects chunks
   // it left unreferenced and tells the commit observer. With no components it

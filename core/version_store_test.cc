@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
+#include "core/digest.h"
 #include "core/manifest.h"
 #include "core/store_test_util.h"
 #include "gmock/gmock.h"
@@ -175,6 +176,31 @@ TEST(VersionStoreTest, CommitObserverSeesEachManifest) {
   ASSERT_TRUE(CommitTestVersion(store->get(), 1, kPolicy).ok());
   ASSERT_TRUE(CommitTestVersion(store->get(), 3, kPolicy).ok());
   EXPECT_THAT(seen, ElementsAre(1, 3));
+}
+
+TEST(VersionStoreTest, PartialDownloadSurvivesReopenAndResumes) {
+  testing::TempDir dir;
+  std::string content = TestContent("virus", 1) + TestContent("virus", 3);
+  {
+    auto store = VersionStore::Open(dir.path(), kSmallChunks);
+    auto writer = (*store)->NewFileWriter();
+    ASSERT_TRUE(writer->Append(absl::string_view(content).substr(0, 10000)).ok());
+    v1::FileRecord partial = writer->Flushed();
+    EXPECT_EQ(partial.size(), 8192u);  // two whole 4 KiB chunks
+    ASSERT_TRUE((*store)->SavePartial("virus/3", partial).ok());
+  }
+  auto store = VersionStore::Open(dir.path(), kSmallChunks);
+  auto partial = (*store)->LoadPartial("virus/3");
+  ASSERT_TRUE(partial.ok() && partial->has_value());
+  auto writer = (*store)->ResumeFileWriter(**partial);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(absl::string_view(content).substr((*partial)->size())).ok());
+  auto record = (*writer)->Finish();
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->sha256(), Sha256::Of(content));
+  EXPECT_EQ(*(*store)->Snapshot()->ReadAll(*record), content);
+  ASSERT_TRUE((*store)->DropPartial("virus/3").ok());
+  EXPECT_FALSE((*(*store)->LoadPartial("virus/3")).has_value());
 }
 
 std::string Helper() { return testing::BinDir() + "/store_crash_helper"; }

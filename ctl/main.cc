@@ -31,6 +31,8 @@ constexpr char kSynopsis[] = R"(sigrelayctl [--server HOST:PORT] [--token-file F
 commands:
   publish COMPONENT FILE        upload FILE as the next version (origin; needs --token-file)
   status [--json]               components served; with --token-file also the node's own state
+                                (a relay's upstream, schedule, download counters and agents)
+  update                        relay: sync from the upstream now (needs --token-file)
   fetch COMPONENT --have V --out FILE [--want W] [--offset N]
                                 download what the server sends for a client at version V
                                 (the incremental V->newest when there is one, else the full file)
@@ -204,7 +206,34 @@ absl::Status Status(const Options& o) {
         "{\"server\":", JsonString(o.server), ",\"manifest_serial\":", manifest.serial(),
         ",\"manifest_issued_unix\":", manifest.issued_unix(),
         ",\"manifest_expires_unix\":", manifest.expires_unix());
-    if (have_node) absl::StrAppend(&out, ",\"role\":", JsonString(node.role()));
+    if (have_node) {
+      absl::StrAppend(&out, ",\"role\":", JsonString(node.role()), ",\"watchers\":",
+                      node.watchers(), ",\"agents_reported\":", node.agents_reported());
+      std::vector<std::string> counts;
+      for (const v1::AgentVersionCount& c : node.agent_versions()) {
+        counts.push_back(absl::StrCat("{\"component\":", JsonString(c.component()),
+                                      ",\"version\":", c.version(), ",\"agents\":", c.agents(), "}"));
+      }
+      absl::StrAppend(&out, ",\"agent_versions\":[", absl::StrJoin(counts, ","), "]");
+    }
+    if (have_node && node.has_relay()) {
+      const v1::RelayStatus& r = node.relay();
+      std::vector<std::string> ups;
+      for (const v1::UpstreamStatus& u : r.upstreams()) {
+        ups.push_back(absl::StrCat("{\"address\":", JsonString(u.address()), ",\"state\":",
+                                   JsonString(u.state()), ",\"last_error\":",
+                                   JsonString(u.last_error()), "}"));
+      }
+      absl::StrAppend(&out, ",\"relay\":{\"upstream\":", JsonString(r.upstream_in_use()),
+                      ",\"upstreams\":[", absl::StrJoin(ups, ","), "]",
+                      ",\"last_update_unix\":", r.last_success_unix(),
+                      ",\"next_update_unix\":", r.next_scheduled_unix(),
+                      ",\"schedule_seconds\":", r.schedule_seconds(),
+                      ",\"bytes_incremental\":", r.bytes_incremental(),
+                      ",\"bytes_full\":", r.bytes_full(), ",\"syncs_ok\":", r.syncs_ok(),
+                      ",\"syncs_failed\":", r.syncs_failed(),
+                      ",\"last_error\":", JsonString(r.last_error()), "}");
+    }
     absl::StrAppend(&out, ",\"components\":[", absl::StrJoin(comps, ","), "]}");
     std::cout << out << std::endl;
     return absl::OkStatus();
@@ -228,6 +257,49 @@ absl::Status Status(const Options& o) {
                                  ToHex(e.sha256()).substr(0, 16),
                                  from.empty() ? "-" : absl::StrJoin(from, ","));
   }
+  if (have_node && node.has_relay()) {
+    const v1::RelayStatus& r = node.relay();
+    auto when = [](int64_t t) {
+      return t == 0 ? std::string("never")
+                    : absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixSeconds(t),
+                                       absl::UTCTimeZone());
+    };
+    std::cout << "\nupstream in use: " << (r.upstream_in_use().empty() ? "none yet" : r.upstream_in_use())
+              << "\n";
+    for (const v1::UpstreamStatus& u : r.upstreams()) {
+      std::cout << "  " << u.address() << "  " << u.state()
+                << (u.last_error().empty() ? "" : "  (" + u.last_error() + ")") << "\n";
+    }
+    std::cout << "last update: " << when(r.last_success_unix())
+              << "   next scheduled: " << when(r.next_scheduled_unix()) << " (every "
+              << r.schedule_seconds() << "s)\n"
+              << "downloaded: " << r.bytes_incremental() << " bytes as incrementals, "
+              << r.bytes_full() << " bytes as full files\n"
+              << "watch streams: " << node.watchers() << ", agents reported: " << node.agents_reported()
+              << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Update(const Options& o) {
+  auto stub = v1::AdminService::NewStub(Connect(o));
+  grpc::ClientContext ctx;
+  if (absl::Status t = AddToken(o, &ctx); !t.ok()) return t;
+  SetDeadline(&ctx, absl::Minutes(30));
+  v1::SyncNowResponse r;
+  grpc::Status s = stub->SyncNow(&ctx, v1::SyncNowRequest(), &r);
+  if (!s.ok()) return WithServer(o, s);
+  if (r.updated().empty()) {
+    std::cout << "already current: manifest serial " << r.manifest_serial() << " from "
+              << r.upstream() << std::endl;
+    return absl::OkStatus();
+  }
+  for (const v1::ComponentUpdate& u : r.updated()) {
+    std::cout << u.component() << " " << u.from_version() << " -> " << u.version() << " by "
+              << u.how() << " (" << u.bytes() << " bytes)\n";
+  }
+  std::cout << "updated to manifest serial " << r.manifest_serial() << " from " << r.upstream()
+            << std::endl;
   return absl::OkStatus();
 }
 
@@ -349,6 +421,8 @@ int Main(int argc, char** argv) {
       result = Publish(o, args);
     } else if (command == "status") {
       result = Status(o);
+    } else if (command == "update") {
+      result = Update(o);
     } else if (command == "fetch") {
       result = Fetch(o, args);
     } else if (command == "gen-pattern") {

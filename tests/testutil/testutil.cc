@@ -34,7 +34,7 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
     if (condition()) return true;
     if (absl::Now() > deadline) return condition();
     absl::SleepFor(pause);  // polling interval, not synchronisation
-    pause = std::min(pause * 2, absl::Milliseconds(50));
+    pause = std::min(pause * 2, absl::Milliseconds(10));
   }
 }
 

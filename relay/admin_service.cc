@@ -1,0 +1,70 @@
+#include "relay/admin_service.h"
+
+#include "core/grpc_status.h"
+#include "core/status_report.h"
+
+namespace sigrelay {
+namespace {
+
+class RefusedUpload final : public grpc::ServerReadReactor<v1::PublishRequest> {
+ public:
+  explicit RefusedUpload(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+grpc::ServerReadReactor<v1::PublishRequest>* RelayAdminService::Publish(
+    grpc::CallbackServerContext* context, v1::PublishResponse*) {
+  grpc::Status auth = token_->Check(context);
+  return new RefusedUpload(
+      auth.ok() ? grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                               "this is a relay: publish at the origin; relays take "
+                               "only what the origin signed")
+                : auth);
+}
+
+grpc::ServerUnaryReactor* RelayAdminService::GetStatus(
+    grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
+    v1::GetStatusResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status auth = token_->Check(context);
+  if (!auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
+  response->set_role("relay");
+  FillComponentStatus(*store_->Snapshot(), response);
+  sync_->FillStatus(response->mutable_relay());
+  scheduler_->FillStatus(response->mutable_relay());
+  response->set_watchers(update_->WatcherCount());
+  response->set_agents_reported(agents_->AgentCount());
+  for (const auto& [component, versions] : agents_->VersionCounts()) {
+    for (const auto& [version, count] : versions) {
+      v1::AgentVersionCount* c = response->add_agent_versions();
+      c->set_component(component);
+      c->set_version(version);
+      c->set_agents(count);
+    }
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RelayAdminService::SyncNow(grpc::CallbackServerContext* context,
+                                                     const v1::SyncNowRequest*,
+                                                     v1::SyncNowResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status auth = token_->Check(context);
+  if (!auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
+  scheduler_->RequestSync([reactor, response](absl::StatusOr<v1::SyncNowResponse> r) {
+    if (r.ok()) *response = std::move(*r);
+    reactor->Finish(ToGrpcStatus(r.status()));
+  });
+  return reactor;
+}
+
+}  // namespace sigrelay

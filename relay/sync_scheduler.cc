@@ -1,0 +1,162 @@
+#include "relay/sync_scheduler.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "core/manifest.h"
+
+namespace sigrelay {
+
+SyncScheduler::SyncScheduler(UpstreamSync* sync, VersionStore* store, const Clock* clock,
+                             SchedulerOptions options)
+    : sync_(sync), store_(store), clock_(clock), options_(options), rng_(options.seed) {}
+
+SyncScheduler::~SyncScheduler() { Stop(); }
+
+void SyncScheduler::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    requested_ = true;  // every start syncs, the first one too
+    next_run_ = clock_->Now();
+  }
+  sync_thread_ = std::thread([this] { SyncLoop(); });
+  watch_thread_ = std::thread([this] { WatchLoop(); });
+}
+
+void SyncScheduler::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (watch_context_ != nullptr) watch_context_->TryCancel();
+  }
+  if (sync_thread_.joinable()) sync_thread_.join();
+  if (watch_thread_.joinable()) watch_thread_.join();
+}
+
+void SyncScheduler::RequestSync(Done done) {
+  absl::MutexLock lock(&mu_);
+  requested_ = true;
+  if (done) waiting_.push_back(std::move(done));
+}
+
+void SyncScheduler::FillStatus(v1::RelayStatus* status) const {
+  absl::MutexLock lock(&mu_);
+  status->set_next_scheduled_unix(absl::ToUnixSeconds(next_run_));
+  status->set_schedule_seconds(absl::ToInt64Seconds(options_.period));
+}
+
+absl::Duration SyncScheduler::Jittered(absl::Duration d) {
+  std::uniform_real_distribution<double> u(1 - options_.jitter, 1 + options_.jitter);
+  return d * u(rng_);
+}
+
+absl::Duration SyncScheduler::BackoffFor(int failures) {
+  absl::Duration d = options_.initial_backoff;
+  for (int i = 1; i < failures && d < options_.max_backoff; ++i) d *= 2;
+  absl::MutexLock lock(&mu_);
+  return Jittered(std::min(d, options_.max_backoff));
+}
+
+void SyncScheduler::SyncLoop() {
+  int failures = 0;
+  for (;;) {
+    std::vector<Done> done;
+    {
+      absl::MutexLock lock(&mu_);
+      // Wake for a request, for stop, or when the next run is due. Waiting in
+      // slices keeps a changed clock (tests' fake clock) effective.
+      while (!stopping_ && !requested_ && clock_->Now() < next_run_) {
+        mu_.AwaitWithTimeout(
+            absl::Condition(
+                +[](SyncScheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+                  return s->stopping_ || s->requested_;
+                },
+                this),
+            std::min(next_run_ - clock_->Now(), absl::Seconds(1)));
+      }
+      if (stopping_) break;
+      requested_ = false;
+      done.swap(waiting_);
+    }
+    absl::StatusOr<v1::SyncNowResponse> result = sync_->SyncOnce();
+    {
+      absl::MutexLock lock(&mu_);
+      if (result.ok()) {
+        failures = 0;
+        next_run_ = clock_->Now() + Jittered(options_.period);
+      }
+    }
+    if (!result.ok()) {
+      ++failures;
+      absl::Duration wait = BackoffFor(failures);
+      absl::MutexLock lock(&mu_);
+      next_run_ = clock_->Now() + wait;
+      Log(LogLevel::kWarning, absl::StrCat("sync failed (", failures, " in a row); serving what is stored, retrying in ",
+                                           absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(100)))));
+    }
+    for (Done& d : done) d(result);
+  }
+  // Answer whoever still waits.
+  std::vector<Done> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(waiting_);
+  }
+  for (Done& d : left) d(absl::UnavailableError("relay is shutting down"));
+}
+
+// Follows the upstreams' Watch streams, first upstream first; a manifest with
+// a serial newer than the one held triggers a sync at once.
+void SyncScheduler::WatchLoop() {
+  int failures = 0;
+  size_t next = 0;
+  for (;;) {
+    const size_t i = next;
+    next = (next + 1) % sync_->upstreams().size();
+    grpc::ClientContext ctx;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      watch_context_ = &ctx;
+    }
+    auto stub = v1::UpdateService::NewStub(sync_->Channel(i));
+    auto reader = stub->Watch(&ctx, v1::WatchRequest());
+    v1::SignedManifest m;
+    bool got_any = false;
+    while (reader->Read(&m)) {
+      got_any = true;
+      failures = 0;
+      next = i;  // stay with an upstream that answers
+      absl::StatusOr<v1::Manifest> offered = ParseTrustedManifest(m);
+      std::shared_ptr<const v1::SignedManifest> held = store_->CurrentManifest();
+      uint64_t held_serial = 0;
+      if (held) {
+        absl::StatusOr<v1::Manifest> h = ParseTrustedManifest(*held);
+        if (h.ok()) held_serial = h->serial();
+      }
+      // The sync verifies the signature; this only decides whether to ask.
+      if (offered.ok() && offered->serial() > held_serial) {
+        Log(LogLevel::kInfo, absl::StrCat("upstream ", sync_->upstreams()[i],
+                                          " announced manifest serial ", offered->serial()));
+        RequestSync();
+      }
+    }
+    grpc::Status s = reader->Finish();
+    absl::Duration wait;
+    {
+      absl::MutexLock lock(&mu_);
+      watch_context_ = nullptr;
+      if (stopping_) return;
+    }
+    if (!got_any) ++failures;
+    wait = BackoffFor(std::max(failures, 1));
+    if (failures > 0 && failures % sync_->upstreams().size() == 0) {
+      Log(LogLevel::kWarning, absl::StrCat("watch on upstream ", sync_->upstreams()[i],
+                                           " ended: ", s.error_message(), "; retrying in ",
+                                           absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(100)))));
+    }
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait);
+  }
+}
+
+}  // namespace sigrelay

@@ -1,0 +1,82 @@
+// When a relay syncs: at start (first start and every start), on a schedule
+// with jitter, by hand (SyncNow), and at once when an upstream's Watch stream
+// announces a newer manifest. One sync runs at a time; triggers that arrive
+// during a sync coalesce into one more. A failed sync is retried with
+// exponential backoff and jitter, sooner than the schedule.
+//
+//   SyncScheduler scheduler(&sync, store, RealClock::Get(), {.period = absl::Minutes(60)});
+//   scheduler.Start();
+//   scheduler.RequestSync([](absl::StatusOr<v1::SyncNowResponse> r) { ... });
+//   scheduler.Stop();
+#ifndef SIGRELAY_RELAY_SYNC_SCHEDULER_H_
+#define SIGRELAY_RELAY_SYNC_SCHEDULER_H_
+
+#include <functional>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "core/clock.h"
+#include "core/version_store.h"
+#include "relay/upstream_sync.h"
+
+namespace sigrelay {
+
+struct SchedulerOptions {
+  absl::Duration period = absl::Minutes(60);
+  double jitter = 0.1;  // each wait is period * (1 ± jitter)
+  absl::Duration initial_backoff = absl::Seconds(1);
+  absl::Duration max_backoff = absl::Minutes(5);
+  uint64_t seed = std::random_device{}();
+};
+
+class SyncScheduler {
+ public:
+  using Done = std::function<void(absl::StatusOr<v1::SyncNowResponse>)>;
+
+  SyncScheduler(UpstreamSync* sync, VersionStore* store, const Clock* clock,
+                SchedulerOptions options);
+  ~SyncScheduler();  // Stop()s
+
+  // Starts the sync thread (which syncs at once) and the Watch follower.
+  void Start();
+  void Stop();
+
+  // Asks for a sync as soon as the current one (if any) ends; `done`, if
+  // given, gets that sync's result on the sync thread.
+  void RequestSync(Done done = nullptr);
+
+  // Adds the schedule to `status` (next run, period).
+  void FillStatus(v1::RelayStatus* status) const;
+
+  // The wait after `failures` consecutive failed syncs (for tests).
+  absl::Duration BackoffFor(int failures);
+
+ private:
+  void SyncLoop();
+  void WatchLoop();
+  absl::Duration Jittered(absl::Duration d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  UpstreamSync* const sync_;
+  VersionStore* const store_;
+  const Clock* const clock_;
+  const SchedulerOptions options_;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool requested_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Done> waiting_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_run_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  grpc::ClientContext* watch_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+
+  std::thread sync_thread_;
+  std::thread watch_thread_;
+};
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_RELAY_SYNC_SCHEDULER_H_

@@ -1,0 +1,433 @@
+#include "relay/upstream_sync.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "core/component.h"
+#include "core/digest.h"
+#include "core/grpc_status.h"
+#include "core/log.h"
+
+namespace sigrelay {
+namespace {
+
+constexpr char kCodes[][20] = {"OK",          "CANCELLED",      "UNKNOWN",
+                               "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                               "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                               "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+                               "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
+                               "DATA_LOSS",   "UNAUTHENTICATED"};
+
+// "upstream 127.0.0.1:7443: UNAVAILABLE: failed to connect ..."
+absl::Status UpstreamError(const std::string& upstream, const grpc::Status& s,
+                           absl::string_view doing) {
+  int code = static_cast<int>(s.error_code());
+  return absl::Status(static_cast<absl::StatusCode>(code),
+                      absl::StrCat("upstream ", upstream, " ", doing, ": ",
+                                   code >= 0 && code <= 16 ? kCodes[code] : "?", ": ",
+                                   s.error_message()));
+}
+
+absl::Status Prefixed(const std::string& upstream, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat("upstream ", upstream, ": ", s.message()));
+}
+
+absl::StatusOr<std::string> ReadFull(const StoreView& view, const std::string& component,
+                                     uint32_t version) {
+  absl::StatusOr<v1::FileRecord> record = view.Full(component, version);
+  if (!record.ok()) return record.status();
+  return view.ReadAll(*record);
+}
+
+// One partial download per component at most; its record's sha256 names the
+// file it is part of, so a partial of a superseded version is dropped.
+std::string PartialName(const v1::ComponentEntry& e) { return e.name(); }
+
+}  // namespace
+
+UpstreamSync::UpstreamSync(VersionStore* store, const ManifestVerifier* verifier,
+                           const Clock* clock, UpstreamSyncOptions options)
+    : store_(store),
+      verifier_(verifier),
+      clock_(clock),
+      options_(std::move(options)),
+      codec_(options_.zstd_level) {
+  for (const std::string& u : options_.upstreams) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(8 << 20);
+    // Notice a returning upstream within seconds, not minutes.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 500);
+    channels_.push_back(
+        grpc::CreateCustomChannel(u, grpc::InsecureChannelCredentials(), args));
+    v1::UpstreamStatus* us = status_.add_upstreams();
+    us->set_address(u);
+    us->set_state("unknown");
+  }
+}
+
+void UpstreamSync::Record(size_t i, const absl::Status& s) {
+  absl::MutexLock lock(&mu_);
+  v1::UpstreamStatus* us = status_.mutable_upstreams(static_cast<int>(i));
+  if (s.ok()) {
+    us->set_state("ok");
+    us->clear_last_error();
+    return;
+  }
+  us->set_state(s.code() == absl::StatusCode::kUnavailable ||
+                        s.code() == absl::StatusCode::kDeadlineExceeded
+                    ? "unreachable"
+                    : "refused");
+  us->set_last_error(std::string(s.message()));
+}
+
+void UpstreamSync::FillStatus(v1::RelayStatus* status) const {
+  absl::MutexLock lock(&mu_);
+  status->MergeFrom(status_);
+}
+
+absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncOnce() {
+  absl::Status last = absl::FailedPreconditionError("no upstream configured");
+  for (size_t i = 0; i < options_.upstreams.size(); ++i) {
+    absl::StatusOr<v1::SyncNowResponse> r = SyncFrom(i);
+    Record(i, r.status());
+    absl::MutexLock lock(&mu_);
+    if (r.ok()) {
+      status_.set_upstream_in_use(options_.upstreams[i]);
+      status_.set_last_success_unix(absl::ToUnixSeconds(clock_->Now()));
+      status_.set_syncs_ok(status_.syncs_ok() + 1);
+      status_.clear_last_error();
+      return r;
+    }
+    Log(LogLevel::kWarning, absl::StrCat("sync: ", r.status().message()));
+    last = r.status();
+  }
+  absl::MutexLock lock(&mu_);
+  status_.set_syncs_failed(status_.syncs_failed() + 1);
+  status_.set_last_error(std::string(last.message()));
+  return last;
+}
+
+absl::StatusOr<std::string> UpstreamSync::FetchIncremental(
+    v1::UpdateService::Stub* stub, const std::string& upstream,
+    const std::string& component, uint32_t from, uint32_t to,
+    const v1::IncrementalEntry& signed_entry) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(
+      absl::Now() + options_.rpc_timeout +
+      absl::Seconds(static_cast<double>(signed_entry.size()) / options_.min_bytes_per_second)));
+  v1::FetchRequest req;
+  req.set_component(component);
+  req.set_have_version(from);
+  req.set_want_version(to);
+  auto reader = stub->Fetch(&ctx, req);
+  v1::FetchResponse msg;
+  std::string body;
+  bool header_ok = false;
+  absl::Status problem;
+  while (problem.ok() && reader->Read(&msg)) {
+    if (msg.has_header()) {
+      const v1::FetchHeader& h = msg.header();
+      header_ok = h.kind() == v1::PAYLOAD_KIND_INCREMENTAL && h.from_version() == from &&
+                  h.version() == to && h.size() == signed_entry.size();
+      if (!header_ok) {
+        problem = absl::DataLossError(absl::StrCat(
+            "offered ", h.kind() == v1::PAYLOAD_KIND_FULL ? "a full file" : "a payload",
+            " of ", h.size(), " bytes where the signed manifest names incremental ",
+            component, " v_", from, ".", to, " of ", signed_entry.size()));
+      }
+    } else if (!header_ok || body.size() + msg.data().size() > signed_entry.size()) {
+      problem = absl::DataLossError("sent more bytes than the signed manifest allows");
+    } else {
+      body += msg.data();
+    }
+  }
+  if (!problem.ok()) {
+    ctx.TryCancel();
+    reader->Finish();
+    return Prefixed(upstream, problem);
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return UpstreamError(upstream, s, absl::StrCat("fetching ", component));
+  if (Sha256::Of(body) != signed_entry.sha256()) {
+    return Prefixed(upstream, absl::DataLossError(absl::StrCat(
+                                  "incremental ", component, " v_", from, ".", to,
+                                  " does not match its signed digest")));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    status_.set_bytes_incremental(status_.bytes_incremental() + body.size());
+  }
+  return body;
+}
+
+absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
+    v1::UpdateService::Stub* stub, const std::string& upstream, const v1::ComponentEntry& entry,
+    std::unique_ptr<VersionStore::FileWriter>* writer) {
+  const std::string partial_name = PartialName(entry);
+  absl::StatusOr<std::optional<v1::FileRecord>> partial = store_->LoadPartial(partial_name);
+  if (partial.ok() && partial->has_value() && (*partial)->sha256() != entry.sha256()) {
+    absl::Status dropped = store_->DropPartial(partial_name);
+    (void)dropped;  // a leftover of a superseded version; starting over is fine
+    partial = std::nullopt;
+  }
+  if (partial.ok() && partial->has_value()) {
+    absl::StatusOr<std::unique_ptr<VersionStore::FileWriter>> resumed =
+        store_->ResumeFileWriter(**partial);
+    if (resumed.ok()) {
+      *writer = std::move(*resumed);
+      Log(LogLevel::kInfo, absl::StrCat("resuming ", entry.name(), " ", entry.version(),
+                                        " at byte ", (*partial)->size()));
+    } else {
+      Log(LogLevel::kWarning, absl::StrCat("cannot resume ", entry.name(), ": ",
+                                           resumed.status().message()));
+    }
+  }
+  if (*writer == nullptr) *writer = store_->NewFileWriter();
+  uint64_t offset = (*writer)->Flushed().size();
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(
+      absl::Now() + options_.rpc_timeout +
+      absl::Seconds(static_cast<double>(entry.size() - offset) / options_.min_bytes_per_second)));
+  v1::FetchRequest req;
+  req.set_component(entry.name());
+  req.set_want_version(entry.version());
+  req.set_offset(offset);
+  auto reader = stub->Fetch(&ctx, req);
+  v1::FetchResponse msg;
+  v1::FetchHeader header;
+  bool have_header = false;
+  uint64_t received = offset;
+  int saved_chunks = (*writer)->Flushed().chunks_size();
+  absl::Status problem;
+  while (problem.ok() && reader->Read(&msg)) {
+    if (msg.has_header()) {
+      header = msg.header();
+      have_header = true;
+      if (header.kind() != v1::PAYLOAD_KIND_FULL || header.version() != entry.version() ||
+          header.size() != entry.size() || header.sha256() != entry.sha256() ||
+          header.offset() != offset) {
+        problem = absl::DataLossError(absl::StrCat(
+            "offered ", entry.name(), " ", header.version(), " (", header.size(),
+            " bytes) that is not the signed ", entry.name(), " ", entry.version(), " (",
+            entry.size(), " bytes)"));
+      }
+      continue;
+    }
+    if (!have_header || received + msg.data().size() > entry.size()) {
+      problem = absl::DataLossError("sent more bytes than the signed manifest allows");
+      continue;
+    }
+    // Each message is one upstream chunk when offsets align: check it before
+    // keeping it, so a resume starts from verified bytes only.
+    if (header.chunk_size() > 0 && received % header.chunk_size() == 0) {
+      uint64_t index = received / header.chunk_size();
+      if (index < static_cast<uint64_t>(header.chunk_sha256_size()) &&
+          msg.data().size() == std::min<uint64_t>(header.chunk_size(), entry.size() - received) &&
+          Sha256::Of(msg.data()) != header.chunk_sha256(static_cast<int>(index))) {
+        problem = absl::DataLossError(absl::StrCat("chunk ", index, " of ", entry.name(),
+                                                   " does not match its digest"));
+        continue;
+      }
+    }
+    problem = (*writer)->Append(msg.data());
+    received += msg.data().size();
+    {
+      absl::MutexLock lock(&mu_);
+      status_.set_bytes_full(status_.bytes_full() + msg.data().size());
+    }
+    v1::FileRecord flushed = (*writer)->Flushed();
+    flushed.set_sha256(entry.sha256());
+    if (problem.ok() && flushed.chunks_size() > saved_chunks) {
+      saved_chunks = flushed.chunks_size();
+      problem = store_->SavePartial(partial_name, flushed);
+    }
+  }
+  if (!problem.ok()) {
+    ctx.TryCancel();
+    reader->Finish();
+    return Prefixed(upstream, problem);
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) {
+    return UpstreamError(upstream, s,
+                         absl::StrCat("downloading ", entry.name(), " ", entry.version(),
+                                      " (", received, " of ", entry.size(), " bytes kept)"));
+  }
+  absl::StatusOr<v1::FileRecord> record = (*writer)->Finish();
+  if (!record.ok()) return record.status();
+  if (record->size() != entry.size() || record->sha256() != entry.sha256()) {
+    absl::Status dropped = store_->DropPartial(partial_name);
+    (void)dropped;  // the download is refused either way
+    return Prefixed(upstream, absl::DataLossError(absl::StrCat(
+                                  entry.name(), " ", entry.version(),
+                                  " as downloaded does not match its signed digest; "
+                                  "discarded, the next sync starts over")));
+  }
+  return record;
+}
+
+absl::StatusOr<v1::FileRecord> UpstreamSync::Put(
+    absl::string_view bytes, std::vector<std::unique_ptr<VersionStore::FileWriter>>* writers) {
+  writers->push_back(store_->NewFileWriter());
+  absl::Status s = writers->back()->Append(bytes);
+  if (!s.ok()) return s;
+  return writers->back()->Finish();
+}
+
+absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
+  const std::string& upstream = options_.upstreams[i];
+  auto stub = v1::UpdateService::NewStub(channels_[i]);
+  v1::SignedManifest signed_manifest;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+    grpc::Status s = stub->GetManifest(&ctx, v1::GetManifestRequest(), &signed_manifest);
+    if (!s.ok()) return UpstreamError(upstream, s, "GetManifest");
+  }
+  absl::StatusOr<v1::Manifest> manifest = verifier_->Verify(signed_manifest, clock_->Now());
+  if (!manifest.ok()) {
+    return Prefixed(upstream, absl::Status(manifest.status().code(),
+                                           absl::StrCat("manifest refused: ",
+                                                        manifest.status().message())));
+  }
+  std::shared_ptr<const StoreView> view = store_->Snapshot();
+  std::optional<v1::Manifest> held;
+  if (view->manifest()) {
+    absl::StatusOr<v1::Manifest> h = ParseTrustedManifest(*view->manifest());
+    if (h.ok()) held = std::move(*h);
+  }
+  v1::SyncNowResponse response;
+  response.set_upstream(upstream);
+  response.set_manifest_serial(manifest->serial());
+  if (held && manifest->serial() < held->serial()) {
+    return Prefixed(upstream, absl::FailedPreconditionError(absl::StrCat(
+                                  "offers manifest serial ", manifest->serial(),
+                                  ", older than serial ", held->serial(),
+                                  " held here; rollback refused")));
+  }
+  if (held && manifest->serial() == held->serial()) return response;  // current
+  for (const v1::ComponentEntry& e : manifest->components()) {
+    absl::StatusOr<ComponentSpec> spec = FindComponent(e.name());
+    if (!spec.ok()) return Prefixed(upstream, spec.status());
+    if (e.size() > options_.max_file_size) {
+      return Prefixed(upstream, absl::FailedPreconditionError(absl::StrCat(
+                                    e.name(), " ", e.version(), " is ", e.size(),
+                                    " bytes, over this relay's limit of ",
+                                    options_.max_file_size)));
+    }
+  }
+
+  std::vector<std::unique_ptr<VersionStore::FileWriter>> writers;
+  std::vector<VersionStore::ComponentCommit> commits;
+  std::vector<std::string> partials;
+  for (const v1::ComponentEntry& e : manifest->components()) {
+    const v1::ComponentEntry* old_entry = held ? FindEntry(*held, e.name()) : nullptr;
+    if (old_entry != nullptr && old_entry->version() == e.version() &&
+        old_entry->sha256() == e.sha256()) {
+      continue;  // unchanged; its stored files stay as they are
+    }
+    v1::ComponentUpdate* update = response.add_updated();
+    update->set_component(e.name());
+    update->set_version(e.version());
+    const std::vector<uint32_t> fulls = view->FullVersions(e.name());
+    auto holds = [&](uint32_t v) { return std::find(fulls.begin(), fulls.end(), v) != fulls.end(); };
+
+    // The new full version: rebuilt from an incremental when one reaches it
+    // from the version held here, else downloaded whole.
+    std::optional<std::string> content;
+    std::unique_ptr<VersionStore::FileWriter> full_writer;
+    if (old_entry != nullptr && holds(old_entry->version())) {
+      update->set_from_version(old_entry->version());
+      for (const v1::IncrementalEntry& ie : e.incrementals()) {
+        if (ie.from_version() != old_entry->version()) continue;
+        absl::StatusOr<std::string> incr =
+            FetchIncremental(stub.get(), upstream, e.name(), ie.from_version(), e.version(), ie);
+        absl::StatusOr<std::string> rebuilt = absl::UnknownError("not rebuilt");
+        if (!incr.ok()) {
+          rebuilt = incr.status();
+        } else {
+          absl::StatusOr<std::string> old = ReadFull(*view, e.name(), ie.from_version());
+          rebuilt = old.ok() ? codec_.Decode(*old, *incr, e.size()) : old.status();
+          if (rebuilt.ok() && Sha256::Of(*rebuilt) != e.sha256()) {
+            rebuilt = absl::DataLossError("rebuilt file does not match the signed digest");
+          }
+        }
+        if (rebuilt.ok()) {
+          content = std::move(*rebuilt);
+          update->set_how("incremental");
+          update->set_bytes(ie.size());
+        } else {
+          Log(LogLevel::kWarning,
+              absl::StrCat("upstream ", upstream, ": incremental ", e.name(), " v_",
+                           ie.from_version(), ".", e.version(), " failed (",
+                           rebuilt.status().message(), "); downloading the full file"));
+        }
+      }
+    }
+    VersionStore::ComponentCommit commit;
+    commit.component = e.name();
+    commit.version = e.version();
+    if (content) {
+      absl::StatusOr<v1::FileRecord> r = Put(*content, &writers);
+      if (!r.ok()) return r.status();
+      commit.full = *r;
+    } else {
+      absl::StatusOr<v1::FileRecord> r = FetchFull(stub.get(), upstream, e, &full_writer);
+      if (!r.ok()) return r.status();
+      commit.full = *r;
+      writers.push_back(std::move(full_writer));
+      partials.push_back(PartialName(e));
+      update->set_how("full");
+      update->set_bytes(e.size());
+    }
+
+    // Every incremental the manifest names, so agents at any retained
+    // version take only what they lack. Made here from a retained full
+    // version when that reproduces the signed bytes (same codec and level as
+    // the origin: no bytes on the wire), else fetched, so a relay serves
+    // exactly what its upstream serves.
+    commit.retained.push_back(e.version());
+    for (const v1::IncrementalEntry& ie : e.incrementals()) {
+      std::optional<std::string> incr;
+      if (holds(ie.from_version())) {
+        commit.retained.push_back(ie.from_version());
+        if (!content) {
+          absl::StatusOr<std::string> all = store_->Snapshot()->ReadAll(commit.full);
+          if (!all.ok()) return all.status();
+          content = std::move(*all);
+        }
+        absl::StatusOr<std::string> old = ReadFull(*view, e.name(), ie.from_version());
+        if (!old.ok()) return old.status();
+        absl::StatusOr<std::string> made = codec_.Encode(*old, *content);
+        if (made.ok() && Sha256::Of(*made) == ie.sha256()) incr = std::move(*made);
+      }
+      if (!incr) {
+        absl::StatusOr<std::string> fetched =
+            FetchIncremental(stub.get(), upstream, e.name(), ie.from_version(), e.version(), ie);
+        if (!fetched.ok()) return fetched.status();
+        incr = std::move(*fetched);
+      }
+      absl::StatusOr<v1::FileRecord> r = Put(*incr, &writers);
+      if (!r.ok()) return r.status();
+      commit.incrementals.emplace_back(ie.from_version(), *r);
+    }
+    commits.push_back(std::move(commit));
+  }
+  absl::Status committed = store_->Commit(commits, signed_manifest);
+  if (!committed.ok()) return committed;
+  for (const std::string& p : partials) {
+    absl::Status s = store_->DropPartial(p);
+    if (!s.ok()) Log(LogLevel::kWarning, absl::StrCat("cannot drop partial ", p, ": ", s.message()));
+  }
+  for (const v1::ComponentUpdate& u : response.updated()) {
+    Log(LogLevel::kInfo, absl::StrCat("synced ", u.component(), " ", u.version(), " from ",
+                                      upstream, " by ", u.how(), " (", u.bytes(), " bytes)"));
+  }
+  return response;
+}
+
+}  // namespace sigrelay

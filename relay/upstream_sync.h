@@ -1,0 +1,90 @@
+// One relay sync: fetch the upstream's signed manifest, verify it with the
+// pinned origin key, download what changed (the incremental from the version
+// held here when the upstream has one, else the full file, resuming an
+// interrupted download from its last verified chunk), make every incremental
+// the manifest names available (computed locally from retained full versions,
+// or fetched), and commit it all at once with the upstream's manifest,
+// unchanged. Nothing of a manifest is visible until all of it is held.
+//
+//   UpstreamSync sync(store, verifier, RealClock::Get(), options);
+//   absl::StatusOr<v1::SyncNowResponse> r = sync.SyncOnce();
+#ifndef SIGRELAY_RELAY_UPSTREAM_SYNC_H_
+#define SIGRELAY_RELAY_UPSTREAM_SYNC_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/clock.h"
+#include "core/delta_codec.h"
+#include "core/manifest.h"
+#include "core/version_store.h"
+#include "sigrelay/v1/admin.pb.h"
+#include "sigrelay/v1/update.grpc.pb.h"
+
+namespace sigrelay {
+
+struct UpstreamSyncOptions {
+  std::vector<std::string> upstreams;  // tried in order
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  // A download slower than this is treated as stalled and abandoned (it
+  // resumes at the next attempt).
+  uint64_t min_bytes_per_second = 256 << 10;
+  uint64_t max_file_size = 1ull << 30;
+  int zstd_level = IncrementalCodec::kDefaultLevel;
+};
+
+// Thread-compatible for SyncOnce (one sync at a time: the scheduler's
+// thread); FillStatus and UpstreamSerial are thread-safe.
+class UpstreamSync {
+ public:
+  UpstreamSync(VersionStore* store, const ManifestVerifier* verifier,
+               const Clock* clock, UpstreamSyncOptions options);
+
+  // Tries each upstream in order until one sync succeeds. The error of the
+  // last upstream tried (each one's is logged and kept for status) names the
+  // upstream and the gRPC status.
+  absl::StatusOr<v1::SyncNowResponse> SyncOnce();
+
+  // The channel to upstream `i` (shared with the Watch follower).
+  std::shared_ptr<grpc::Channel> Channel(size_t i) const { return channels_[i]; }
+  const std::vector<std::string>& upstreams() const { return options_.upstreams; }
+
+  void FillStatus(v1::RelayStatus* status) const;
+
+ private:
+  absl::StatusOr<v1::SyncNowResponse> SyncFrom(size_t i);
+  absl::StatusOr<std::string> FetchIncremental(v1::UpdateService::Stub* stub,
+                                               const std::string& upstream,
+                                               const std::string& component,
+                                               uint32_t from, uint32_t to,
+                                               const v1::IncrementalEntry& signed_entry);
+  absl::StatusOr<v1::FileRecord> FetchFull(v1::UpdateService::Stub* stub,
+                                           const std::string& upstream,
+                                           const v1::ComponentEntry& entry,
+                                           std::unique_ptr<VersionStore::FileWriter>* writer);
+  void Record(size_t i, const absl::Status& s);
+  // Writes `bytes` as a file; the writer joins `writers` so its chunks stay
+  // pinned until the commit.
+  absl::StatusOr<v1::FileRecord> Put(absl::string_view bytes,
+                                     std::vector<std::unique_ptr<VersionStore::FileWriter>>* writers);
+
+  VersionStore* const store_;
+  const ManifestVerifier* const verifier_;
+  const Clock* const clock_;
+  const UpstreamSyncOptions options_;
+  const IncrementalCodec codec_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
+
+  mutable absl::Mutex mu_;
+  v1::RelayStatus status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_RELAY_UPSTREAM_SYNC_H_

@@ -1,0 +1,356 @@
+// Real origins and relays on loopback ports: chains, byte counts on the
+// wire, SIGKILL during downloads, dead upstreams, forged manifests.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "core/file_util.h"
+#include "core/manifest.h"
+#include "core/version_store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "sigrelay/v1/admin.grpc.pb.h"
+#include "tests/testutil/daemons.h"
+#include "tests/testutil/tcp_forwarder.h"
+#include "tests/testutil/testutil.h"
+
+namespace sigrelay {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Daemon;
+using testing::FetchFull;
+using testing::GenPattern;
+using testing::ServedSerial;
+using testing::ServedVersion;
+using testing::TempDir;
+using testing::WaitFor;
+
+v1::GetStatusResponse AdminStatus(const Daemon& node) {
+  auto stub = v1::AdminService::NewStub(
+      grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  std::string token(absl::StripAsciiWhitespace(*ReadFileToString(node.token_file())));
+  ctx.AddMetadata("authorization", "Bearer " + token);
+  v1::GetStatusResponse r;
+  grpc::Status s = stub->GetStatus(&ctx, {}, &r);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return r;
+}
+
+class RelayTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Daemon> StartOrigin(const std::string& name,
+                                      std::vector<std::string> extra = {}) {
+    extra.insert(extra.end(), {"--chunk-size", "256KiB"});
+    auto d = std::make_unique<Daemon>("sigrelay-origin", work_.File(name), extra);
+    EXPECT_FALSE(d->address().empty()) << d->output();
+    return d;
+  }
+
+  std::unique_ptr<Daemon> StartRelay(const std::string& name,
+                                     const std::vector<std::string>& upstreams,
+                                     const std::string& pubkey,
+                                     std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--origin-pubkey", pubkey, "--max-backoff", "1s",
+                                     "--chunk-size", "256KiB"};
+    for (const std::string& u : upstreams) args.insert(args.end(), {"--upstream", u});
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto d = std::make_unique<Daemon>("sigrelay-relay", work_.File(name), args);
+    EXPECT_FALSE(d->address().empty()) << d->output();
+    return d;
+  }
+
+  std::string Pattern(const std::string& name, int records, int seed,
+                      const std::string& from = "") {
+    std::string p = GenPattern(work_.path(), name, records, seed, from);
+    EXPECT_FALSE(p.empty());
+    return p;
+  }
+
+  TempDir work_;
+};
+
+// A version published at the origin is served byte for byte two relays
+// down within 5 s, with no manual trigger: Watch pushes it along the chain.
+TEST_F(RelayTest, ChainPropagatesAPublishWithinSeconds) {
+  auto origin = StartOrigin("origin");
+  std::string pub = origin->data_dir() + "/origin.pub";
+  auto relay_a = StartRelay("relay-a", {origin->address()}, pub);
+  auto relay_b = StartRelay("relay-b", {relay_a->address()}, pub);
+  std::string p1 = Pattern("p1", 20000, 1);
+  std::string p2 = Pattern("p2", 0, 2, p1);
+  ASSERT_EQ(testing::Publish(*origin, "virus", p1), 1u);
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay_b->address(), "virus") == 1; },
+                      absl::Seconds(10)))
+      << relay_a->output() << relay_b->output();
+
+  ASSERT_EQ(testing::Publish(*origin, "virus", p2), 3u);
+  absl::Time published = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay_b->address(), "virus") == 3; },
+                      absl::Seconds(5)))
+      << relay_a->output() << relay_b->output();
+  EXPECT_LT(absl::Now() - published, absl::Seconds(5));
+  EXPECT_EQ(FetchFull(relay_b->address(), "virus"), *ReadFileToString(p2));
+  // The second relay serves the incremental exactly as the origin does.
+  std::string out_b, out_o;
+  ASSERT_EQ(testing::Ctl({"--server", relay_b->address(), "fetch", "virus", "--have", "1",
+                          "--out", work_.File("from-b")},
+                         &out_b),
+            0)
+      << out_b;
+  ASSERT_EQ(testing::Ctl({"--server", origin->address(), "fetch", "virus", "--have", "1",
+                          "--out", work_.File("from-o")},
+                         &out_o),
+            0);
+  EXPECT_EQ(out_b, out_o);
+  EXPECT_EQ(*ReadFileToString(work_.File("from-b")), *ReadFileToString(work_.File("from-o")));
+  // And serves the origin's signed manifest unchanged.
+  auto verifier = ManifestVerifier::FromPemFile(pub);
+  EXPECT_EQ(AdminStatus(*relay_b).manifest_serial(), ServedSerial(origin->address()));
+}
+
+// A current relay downloads only the incremental, seen on its own counters
+// and on a byte-counting forwarder between it and the origin; a relay more
+// than K versions behind takes the full file.
+TEST_F(RelayTest, OnlyTheIncrementalCrossesWhenCurrentAndTheFullWhenFarBehind) {
+  auto origin = StartOrigin("origin", {"--retain", "2"});
+  testing::TcpForwarder wire(origin->address());
+  auto relay = StartRelay("relay", {wire.address()}, origin->data_dir() + "/origin.pub");
+  std::vector<std::string> p = {Pattern("p1", 40000, 1)};
+  for (int i = 2; i <= 6; ++i) p.push_back(Pattern(absl::StrCat("p", i), 0, i, p.back()));
+  const uint64_t full_size = ReadFileToString(p[0])->size();
+
+  ASSERT_EQ(testing::Publish(*origin, "virus", p[0]), 1u);
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
+  v1::RelayStatus before = AdminStatus(*relay).relay();
+  EXPECT_EQ(before.bytes_full(), full_size);
+  uint64_t wire_before = wire.bytes_from_target();
+
+  ASSERT_EQ(testing::Publish(*origin, "virus", p[1]), 3u);
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 3; }));
+  v1::GetStatusResponse after = AdminStatus(*relay);
+  const uint64_t incr_size = after.components(0).incrementals(0).size();
+  EXPECT_EQ(after.relay().bytes_full(), before.bytes_full()) << "no full file may cross";
+  EXPECT_EQ(after.relay().bytes_incremental() - before.bytes_incremental(), incr_size);
+  uint64_t on_wire = wire.bytes_from_target() - wire_before;
+  EXPECT_GE(on_wire, incr_size);
+  EXPECT_LT(on_wire, incr_size + 64 * 1024) << "only the incremental (and manifests) may cross";
+  EXPECT_LT(on_wire * 20, full_size);
+  EXPECT_EQ(FetchFull(relay->address(), "virus"), *ReadFileToString(p[1]));
+
+  // Stopped while the origin moves 3 versions on (K = 2): on restart the
+  // relay's version has no incremental any more, so the full file crosses.
+  ASSERT_EQ(relay->Stop(SIGTERM), 0);
+  for (int i = 2; i <= 4; ++i) ASSERT_GT(testing::Publish(*origin, "virus", p[i]), 0u);
+  wire_before = wire.bytes_from_target();
+  relay->Restart();
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 9; }))
+      << relay->output();
+  v1::RelayStatus far = AdminStatus(*relay).relay();
+  const uint64_t newest_size = ReadFileToString(p[4])->size();
+  EXPECT_EQ(far.bytes_full(), newest_size);
+  EXPECT_GE(wire.bytes_from_target() - wire_before, newest_size);
+  EXPECT_EQ(FetchFull(relay->address(), "virus"), *ReadFileToString(p[4]));
+}
+
+int KillCount() {
+  const char* env = std::getenv("SIGRELAY_RELAY_KILLS");
+  return env ? std::atoi(env) : 20;
+}
+
+// SIGKILL at random moments of a large full download: every restart resumes
+// from the last verified chunk (the wire carries about one file, not one per
+// attempt), nothing committed before is lost, and no half-synced manifest is
+// ever committed.
+TEST_F(RelayTest, SigkillDuringFullDownloadResumesAndLosesNothing) {
+  auto origin = StartOrigin("origin");
+  std::string pub = origin->data_dir() + "/origin.pub";
+  std::string small = Pattern("small", 2000, 7);
+  ASSERT_EQ(testing::Publish(*origin, "spyware", small), 1u);
+  testing::TcpForwarder wire(origin->address());
+  // Small relay chunks: a kill loses at most 64 KiB of unsaved progress.
+  auto relay = StartRelay("relay", {wire.address()}, pub, {"--chunk-size", "64KiB"});
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "spyware") == 1; }));
+  const uint64_t serial_before = ServedSerial(relay->address());
+
+  std::string big = Pattern("big", 200000, 8);  // about 13 MB
+  const uint64_t big_size = ReadFileToString(big)->size();
+  ASSERT_EQ(relay->Stop(SIGTERM), 0);
+  ASSERT_EQ(testing::Publish(*origin, "virus", big), 1u);
+
+  std::mt19937_64 rng(::testing::UnitTest::GetInstance()->random_seed());
+  const uint64_t wire_start = wire.bytes_from_target();
+  const int kills = KillCount();
+  for (int k = 0; k < kills; ++k) {
+    relay->Restart();
+    ASSERT_FALSE(relay->address().empty()) << relay->output();
+    // Kill once a random amount has crossed: between half and all of an
+    // equal share of 90 % of the file, so every kill lands in the middle of
+    // the download and together they cover most of it.
+    const uint64_t share = big_size * 9 / 10 / kills;
+    uint64_t mark = wire.bytes_from_target() + share / 2 + rng() % (share / 2);
+    wire.PauseAt(mark);
+    if (!WaitFor([&] { return wire.paused() || !relay->running(); }, absl::Seconds(20))) {
+      FAIL() << "no progress at kill " << k << ": " << relay->output();
+    }
+    // Let the relay take in what already crossed, so the kill tests what it
+    // keeps, not what was still in its socket buffers.
+    uint64_t seen = UINT64_MAX;
+    int stable = 0;
+    WaitFor([&] {
+      uint64_t now = AdminStatus(*relay).relay().bytes_full();
+      stable = now == seen ? stable + 1 : 0;
+      seen = now;
+      return stable >= 3 || !relay->running();
+    });
+    relay->Stop(SIGKILL);
+    wire.Resume();
+    // What is committed is the old manifest or the whole new one.
+    auto store = VersionStore::Open(relay->data_dir() + "/store", {.chunk_size = 64 << 10});
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto m = ParseTrustedManifest(*(*store)->CurrentManifest());
+    ASSERT_TRUE(m.ok());
+    const v1::ComponentEntry* spyware = FindEntry(*m, "spyware");
+    ASSERT_NE(spyware, nullptr) << "a committed component was lost";
+    auto view = (*store)->Snapshot();
+    EXPECT_EQ(*view->ReadAll(*view->Full("spyware", 1)), *ReadFileToString(small));
+    if (m->serial() != serial_before) {
+      ASSERT_NE(FindEntry(*m, "virus"), nullptr);
+      EXPECT_EQ(*view->ReadAll(*view->Full("virus", 1)), *ReadFileToString(big));
+    }
+  }
+  relay->Restart();
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; },
+                      absl::Seconds(30)))
+      << relay->output();
+  EXPECT_EQ(FetchFull(relay->address(), "virus"), *ReadFileToString(big));
+  EXPECT_EQ(FetchFull(relay->address(), "spyware"), *ReadFileToString(small));
+  // Starting over after each kill would carry the 45-90 % crossed before
+  // the kills again; resuming carries the file about once (plus at most one
+  // unsaved chunk and the bytes in flight per kill).
+  uint64_t carried = wire.bytes_from_target() - wire_start;
+  EXPECT_LT(carried, big_size + big_size * 3 / 10)
+      << "carried " << carried << " bytes for a " << big_size << "-byte file";
+}
+
+// With its upstream down at start the relay serves its store and says why
+// it cannot update; it catches up when the upstream returns.
+TEST_F(RelayTest, UpstreamDownAtStartServesStoreAndCatchesUp) {
+  auto origin = StartOrigin("origin");
+  std::string pub = origin->data_dir() + "/origin.pub";
+  std::string p1 = Pattern("p1", 10000, 1);
+  std::string p2 = Pattern("p2", 0, 2, p1);
+  ASSERT_EQ(testing::Publish(*origin, "virus", p1), 1u);
+  auto relay = StartRelay("relay", {origin->address()}, pub);
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
+  ASSERT_EQ(relay->Stop(SIGTERM), 0);
+  ASSERT_EQ(origin->Stop(SIGTERM), 0);
+
+  relay->Restart();
+  ASSERT_FALSE(relay->address().empty()) << relay->output();
+  EXPECT_EQ(FetchFull(relay->address(), "virus"), *ReadFileToString(p1));
+  ASSERT_TRUE(WaitFor([&] { return AdminStatus(*relay).relay().syncs_failed() > 0; }));
+  v1::RelayStatus st = AdminStatus(*relay).relay();
+  EXPECT_EQ(st.upstreams(0).state(), "unreachable");
+  EXPECT_THAT(st.last_error(), HasSubstr(origin->address()));
+  EXPECT_THAT(st.last_error(), HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(relay->output(), HasSubstr(origin->address()));
+
+  origin->Restart(/*same_port=*/true);
+  ASSERT_FALSE(origin->address().empty()) << origin->output();
+  ASSERT_EQ(testing::Publish(*origin, "virus", p2), 3u);
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 3; },
+                      absl::Seconds(15)))
+      << relay->output();
+  EXPECT_EQ(FetchFull(relay->address(), "virus"), *ReadFileToString(p2));
+}
+
+TEST_F(RelayTest, FirstUpstreamDeadSecondAlive) {
+  auto origin = StartOrigin("origin");
+  std::string p1 = Pattern("p1", 5000, 1);
+  ASSERT_EQ(testing::Publish(*origin, "smartscan-agent", p1), 1u);
+  std::string dead = absl::StrCat("127.0.0.1:", testing::UnusedPort());
+  auto relay = StartRelay("relay", {dead, origin->address()},
+                          origin->data_dir() + "/origin.pub");
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "smartscan-agent") == 1; }))
+      << relay->output();
+  v1::RelayStatus st = AdminStatus(*relay).relay();
+  EXPECT_EQ(st.upstream_in_use(), origin->address());
+  EXPECT_EQ(st.upstreams(0).state(), "unreachable");
+  EXPECT_THAT(st.upstreams(0).last_error(), HasSubstr(dead));
+}
+
+// A manifest signed by another key is refused with a clear error and the
+// relay's store stays as it was.
+TEST_F(RelayTest, ForgedManifestIsRefusedAndTheStoreIsUnchanged) {
+  auto origin = StartOrigin("origin");
+  auto forger = StartOrigin("forger");
+  std::string pub = origin->data_dir() + "/origin.pub";
+  std::string p1 = Pattern("p1", 5000, 1);
+  std::string evil = Pattern("evil", 5000, 666);
+  ASSERT_EQ(testing::Publish(*origin, "virus", p1), 1u);
+  ASSERT_EQ(testing::Publish(*forger, "virus", evil), 1u);
+  ASSERT_EQ(testing::Publish(*forger, "virus", p1), 3u);  // a "newer" serial
+
+  auto relay = StartRelay("relay", {origin->address()}, pub);
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
+  const uint64_t serial = ServedSerial(relay->address());
+  ASSERT_EQ(relay->Stop(SIGTERM), 0);
+
+  // Same relay, now pointed at the forger.
+  Daemon evil_relay("sigrelay-relay", relay->data_dir(),
+                    {"--origin-pubkey", pub, "--upstream", forger->address(), "--max-backoff",
+                     "1s"});
+  ASSERT_FALSE(evil_relay.address().empty()) << evil_relay.output();
+  std::string out;
+  EXPECT_EQ(testing::Ctl({"--server", evil_relay.address(), "--token-file",
+                          evil_relay.token_file(), "update"},
+                         &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("manifest refused"));
+  EXPECT_THAT(out, HasSubstr("--origin-pubkey"));
+  EXPECT_THAT(out, HasSubstr(forger->address()));
+  EXPECT_EQ(AdminStatus(evil_relay).relay().upstreams(0).state(), "refused");
+  EXPECT_EQ(ServedSerial(evil_relay.address()), serial);
+  EXPECT_EQ(FetchFull(evil_relay.address(), "virus"), *ReadFileToString(p1));
+}
+
+TEST_F(RelayTest, ManualUpdateAndStatusJsonCarryRelayFields) {
+  auto origin = StartOrigin("origin");
+  std::string p1 = Pattern("p1", 5000, 1);
+  ASSERT_EQ(testing::Publish(*origin, "damage-cleanup", p1), 1u);
+  auto relay = StartRelay("relay", {origin->address()}, origin->data_dir() + "/origin.pub",
+                          {"--schedule", "90m"});
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "damage-cleanup") == 1; }));
+  std::string p2 = Pattern("p2", 0, 2, p1);
+  std::string out;
+  ASSERT_EQ(testing::Publish(*origin, "damage-cleanup", p2), 3u);
+  ASSERT_EQ(testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(),
+                          "update"},
+                         &out),
+            0)
+      << out;
+  EXPECT_EQ(ServedVersion(relay->address(), "damage-cleanup"), 3u);
+  ASSERT_EQ(testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(),
+                          "status", "--json"},
+                         &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("\"role\":\"relay\""));
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("\"upstream\":\"", origin->address(), "\"")));
+  EXPECT_THAT(out, HasSubstr("\"schedule_seconds\":5400"));
+  EXPECT_THAT(out, HasSubstr("\"bytes_incremental\":"));
+  EXPECT_THAT(out, HasSubstr("\"name\":\"damage-cleanup\",\"version\":3"));
+  EXPECT_EQ(testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(),
+                          "publish", "virus", p1},
+                         &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("publish at the origin"));
+}
+
+}  // namespace
+}  // namespace sigrelay

@@ -1,0 +1,138 @@
+#include "tests/testutil/daemons.h"
+
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "core/manifest.h"
+#include "sigrelay/v1/update.grpc.pb.h"
+
+namespace sigrelay::testing {
+
+Daemon::Daemon(std::string binary, std::string data_dir, std::vector<std::string> args)
+    : binary_(std::move(binary)), data_dir_(std::move(data_dir)), args_(std::move(args)) {
+  Launch({"--listen", "127.0.0.1:0"});
+}
+
+Daemon::~Daemon() {
+  if (running()) Stop(SIGKILL);
+}
+
+void Daemon::Launch(const std::vector<std::string>& extra) {
+  unlink((data_dir_ + "/listening").c_str());
+  std::vector<std::string> argv = {BinDir() + "/" + binary_, "--data-dir", data_dir_};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  process_ = std::make_unique<ChildProcess>(argv);
+  address_.clear();
+  WaitFor([&] { return !process_->Running() || !WaitForListening(data_dir_, absl::ZeroDuration()).empty(); },
+          absl::Seconds(20));
+  address_ = WaitForListening(data_dir_, absl::ZeroDuration());
+}
+
+int Daemon::Stop(int signal) {
+  process_->Kill(signal);
+  return process_->Wait();
+}
+
+void Daemon::Restart(bool same_port) {
+  if (running()) Stop(SIGTERM);
+  Launch({"--listen", same_port && !address_.empty() ? address_ : "127.0.0.1:0"});
+}
+
+int Ctl(const std::vector<std::string>& args, std::string* out) {
+  std::vector<std::string> argv = {BinDir() + "/sigrelayctl"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  out->clear();
+  return RunCommand(argv, out);
+}
+
+std::string GenPattern(const std::string& dir, const std::string& name, int records,
+                       int seed, const std::string& from, double churn) {
+  std::string path = dir + "/" + name, out;
+  std::vector<std::string> args = {"gen-pattern", "--seed", std::to_string(seed), "--out", path};
+  if (from.empty()) {
+    args.insert(args.end(), {"--records", std::to_string(records)});
+  } else {
+    args.insert(args.end(), {"--from", from, "--churn", std::to_string(churn)});
+  }
+  return Ctl(args, &out) == 0 ? path : "";
+}
+
+uint32_t Publish(const Daemon& origin, const std::string& component, const std::string& file) {
+  std::string out;
+  if (Ctl({"--server", origin.address(), "--token-file", origin.token_file(), "publish",
+           component, file},
+          &out) != 0) {
+    return 0;
+  }
+  std::vector<std::string> lines = absl::StrSplit(absl::StripTrailingAsciiWhitespace(out), '\n');
+  std::vector<std::string> words = absl::StrSplit(lines.back(), ' ');
+  uint32_t v = 0;
+  return words.size() == 2 && absl::SimpleAtoi(words[1], &v) ? v : 0;
+}
+
+namespace {
+
+std::optional<v1::Manifest> Served(const std::string& addr) {
+  auto stub = v1::UpdateService::NewStub(
+      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::SignedManifest m;
+  if (!stub->GetManifest(&ctx, {}, &m).ok()) return std::nullopt;
+  absl::StatusOr<v1::Manifest> parsed = ParseTrustedManifest(m);
+  if (!parsed.ok()) return std::nullopt;
+  return *parsed;
+}
+
+}  // namespace
+
+uint32_t ServedVersion(const std::string& addr, const std::string& component) {
+  std::optional<v1::Manifest> m = Served(addr);
+  if (!m) return 0;
+  const v1::ComponentEntry* e = FindEntry(*m, component);
+  return e ? e->version() : 0;
+}
+
+uint64_t ServedSerial(const std::string& addr) {
+  std::optional<v1::Manifest> m = Served(addr);
+  return m ? m->serial() : 0;
+}
+
+std::string FetchFull(const std::string& addr, const std::string& component) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(8 << 20);
+  auto stub = v1::UpdateService::NewStub(
+      grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  v1::FetchRequest req;
+  req.set_component(component);
+  auto reader = stub->Fetch(&ctx, req);
+  v1::FetchResponse msg;
+  std::string body;
+  while (reader->Read(&msg)) {
+    if (msg.has_data()) body += msg.data();
+  }
+  return reader->Finish().ok() ? body : "";
+}
+
+int UnusedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace sigrelay::testing
