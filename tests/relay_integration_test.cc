@@ -352,5 +352,30 @@ TEST_F(RelayTest, ManualUpdateAndStatusJsonCarryRelayFields) {
   EXPECT_THAT(out, HasSubstr("publish at the origin"));
 }
 
+TEST_F(RelayTest, ConfigFileSetsWhatFlagsDoAndBadOnesAreExplained) {
+  auto origin = StartOrigin("origin");
+  std::string p1 = Pattern("p1", 2000, 1);
+  ASSERT_EQ(testing::Publish(*origin, "spyware", p1), 1u);
+  std::string config = work_.File("relay.conf");
+  ASSERT_TRUE(WriteFileAtomically(
+                  config, absl::StrCat("upstream: \"", origin->address(), "\"\n",
+                                       "origin_pubkey: \"", origin->data_dir(), "/origin.pub\"\n",
+                                       "schedule: \"45m\"\n"))
+                  .ok());
+  Daemon relay("sigrelay-relay", work_.File("relay"), {"--config", config});
+  ASSERT_FALSE(relay.address().empty()) << relay.output();
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay.address(), "spyware") == 1; }));
+  EXPECT_EQ(AdminStatus(relay).relay().schedule_seconds(), 45 * 60);
+
+  ASSERT_TRUE(WriteFileAtomically(work_.File("bad.conf"), "upstream: 7443\nbogus: 1\n").ok());
+  std::string out;
+  EXPECT_EQ(testing::RunCommand({testing::BinDir() + "/sigrelay-relay", "--config",
+                                 work_.File("bad.conf")},
+                                &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("line 1"));
+  EXPECT_THAT(out, HasSubstr("config.proto"));
+}
+
 }  // namespace
 }  // namespace sigrelay
