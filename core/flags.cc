@@ -57,6 +57,14 @@ void FlagParser::Add(const std::string& name, uint32_t* dst,
            }});
 }
 
+void FlagParser::Add(const std::string& name, uint64_t* dst,
+                     const std::string& value_name, const std::string& help) {
+  AddFlag({name, value_name, help, [dst, name](const std::string& v) {
+             return absl::SimpleAtoi(v, dst) ? absl::OkStatus()
+                                             : BadValue(name, v, "a whole number");
+           }});
+}
+
 void FlagParser::Add(const std::string& name, int* dst, const std::string& value_name,
                      const std::string& help) {
   AddFlag({name, value_name, help, [dst, name](const std::string& v) {

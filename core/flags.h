@@ -28,6 +28,8 @@ class FlagParser {
            const std::string& help);
   void Add(const std::string& name, uint32_t* dst, const std::string& value_name,
            const std::string& help);
+  void Add(const std::string& name, uint64_t* dst, const std::string& value_name,
+           const std::string& help);
   void Add(const std::string& name, int* dst, const std::string& value_name,
            const std::string& help);
   void Add(const std::string& name, double* dst, const std::string& value_name,

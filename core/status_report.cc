@@ -26,4 +26,27 @@ void FillComponentStatus(const StoreView& view, v1::GetStatusResponse* response)
   }
 }
 
+void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& agents,
+                       v1::GetStatusResponse* response) {
+  response->set_watchers(update.WatcherCount());
+  TransferGate::Stats t = update.TransferStats();
+  v1::TransferStatus* ts = response->mutable_transfers();
+  ts->set_active(t.active);
+  ts->set_queued(t.queued);
+  ts->set_peak_active(t.peak_active);
+  ts->set_peak_queued(t.peak_queued);
+  ts->set_refused(t.refused);
+  ts->set_admitted(t.admitted);
+  ts->set_max_active(update.max_transfers());
+  response->set_agents_reported(agents.AgentCount());
+  for (const auto& [component, versions] : agents.VersionCounts()) {
+    for (const auto& [version, count] : versions) {
+      v1::AgentVersionCount* c = response->add_agent_versions();
+      c->set_component(component);
+      c->set_version(version);
+      c->set_agents(count);
+    }
+  }
+}
+
 }  // namespace sigrelay

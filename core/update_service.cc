@@ -142,12 +142,14 @@ absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view,
   return plan;
 }
 
-// One Fetch stream: the header, then the body from the requested offset,
-// one stored chunk per message, read only when the previous one is sent.
+// One Fetch stream: admitted through the transfer gate, then the header,
+// then the body from the requested offset, one stored chunk per message, read
+// only when the previous one is sent (a slow client holds one chunk).
 class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
  public:
-  FetchReactor(std::shared_ptr<const StoreView> view, const v1::FetchRequest& req)
-      : view_(std::move(view)) {
+  FetchReactor(std::shared_ptr<const StoreView> view, const v1::FetchRequest& req,
+               TransferGate* gate)
+      : view_(std::move(view)), gate_(gate) {
     absl::StatusOr<FetchPlan> plan = PlanFetch(*view_, req);
     if (!plan.ok()) {
       Finish(ToGrpcStatus(plan.status()));
@@ -160,7 +162,28 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
       skip_ = req.offset() % chunk_size;
     }
     *message_.mutable_header() = std::move(plan->header);
-    StartWrite(&message_);
+    switch (gate_->Enter(&ticket_, [this] { Begin(); })) {
+      case TransferGate::Admit::kNow:
+        Begin();
+        break;
+      case TransferGate::Admit::kQueued:
+        break;  // Begin() runs when a slot frees
+      case TransferGate::Admit::kRefused: {
+        TransferGate::Stats s = gate_->stats();
+        Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            absl::StrCat("node busy: ", s.active, " transfers running and ",
+                                         s.queued, " waiting; retry with backoff")));
+        break;
+      }
+    }
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    if (!begun_ && gate_->Cancel(ticket_)) {
+      cancelled_ = true;
+      Finish(grpc::Status::CANCELLED);
+    }
   }
 
   void OnWriteDone(bool ok) override {
@@ -185,20 +208,46 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
     StartWrite(&message_);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    bool holds_slot;
+    {
+      absl::MutexLock lock(&mu_);
+      holds_slot = begun_;
+    }
+    if (holds_slot) gate_->Leave();
+    delete this;
+  }
 
  private:
+  void Begin() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) return;
+      begun_ = true;
+    }
+    StartWrite(&message_);
+  }
+
   std::shared_ptr<const StoreView> view_;
+  TransferGate* const gate_;
   v1::FileRecord record_;
   int next_chunk_ = 0;
   uint64_t skip_ = 0;
+  uint64_t ticket_ = 0;
   v1::FetchResponse message_;
+  absl::Mutex mu_;
+  bool begun_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace
 
-UpdateServiceImpl::UpdateServiceImpl(VersionStore* store, AgentRegistry* agents)
-    : store_(store), agents_(agents) {
+UpdateServiceImpl::UpdateServiceImpl(VersionStore* store, AgentRegistry* agents,
+                                     const UpdateServiceOptions& options)
+    : store_(store),
+      agents_(agents),
+      max_transfers_(options.max_transfers),
+      gate_(options.max_transfers, options.max_queued) {
   store_->SetCommitObserver(
       [this](std::shared_ptr<const v1::SignedManifest> m) { Announce(std::move(m)); });
 }
@@ -260,7 +309,7 @@ grpc::ServerWriteReactor<v1::SignedManifest>* UpdateServiceImpl::Watch(
 
 grpc::ServerWriteReactor<v1::FetchResponse>* UpdateServiceImpl::Fetch(
     grpc::CallbackServerContext*, const v1::FetchRequest* request) {
-  return new FetchReactor(store_->Snapshot(), *request);
+  return new FetchReactor(store_->Snapshot(), *request, &gate_);
 }
 
 grpc::ServerUnaryReactor* UpdateServiceImpl::ReportStatus(

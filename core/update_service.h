@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "core/agent_registry.h"
+#include "core/transfer_gate.h"
 #include "core/version_store.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
@@ -26,17 +27,25 @@ namespace sigrelay {
 
 class WatchReactor;
 
+struct UpdateServiceOptions {
+  size_t max_transfers = 64;     // Fetch streams sending at once
+  size_t max_queued = 1 << 20;   // Fetch streams waiting for a slot
+};
+
 class UpdateServiceImpl final : public v1::UpdateService::CallbackService {
  public:
   // `store` and `agents` must outlive the service. Becomes the store's commit
   // observer.
-  UpdateServiceImpl(VersionStore* store, AgentRegistry* agents);
+  UpdateServiceImpl(VersionStore* store, AgentRegistry* agents,
+                    const UpdateServiceOptions& options = {});
   ~UpdateServiceImpl() override;
 
   // Ends every Watch stream and refuses new ones; call before the server's
   // Shutdown so it does not wait on open streams.
   void Shutdown();
   size_t WatcherCount() const;
+  TransferGate::Stats TransferStats() const { return gate_.stats(); }
+  size_t max_transfers() const { return max_transfers_; }
 
   grpc::ServerUnaryReactor* GetManifest(grpc::CallbackServerContext* context,
                                         const v1::GetManifestRequest* request,
@@ -59,6 +68,8 @@ class UpdateServiceImpl final : public v1::UpdateService::CallbackService {
 
   VersionStore* const store_;
   AgentRegistry* const agents_;
+  const size_t max_transfers_;
+  TransferGate gate_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_set<WatchReactor*> watchers_ ABSL_GUARDED_BY(mu_);

@@ -137,8 +137,14 @@ class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> 
 };
 
 OriginAdminService::OriginAdminService(const AdminToken* token, Publisher* publisher,
-                                       VersionStore* store, std::string spool_dir)
-    : token_(token), publisher_(publisher), store_(store), spool_dir_(std::move(spool_dir)) {}
+                                       VersionStore* store, const UpdateServiceImpl* update,
+                                       const AgentRegistry* agents, std::string spool_dir)
+    : token_(token),
+      publisher_(publisher),
+      store_(store),
+      update_(update),
+      agents_(agents),
+      spool_dir_(std::move(spool_dir)) {}
 
 grpc::ServerReadReactor<v1::PublishRequest>* OriginAdminService::Publish(
     grpc::CallbackServerContext* context, v1::PublishResponse* response) {
@@ -156,6 +162,7 @@ grpc::ServerUnaryReactor* OriginAdminService::GetStatus(
   }
   response->set_role("origin");
   FillComponentStatus(*store_->Snapshot(), response);
+  FillServingStatus(*update_, *agents_, response);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "core/admin_token.h"
+#include "core/agent_registry.h"
+#include "core/update_service.h"
 #include "core/serial_executor.h"
 #include "core/version_store.h"
 #include "origin/publisher.h"
@@ -18,7 +20,8 @@ class OriginAdminService final : public v1::AdminService::CallbackService {
  public:
   // Uploads are spooled under `spool_dir`. All pointers must outlive this.
   OriginAdminService(const AdminToken* token, Publisher* publisher,
-                     VersionStore* store, std::string spool_dir);
+                     VersionStore* store, const UpdateServiceImpl* update,
+                     const AgentRegistry* agents, std::string spool_dir);
 
   grpc::ServerReadReactor<v1::PublishRequest>* Publish(
       grpc::CallbackServerContext* context, v1::PublishResponse* response) override;
@@ -31,6 +34,8 @@ class OriginAdminService final : public v1::AdminService::CallbackService {
   const AdminToken* const token_;
   Publisher* const publisher_;
   VersionStore* const store_;
+  const UpdateServiceImpl* const update_;
+  const AgentRegistry* const agents_;
   const std::string spool_dir_;
   SerialExecutor worker_;  // last: drained before the members above go
 };

@@ -34,6 +34,7 @@ int Main(int argc, char** argv) {
   std::vector<std::string> listen;
   PublisherOptions options;
   uint64_t chunk_size = 1 << 20;
+  UpdateServiceOptions serve;
   FlagParser flags("sigrelay-origin",
                    "sigrelay-origin --data-dir DIR --listen HOST:PORT [--listen ...] [flags]");
   flags.Add("data-dir", &data_dir, "DIR", "store, keys and admin token live here (required)");
@@ -53,6 +54,8 @@ int Main(int argc, char** argv) {
   flags.Add("manifest-validity", &options.manifest_validity,
             "how long a signed manifest stays valid; re-signed at half (default 168h)");
   flags.AddBytes("chunk-size", &chunk_size, "store chunk size, 4KiB..4MiB (default 1MiB)");
+  flags.Add("max-transfers", &serve.max_transfers, "N",
+            "Fetch streams sending at once; more wait in a queue (default 64)");
   std::vector<std::string> positional;
   absl::Status parsed = flags.Parse(argc, argv, &positional);
   if (flags.help_requested()) {
@@ -99,9 +102,9 @@ int Main(int argc, char** argv) {
   Publisher publisher(store->get(), signer->get(), RealClock::Get(), options);
   if (absl::Status s = publisher.RefreshIfDue(); !s.ok()) return Fail(s);
   AgentRegistry agents;
-  UpdateServiceImpl update(store->get(), &agents);
-  auto admin = std::make_unique<OriginAdminService>(&*token, &publisher, store->get(),
-                                                    data_dir + "/spool");
+  UpdateServiceImpl update(store->get(), &agents, serve);
+  auto admin = std::make_unique<OriginAdminService>(&*token, &publisher, store->get(), &update,
+                                                    &agents, data_dir + "/spool");
   auto server = StartServer(listen, {&update, admin.get()}, data_dir + "/listening");
   if (!server.ok()) return Fail(server.status());
   Log(LogLevel::kInfo,

@@ -37,16 +37,7 @@ grpc::ServerUnaryReactor* RelayAdminService::GetStatus(
   FillComponentStatus(*store_->Snapshot(), response);
   sync_->FillStatus(response->mutable_relay());
   scheduler_->FillStatus(response->mutable_relay());
-  response->set_watchers(update_->WatcherCount());
-  response->set_agents_reported(agents_->AgentCount());
-  for (const auto& [component, versions] : agents_->VersionCounts()) {
-    for (const auto& [version, count] : versions) {
-      v1::AgentVersionCount* c = response->add_agent_versions();
-      c->set_component(component);
-      c->set_version(version);
-      c->set_agents(count);
-    }
-  }
+  FillServingStatus(*update_, *agents_, response);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

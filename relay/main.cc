@@ -40,6 +40,7 @@ struct RelaySettings {
   int zstd_level = IncrementalCodec::kDefaultLevel;
   uint64_t max_file_size = 1ull << 30;
   uint64_t chunk_size = 1 << 20;
+  UpdateServiceOptions serve;
 };
 
 absl::Status ApplyConfigFile(const std::string& path, RelaySettings* s) {
@@ -96,6 +97,8 @@ int Main(int argc, char** argv) {
   flags.Add("zstd-level", &s.zstd_level, "N", "zstd level for incrementals made here (default 12)");
   flags.AddBytes("max-file-size", &s.max_file_size, "largest file accepted from upstream (default 1GiB)");
   flags.AddBytes("chunk-size", &s.chunk_size, "store chunk size, 4KiB..4MiB (default 1MiB)");
+  flags.Add("max-transfers", &s.serve.max_transfers, "N",
+            "Fetch streams sending at once; more wait in a queue (default 64)");
   // The config file first, so the flags on the command line override it.
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -152,7 +155,7 @@ int Main(int argc, char** argv) {
   sched_options.initial_backoff = std::min(absl::Seconds(1), s.max_backoff);
   SyncScheduler scheduler(&sync, store->get(), RealClock::Get(), sched_options);
   AgentRegistry agents;
-  UpdateServiceImpl update(store->get(), &agents);
+  UpdateServiceImpl update(store->get(), &agents, s.serve);
   RelayAdminService admin(&*token, store->get(), &sync, &scheduler, &update, &agents);
   auto server = StartServer(s.listen, {&update, &admin}, s.data_dir + "/listening");
   if (!server.ok()) return Fail(server.status());

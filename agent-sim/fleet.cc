@@ -1,0 +1,614 @@
+#include "agent-sim/fleet.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "core/component.h"
+#include "core/digest.h"
+
+namespace sigrelay {
+namespace {
+
+const char* CodeName(grpc::StatusCode code) {
+  static constexpr const char* kNames[] = {
+      "OK",          "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND",   "ALREADY_EXISTS",    "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",       "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  int c = static_cast<int>(code);
+  return c >= 0 && c <= 16 ? kNames[c] : "UNKNOWN";
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ Agent
+
+class WatchCall;
+class FetchCall;
+
+class Agent {
+ public:
+  struct Held {
+    uint32_t version = 0;
+    Fleet::Bytes bytes;
+  };
+
+  Agent(Fleet* fleet, int index, std::shared_ptr<grpc::Channel> channel,
+        std::map<std::string, Held> held)
+      : fleet_(fleet),
+        id_(absl::StrCat("sim-", index)),
+        channel_(std::move(channel)),
+        stub_(v1::UpdateService::NewStub(channel_)),
+        held_(std::move(held)),
+        rng_(fleet->options_.seed * 1000003 + index) {}
+
+  void Start(absl::Duration delay) {
+    fleet_->timers_.After(delay, [this] { OpenWatch(); });
+  }
+
+  void Cancel();
+  void OnManifest(const v1::SignedManifest& m);
+  void OnWatchEnded(WatchCall* call, const grpc::Status& s);
+  void OnFetched(FetchCall* call, const grpc::Status& s);
+
+ private:
+  friend class FetchCall;
+  void OpenWatch();
+  void MaybeFetchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartFetch(const std::string& component);
+  void StartFetchLocked(const std::string& component) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CheckConvergedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Report() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration Backoff(int failures) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::Duration d = absl::Milliseconds(250);
+    for (int i = 1; i < failures && d < fleet_->options_.max_backoff; ++i) d *= 2;
+    d = std::min(d, fleet_->options_.max_backoff);
+    return d * std::uniform_real_distribution<double>(0.5, 1.5)(rng_);
+  }
+  bool Selected(const std::string& component) const {
+    const auto& c = fleet_->options_.components;
+    return c.empty() || std::find(c.begin(), c.end(), component) != c.end();
+  }
+
+  Fleet* const fleet_;
+  const std::string id_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::UpdateService::Stub> stub_;
+
+  absl::Mutex mu_;
+  std::map<std::string, Held> held_ ABSL_GUARDED_BY(mu_);
+  std::optional<v1::Manifest> latest_ ABSL_GUARDED_BY(mu_);
+  WatchCall* watch_ ABSL_GUARDED_BY(mu_) = nullptr;
+  FetchCall* fetch_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool fetch_pending_ ABSL_GUARDED_BY(mu_) = false;  // started or scheduled
+  bool converged_ ABSL_GUARDED_BY(mu_) = false;
+  bool reported_ ABSL_GUARDED_BY(mu_) = false;
+  int watch_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  int fetch_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+};
+
+class WatchCall final : public grpc::ClientReadReactor<v1::SignedManifest> {
+ public:
+  WatchCall(Agent* agent, v1::UpdateService::Stub* stub, std::atomic<int>* live)
+      : agent_(agent), live_(live) {
+    ++*live_;
+    stub->async()->Watch(&ctx_, &request_, this);
+    StartRead(&message_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    agent_->OnManifest(message_);
+    StartRead(&message_);
+  }
+  void OnDone(const grpc::Status& s) override {
+    agent_->OnWatchEnded(this, s);
+    std::atomic<int>* live = live_;
+    delete this;
+    --*live;
+  }
+  grpc::ClientContext ctx_;
+
+ private:
+  Agent* const agent_;
+  std::atomic<int>* const live_;
+  v1::WatchRequest request_;
+  v1::SignedManifest message_;
+};
+
+class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
+ public:
+  FetchCall(Agent* agent, v1::UpdateService::Stub* stub, std::atomic<int>* live,
+            std::string component, uint32_t have, const v1::ComponentEntry& entry)
+      : component_(std::move(component)), have_(have), entry_(entry), agent_(agent),
+        live_(live) {
+    ++*live_;
+    request_.set_component(component_);
+    request_.set_have_version(have);
+    request_.set_want_version(entry.version());
+    stub->async()->Fetch(&ctx_, &request_, this);
+    StartRead(&message_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    if (message_.has_header()) {
+      header_ = message_.header();
+      // Sizes in the signed manifest bound every download.
+      uint64_t bound = entry_.size();
+      for (const v1::IncrementalEntry& ie : entry_.incrementals()) {
+        if (header_.kind() == v1::PAYLOAD_KIND_INCREMENTAL &&
+            ie.from_version() == header_.from_version()) {
+          bound = ie.size();
+        }
+      }
+      if (header_.size() > bound) {
+        overflow_ = true;
+        ctx_.TryCancel();
+        return;
+      }
+      body_.reserve(header_.size());
+    } else if (body_.size() + message_.data().size() > header_.size()) {
+      overflow_ = true;
+      ctx_.TryCancel();
+      return;
+    } else {
+      body_ += message_.data();
+    }
+    StartRead(&message_);
+  }
+  void OnDone(const grpc::Status& s) override {
+    agent_->OnFetched(this, s);
+    std::atomic<int>* live = live_;
+    delete this;
+    --*live;
+  }
+
+  grpc::ClientContext ctx_;
+  const std::string component_;
+  const uint32_t have_;
+  const v1::ComponentEntry entry_;
+  v1::FetchHeader header_;
+  std::string body_;
+  bool overflow_ = false;
+
+ private:
+  Agent* const agent_;
+  std::atomic<int>* const live_;
+  v1::FetchRequest request_;
+  v1::FetchResponse message_;
+};
+
+void Agent::Cancel() {
+  absl::MutexLock lock(&mu_);
+  if (watch_ != nullptr) watch_->ctx_.TryCancel();
+  if (fetch_ != nullptr) fetch_->ctx_.TryCancel();
+}
+
+void Agent::OpenWatch() {
+  if (fleet_->stopping_) return;
+  absl::MutexLock lock(&mu_);
+  watch_ = new WatchCall(this, stub_.get(), &fleet_->live_reactors_);
+}
+
+void Agent::OnManifest(const v1::SignedManifest& m) {
+  absl::StatusOr<v1::Manifest> manifest = fleet_->verifier_->Verify(m, absl::Now());
+  if (!manifest.ok()) {
+    fleet_->CountError("manifest", std::string(manifest.status().message()));
+    return;
+  }
+  bool target_seen = !fleet_->options_.until.empty();
+  for (const auto& [component, version] : fleet_->options_.until) {
+    const v1::ComponentEntry* e = FindEntry(*manifest, component);
+    target_seen = target_seen && e != nullptr && e->version() >= version;
+  }
+  if (target_seen) fleet_->SawTarget(absl::Now());
+  absl::MutexLock lock(&mu_);
+  watch_failures_ = 0;
+  if (latest_ && manifest->serial() <= latest_->serial()) return;  // no rollback
+  latest_ = std::move(*manifest);
+  MaybeFetchLocked();
+  CheckConvergedLocked();
+  if (!reported_) Report();  // what it holds, as soon as it knows the server
+}
+
+void Agent::OnWatchEnded(WatchCall* call, const grpc::Status& s) {
+  absl::MutexLock lock(&mu_);
+  if (watch_ == call) watch_ = nullptr;
+  if (fleet_->stopping_) return;
+  ++watch_failures_;
+  std::string message = s.error_code() == grpc::StatusCode::UNAVAILABLE
+                            ? absl::StrCat("cannot reach ", fleet_->options_.server, ": ",
+                                           s.error_message())
+                            : s.error_message();
+  fleet_->CountError(absl::StrCat("watch ", CodeName(s.error_code())), message);
+  fleet_->timers_.After(Backoff(watch_failures_), [this] { OpenWatch(); });
+}
+
+void Agent::MaybeFetchLocked() {
+  if (fetch_pending_ || !latest_ || fleet_->stopping_) return;
+  for (const v1::ComponentEntry& e : latest_->components()) {
+    if (!Selected(e.name())) continue;
+    auto it = held_.find(e.name());
+    if (it != held_.end() && it->second.version >= e.version()) continue;
+    fetch_pending_ = true;
+    std::string component = e.name();
+    absl::Duration wait = fleet_->options_.jitter > absl::ZeroDuration()
+                              ? fleet_->options_.jitter *
+                                    std::uniform_real_distribution<double>(0, 1)(rng_)
+                              : absl::ZeroDuration();
+    if (wait == absl::ZeroDuration()) {
+      StartFetchLocked(component);
+    } else {
+      fleet_->timers_.After(wait, [this, component] { StartFetch(component); });
+    }
+    return;
+  }
+}
+
+void Agent::StartFetch(const std::string& component) {
+  absl::MutexLock lock(&mu_);
+  StartFetchLocked(component);
+}
+
+void Agent::StartFetchLocked(const std::string& component) {
+  const v1::ComponentEntry* entry = latest_ ? FindEntry(*latest_, component) : nullptr;
+  if (fleet_->stopping_ || entry == nullptr) {
+    fetch_pending_ = false;
+    return;
+  }
+  auto it = held_.find(component);
+  uint32_t have = it == held_.end() ? 0 : it->second.version;
+  fetch_ = new FetchCall(this, stub_.get(), &fleet_->live_reactors_, component, have, *entry);
+}
+
+void Agent::OnFetched(FetchCall* call, const grpc::Status& s) {
+  absl::MutexLock lock(&mu_);
+  fetch_ = nullptr;
+  fetch_pending_ = false;
+  if (fleet_->stopping_) return;
+  const std::string& component = call->component_;
+  const v1::ComponentEntry& entry = call->entry_;
+  absl::Status problem;
+  if (call->overflow_) {
+    problem = absl::DataLossError("server sent more than the signed manifest allows");
+  } else if (!s.ok()) {
+    fleet_->CountError(absl::StrCat("fetch ", CodeName(s.error_code())),
+                       absl::StrCat(component, ": ", s.error_message()));
+    ++fetch_failures_;
+    fleet_->timers_.After(Backoff(fetch_failures_), [this] {
+      absl::MutexLock relock(&mu_);
+      MaybeFetchLocked();
+    });
+    return;
+  }
+  Fleet::Bytes result;
+  const bool incremental = call->header_.kind() == v1::PAYLOAD_KIND_INCREMENTAL;
+  if (problem.ok()) {
+    (incremental ? fleet_->bytes_incremental_ : fleet_->bytes_full_) += call->body_.size();
+    if (incremental) {
+      auto it = held_.find(component);
+      if (it == held_.end() || it->second.version != call->header_.from_version()) {
+        problem = absl::DataLossError("server sent an incremental from a version not held");
+      } else {
+        absl::StatusOr<Fleet::Bytes> rebuilt = fleet_->Rebuild(
+            component, it->second.version, it->second.bytes, call->body_, entry);
+        if (rebuilt.ok()) result = *rebuilt; else problem = rebuilt.status();
+      }
+    } else {
+      result = fleet_->Known(component, entry.version(), entry.sha256());
+      if (result == nullptr || *result != call->body_) {
+        if (Sha256::Of(call->body_) != entry.sha256()) {
+          problem = absl::DataLossError(absl::StrCat(
+              component, " ", entry.version(), " does not match its signed digest"));
+        } else {
+          result = fleet_->Remember(component, entry.version(), entry.sha256(),
+                                    std::move(call->body_));
+        }
+      }
+    }
+  }
+  if (!problem.ok()) {
+    fleet_->CountError(incremental ? "rebuild" : "digest", std::string(problem.message()));
+    ++fetch_failures_;
+    if (incremental) held_.erase(component);  // next time: the full file
+    fleet_->timers_.After(Backoff(fetch_failures_), [this] {
+      absl::MutexLock relock(&mu_);
+      MaybeFetchLocked();
+    });
+    return;
+  }
+  fetch_failures_ = 0;
+  held_[component] = {entry.version(), std::move(result)};
+  reported_ = false;
+  CheckConvergedLocked();
+  if (!reported_) Report();
+  MaybeFetchLocked();
+}
+
+void Agent::CheckConvergedLocked() {
+  if (converged_ || !latest_) return;
+  if (!fleet_->options_.until.empty()) {
+    for (const auto& [component, version] : fleet_->options_.until) {
+      auto it = held_.find(component);
+      if (it == held_.end() || it->second.version < version) return;
+    }
+  } else {
+    for (const v1::ComponentEntry& e : latest_->components()) {
+      if (!Selected(e.name())) continue;
+      auto it = held_.find(e.name());
+      if (it == held_.end() || it->second.version < e.version()) return;
+    }
+  }
+  converged_ = true;
+  fleet_->MarkConverged(absl::Now());
+  if (!reported_) Report();
+}
+
+void Agent::Report() {
+  if (!fleet_->options_.report) return;
+  reported_ = true;
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::ReportStatusRequest request;
+    v1::ReportStatusResponse response;
+  };
+  auto* call = new Call;
+  call->request.set_agent_id(id_);
+  for (const auto& [component, held] : held_) {
+    v1::ComponentVersion* cv = call->request.add_versions();
+    cv->set_component(component);
+    cv->set_version(held.version);
+  }
+  ++fleet_->live_reactors_;
+  std::atomic<int>* live = &fleet_->live_reactors_;
+  stub_->async()->ReportStatus(&call->ctx, &call->request, &call->response,
+                               [call, live](grpc::Status) {
+                                 delete call;
+                                 --*live;
+                               });
+}
+
+// ------------------------------------------------------------------ Fleet
+
+Fleet::Fleet(FleetOptions options, std::unique_ptr<ManifestVerifier> verifier)
+    : options_(std::move(options)), verifier_(std::move(verifier)) {}
+
+Fleet::~Fleet() { Stop(); }
+
+std::shared_ptr<grpc::Channel> Fleet::NewChannel() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(8 << 20);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  if (options_.per_agent_connections) {
+    // Equal channel arguments would share one subchannel (one TCP
+    // connection); a local pool gives each agent its own.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  }
+  return grpc::CreateCustomChannel(options_.server, grpc::InsecureChannelCredentials(), args);
+}
+
+void Fleet::CountError(const std::string& kind, const std::string& message) {
+  absl::MutexLock lock(&mu_);
+  if (errors_[kind]++ == 0) first_error_[kind] = message;
+}
+
+void Fleet::MarkConverged(absl::Time when) {
+  absl::MutexLock lock(&mu_);
+  converge_times_.push_back(when);
+  converged_ = static_cast<int>(converge_times_.size());
+}
+
+void Fleet::SawTarget(absl::Time when) {
+  absl::MutexLock lock(&mu_);
+  first_target_seen_ = std::min(first_target_seen_, when);
+}
+
+Fleet::Bytes Fleet::Known(const std::string& component, uint32_t version,
+                          const std::string& sha256) {
+  absl::MutexLock lock(&mu_);
+  auto it = files_.find(absl::StrCat(component, "/", version, "/", sha256));
+  return it == files_.end() ? nullptr : it->second;
+}
+
+Fleet::Bytes Fleet::Remember(const std::string& component, uint32_t version,
+                             const std::string& sha256, std::string bytes) {
+  absl::MutexLock lock(&mu_);
+  Bytes& slot = files_[absl::StrCat(component, "/", version, "/", sha256)];
+  if (slot == nullptr) slot = std::make_shared<const std::string>(std::move(bytes));
+  return slot;
+}
+
+absl::StatusOr<Fleet::Bytes> Fleet::Rebuild(const std::string& component, uint32_t from,
+                                             const Bytes& old, const std::string& incremental,
+                                             const v1::ComponentEntry& entry) {
+  // The incremental's own digest first: cheap, and it makes the rebuild
+  // cache key trustworthy.
+  std::string incr_sha = Sha256::Of(incremental);
+  const std::string key = absl::StrCat(component, "/", from, "/", entry.version(), "/",
+                                       incr_sha, "/", reinterpret_cast<uintptr_t>(old.get()));
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = rebuilt_.find(key);
+    if (it != rebuilt_.end()) return it->second;
+  }
+  absl::StatusOr<std::string> rebuilt = codec_.Decode(*old, incremental, entry.size());
+  if (!rebuilt.ok()) return rebuilt.status();
+  if (Sha256::Of(*rebuilt) != entry.sha256()) {
+    return absl::DataLossError(absl::StrCat("rebuilt ", component, " ", entry.version(),
+                                            " does not match its signed digest"));
+  }
+  Bytes result = Remember(component, entry.version(), entry.sha256(), std::move(*rebuilt));
+  absl::MutexLock lock(&mu_);
+  rebuilt_[key] = result;
+  return result;
+}
+
+absl::StatusOr<Fleet::Bytes> Fleet::FetchWhole(const std::string& component, uint32_t version,
+                                               const v1::ComponentEntry* verify_against) {
+  auto stub = v1::UpdateService::NewStub(start_channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
+  v1::FetchRequest req;
+  req.set_component(component);
+  req.set_want_version(version);
+  auto reader = stub->Fetch(&ctx, req);
+  v1::FetchResponse msg;
+  v1::FetchHeader header;
+  std::string body;
+  while (reader->Read(&msg)) {
+    if (msg.has_header()) header = msg.header();
+    else body += msg.data();
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        absl::StrCat("loading the start version ", component, " ", version,
+                                     " from ", options_.start_source, ": ", s.error_message(),
+                                     " (--start-source can name a node that keeps it, "
+                                     "e.g. the origin)"));
+  }
+  const std::string& want_sha = verify_against ? verify_against->sha256() : header.sha256();
+  if (Sha256::Of(body) != want_sha) {
+    return absl::DataLossError(absl::StrCat("start version ", component, " ", version,
+                                            " does not match its digest"));
+  }
+  return Remember(component, version, want_sha, std::move(body));
+}
+
+absl::Status Fleet::Start() {
+  started_ = absl::Now();
+  shared_channel_ = NewChannel();
+  if (options_.per_agent_connections) {
+    // The shared channel only loads start versions; agents get their own.
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(8 << 20);
+    shared_channel_ =
+        grpc::CreateCustomChannel(options_.server, grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::ChannelArguments start_args;
+  start_args.SetMaxReceiveMessageSize(8 << 20);
+  start_channel_ = grpc::CreateCustomChannel(
+      options_.start_source.empty() ? options_.server : options_.start_source,
+      grpc::InsecureChannelCredentials(), start_args);
+  auto stub = v1::UpdateService::NewStub(shared_channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::SignedManifest signed_manifest;
+  grpc::Status s = stub->GetManifest(&ctx, {}, &signed_manifest);
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot read the manifest of ", options_.server,
+                                               ": ", CodeName(s.error_code()), ": ",
+                                               s.error_message()));
+  }
+  absl::StatusOr<v1::Manifest> manifest = verifier_->Verify(signed_manifest, absl::Now());
+  if (!manifest.ok()) return manifest.status();
+  std::vector<const v1::ComponentEntry*> entries;
+  for (const v1::ComponentEntry& e : manifest->components()) {
+    const auto& c = options_.components;
+    if (c.empty() || std::find(c.begin(), c.end(), e.name()) != c.end()) entries.push_back(&e);
+  }
+  for (const std::string& c : options_.components) {
+    if (FindEntry(*manifest, c) == nullptr) {
+      return absl::NotFoundError(absl::StrCat(options_.server, " publishes no ", c));
+    }
+  }
+  // Load each start version once; agents share the bytes.
+  double total = 0;
+  for (const auto& [v, w] : options_.start_mix) total += w;
+  std::map<std::pair<std::string, uint32_t>, Bytes> start_bytes;
+  for (const auto& [v, w] : options_.start_mix) {
+    if (v == 0) continue;
+    for (const v1::ComponentEntry* e : entries) {
+      uint32_t version = v == UINT32_MAX ? e->version() : v;
+      auto key = std::make_pair(e->name(), version);
+      if (start_bytes.count(key)) continue;
+      absl::StatusOr<Bytes> b =
+          FetchWhole(e->name(), version, version == e->version() ? e : nullptr);
+      if (!b.ok()) return b.status();
+      start_bytes[key] = *b;
+    }
+  }
+  std::mt19937_64 rng(options_.seed);
+  for (int i = 0; i < options_.agents; ++i) {
+    // Agent i takes the mix entry its position falls in.
+    double at = (i + 0.5) / options_.agents * total, sum = 0;
+    uint32_t v = options_.start_mix.back().first;
+    for (const auto& [mv, w] : options_.start_mix) {
+      sum += w;
+      if (at < sum) {
+        v = mv;
+        break;
+      }
+    }
+    std::map<std::string, Agent::Held> held;
+    if (v != 0) {
+      for (const v1::ComponentEntry* e : entries) {
+        uint32_t version = v == UINT32_MAX ? e->version() : v;
+        held[e->name()] = {version, start_bytes[{e->name(), version}]};
+      }
+    }
+    agents_.push_back(std::make_unique<Agent>(
+        this, i, options_.per_agent_connections ? NewChannel() : shared_channel_,
+        std::move(held)));
+  }
+  for (int i = 0; i < options_.agents; ++i) {
+    absl::Duration delay = options_.ramp * (static_cast<double>(i) / options_.agents);
+    agents_[i]->Start(delay);
+  }
+  return absl::OkStatus();
+}
+
+bool Fleet::WaitConverged(absl::Duration timeout, const std::function<void()>& progress) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (converged_.load() < options_.agents && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));  // progress display pace
+    if (progress) progress();
+  }
+  return converged_.load() >= options_.agents;
+}
+
+void Fleet::Stop() {
+  if (stopping_.exchange(true)) return;
+  for (auto& a : agents_) a->Cancel();
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (live_reactors_.load() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+    for (auto& a : agents_) a->Cancel();
+  }
+}
+
+FleetSummary Fleet::Summary() const {
+  FleetSummary out;
+  out.agents = options_.agents;
+  out.bytes_incremental = bytes_incremental_.load();
+  out.bytes_full = bytes_full_.load();
+  absl::MutexLock lock(&mu_);
+  out.converged = static_cast<int>(converge_times_.size());
+  out.errors = errors_;
+  out.first_error = first_error_;
+  std::vector<absl::Time> times = converge_times_;
+  std::sort(times.begin(), times.end());
+  // From the moment the target was first announced when --until is given
+  // (publish to converged), else from the start.
+  absl::Time t0 = options_.until.empty() || first_target_seen_ == absl::InfiniteFuture()
+                      ? started_
+                      : std::min(first_target_seen_, times.empty() ? first_target_seen_ : times[0]);
+  auto at = [&](double q) {
+    size_t need = static_cast<size_t>(std::ceil(q * options_.agents));
+    if (need == 0) need = 1;
+    if (times.size() < need) return -1.0;
+    return absl::ToDoubleSeconds(times[need - 1] - t0);
+  };
+  out.seconds_to_p50 = at(0.5);
+  out.seconds_to_p99 = at(0.99);
+  out.seconds_to_all = at(1.0);
+  return out;
+}
+
+}  // namespace sigrelay

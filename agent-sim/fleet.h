@@ -1,0 +1,118 @@
+// A fleet of simulated agents: each subscribes with Watch, fetches the
+// incremental or full file for every component it lags on, rebuilds,
+// verifies against the signed manifest and reports its versions. Everything
+// runs on gRPC's callback API and one timer thread, so ten thousand agents
+// cost reactors, not threads. Agents on the same version share its
+// immutable bytes, and a rebuild from the same inputs is done once.
+#ifndef SIGRELAY_AGENT_SIM_FLEET_H_
+#define SIGRELAY_AGENT_SIM_FLEET_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "agent-sim/timer_queue.h"
+#include "core/delta_codec.h"
+#include "core/manifest.h"
+#include "sigrelay/v1/update.grpc.pb.h"
+
+namespace sigrelay {
+
+struct FleetOptions {
+  std::string server;
+  std::string start_source;  // where start versions are loaded (default: server)
+  int agents = 1;
+  std::vector<std::string> components;          // empty: all in the manifest
+  std::map<std::string, uint32_t> until;        // converged at these versions
+  bool per_agent_connections = false;
+  // Start mix: (version, weight); version 0 = nothing held, UINT32_MAX = the
+  // newest at start.
+  std::vector<std::pair<uint32_t, double>> start_mix = {{UINT32_MAX, 1.0}};
+  absl::Duration ramp = absl::ZeroDuration();   // agents start spread over this
+  absl::Duration jitter = absl::ZeroDuration(); // random wait before each fetch
+  absl::Duration max_backoff = absl::Seconds(10);
+  bool report = true;
+  uint64_t seed = 1;
+};
+
+struct FleetSummary {
+  int agents = 0;
+  int converged = 0;
+  double seconds_to_p50 = -1, seconds_to_p99 = -1, seconds_to_all = -1;
+  uint64_t bytes_incremental = 0, bytes_full = 0;
+  std::map<std::string, uint64_t> errors;         // kind -> count
+  std::map<std::string, std::string> first_error; // kind -> first message
+};
+
+class Agent;
+
+class Fleet {
+ public:
+  Fleet(FleetOptions options, std::unique_ptr<ManifestVerifier> verifier);
+  ~Fleet();
+
+  // Reads the server's manifest, loads the start versions (each fetched
+  // once and shared) and starts the agents.
+  absl::Status Start();
+  // Waits until every agent converged or `timeout` passed.
+  bool WaitConverged(absl::Duration timeout, const std::function<void()>& progress);
+  // Cancels every stream and waits for them to end.
+  void Stop();
+
+  int converged() const { return converged_.load(); }
+  int agents() const { return options_.agents; }
+  uint64_t bytes() const { return bytes_incremental_.load() + bytes_full_.load(); }
+  FleetSummary Summary() const;
+
+ private:
+  friend class Agent;
+  using Bytes = std::shared_ptr<const std::string>;
+
+  std::shared_ptr<grpc::Channel> NewChannel();
+  void CountError(const std::string& kind, const std::string& message);
+  void MarkConverged(absl::Time when);
+  void SawTarget(absl::Time when);
+  // The verified bytes of `component` `version`, if some agent has them.
+  Bytes Known(const std::string& component, uint32_t version, const std::string& sha256);
+  Bytes Remember(const std::string& component, uint32_t version, const std::string& sha256,
+                 std::string bytes);
+  // Rebuilds (once per distinct input) and checks the result's digest.
+  absl::StatusOr<Bytes> Rebuild(const std::string& component, uint32_t from, const Bytes& old,
+                                const std::string& incremental, const v1::ComponentEntry& entry);
+  absl::StatusOr<Bytes> FetchWhole(const std::string& component, uint32_t version,
+                                   const v1::ComponentEntry* verify_against);
+
+  const FleetOptions options_;
+  const std::unique_ptr<ManifestVerifier> verifier_;
+  const IncrementalCodec codec_;
+  std::shared_ptr<grpc::Channel> shared_channel_;
+  std::shared_ptr<grpc::Channel> start_channel_;
+  TimerQueue timers_;
+  std::vector<std::unique_ptr<Agent>> agents_;
+  std::atomic<int> converged_{0};
+  std::atomic<int> live_reactors_{0};
+  std::atomic<uint64_t> bytes_incremental_{0}, bytes_full_{0};
+  std::atomic<bool> stopping_{false};
+  absl::Time started_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Bytes> files_ ABSL_GUARDED_BY(mu_);  // "comp/ver/sha"
+  absl::flat_hash_map<std::string, Bytes> rebuilt_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Time> converge_times_ ABSL_GUARDED_BY(mu_);
+  absl::Time first_target_seen_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  std::map<std::string, uint64_t> errors_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> first_error_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_AGENT_SIM_FLEET_H_

@@ -1,0 +1,174 @@
+// sigrelay-agent-sim against a real origin and relay: hundreds of agents
+// converge, byte counts match what each start version needs, admission
+// control holds transfers to the cap, and failures name their cause.
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "core/file_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "sigrelay/v1/admin.grpc.pb.h"
+#include "tests/testutil/daemons.h"
+#include "tests/testutil/testutil.h"
+
+namespace sigrelay {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Daemon;
+using testing::TempDir;
+using testing::WaitFor;
+
+v1::GetStatusResponse AdminStatus(const Daemon& node) {
+  auto stub = v1::AdminService::NewStub(
+      grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  std::string token(absl::StripAsciiWhitespace(*ReadFileToString(node.token_file())));
+  ctx.AddMetadata("authorization", "Bearer " + token);
+  v1::GetStatusResponse r;
+  EXPECT_TRUE(stub->GetStatus(&ctx, {}, &r).ok());
+  return r;
+}
+
+// The number after "key": in a flat JSON object.
+double JsonNumber(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\":");
+  double v = -1;
+  if (at == std::string::npos) return v;
+  size_t start = at + key.size() + 3, end = json.find_first_of(",}", start);
+  absl::SimpleAtod(json.substr(start, end - start), &v);
+  return v;
+}
+
+class AgentSimTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    origin_ = std::make_unique<Daemon>("sigrelay-origin", work_.File("origin"),
+                                       std::vector<std::string>{});
+    ASSERT_FALSE(origin_->address().empty()) << origin_->output();
+    pub_ = origin_->data_dir() + "/origin.pub";
+    p1_ = testing::GenPattern(work_.path(), "p1", 20000, 1);
+    p2_ = testing::GenPattern(work_.path(), "p2", 0, 2, p1_);
+    p3_ = testing::GenPattern(work_.path(), "p3", 0, 3, p2_);
+    ASSERT_EQ(testing::Publish(*origin_, "virus", p1_), 1u);
+    ASSERT_EQ(testing::Publish(*origin_, "virus", p2_), 3u);
+  }
+
+  std::unique_ptr<Daemon> StartRelay(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--origin-pubkey", pub_, "--upstream", origin_->address()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto relay = std::make_unique<Daemon>("sigrelay-relay", work_.File("relay"), args);
+    EXPECT_FALSE(relay->address().empty()) << relay->output();
+    EXPECT_TRUE(WaitFor([&] { return testing::ServedVersion(relay->address(), "virus") == 3; }));
+    return relay;
+  }
+
+  std::vector<std::string> Sim(const Daemon& server, int agents, std::vector<std::string> extra) {
+    std::vector<std::string> argv = {testing::BinDir() + "/sigrelay-agent-sim", "--server",
+                                     server.address(), "--agents", std::to_string(agents),
+                                     "--origin-pubkey", pub_, "--start-source",
+                                     origin_->address(), "--json"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  }
+
+  TempDir work_;
+  std::unique_ptr<Daemon> origin_;
+  std::string pub_, p1_, p2_, p3_;
+};
+
+// 300 agents on separate connections, started on a mix of versions, first
+// catch up with what is served, then converge to a version published while
+// they watch; each took exactly the bytes its start version needs, and the
+// relay knows who holds what.
+TEST_F(AgentSimTest, ThreeHundredAgentsConvergeWithExactByteCounts) {
+  auto relay = StartRelay();
+  auto incremental_size = [](const v1::GetStatusResponse& st, uint32_t from) {
+    for (const auto& ie : st.components(0).incrementals()) {
+      if (ie.from_version() == from) return ie.size();
+    }
+    return uint64_t{0};
+  };
+  const uint64_t v_1_3 = incremental_size(AdminStatus(*relay), 1);
+  ASSERT_GT(v_1_3, 0u);
+  // 240 agents at 3, 30 at 1 (they take v_1.3), 30 new (they take 3 whole).
+  testing::ChildProcess sim(Sim(*relay, 300, {"--connections", "per-agent", "--start",
+                                              "current:80,1:10,none:10", "--until", "virus=5",
+                                              "--timeout", "60s"}));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        v1::GetStatusResponse st = AdminStatus(*relay);
+        return st.watchers() >= 300 && st.agent_versions_size() == 1 &&
+               st.agent_versions(0).agents() == 300;
+      },
+      absl::Seconds(30)))
+      << sim.Output();
+  ASSERT_EQ(testing::Publish(*origin_, "virus", p3_), 5u);
+  ASSERT_EQ(sim.Wait(), 0) << sim.Output();
+  std::string json = sim.Output();
+  EXPECT_EQ(JsonNumber(json, "agents"), 300);
+  EXPECT_EQ(JsonNumber(json, "converged"), 300);
+  EXPECT_GE(JsonNumber(json, "seconds_to_all"), 0);
+
+  v1::GetStatusResponse st = AdminStatus(*relay);
+  ASSERT_EQ(st.components(0).version(), 5u);
+  const uint64_t v_3_5 = incremental_size(st, 3);
+  ASSERT_GT(v_3_5, 0u);
+  EXPECT_EQ(static_cast<uint64_t>(JsonNumber(json, "bytes_incremental")),
+            30 * v_1_3 + 300 * v_3_5);
+  EXPECT_EQ(static_cast<uint64_t>(JsonNumber(json, "bytes_full")),
+            30 * ReadFileToString(p2_)->size());
+  EXPECT_EQ(st.agents_reported(), 300u);
+  ASSERT_EQ(st.agent_versions_size(), 1);
+  EXPECT_EQ(st.agent_versions(0).version(), 5u);
+  EXPECT_EQ(st.agent_versions(0).agents(), 300u);
+}
+
+// With two transfer slots, a burst of 100 new agents waits in the queue and
+// still converges; never more than two transfers run at once.
+TEST_F(AgentSimTest, AdmissionControlCapsConcurrentTransfers) {
+  auto relay = StartRelay({"--max-transfers", "2"});
+  testing::ChildProcess sim(Sim(*relay, 100, {"--start", "none"}));
+  ASSERT_EQ(sim.Wait(), 0) << sim.Output();
+  EXPECT_EQ(JsonNumber(sim.Output(), "converged"), 100);
+  v1::TransferStatus t = AdminStatus(*relay).transfers();
+  EXPECT_EQ(t.max_active(), 2u);
+  EXPECT_LE(t.peak_active(), 2u);
+  EXPECT_GT(t.peak_queued(), 0u);
+  EXPECT_GE(t.admitted(), 100u);
+  EXPECT_EQ(t.active(), 0u);
+}
+
+TEST_F(AgentSimTest, FailuresNameTheirCause) {
+  std::string out;
+  std::string dead = absl::StrCat("127.0.0.1:", testing::UnusedPort());
+  EXPECT_NE(testing::RunCommand({testing::BinDir() + "/sigrelay-agent-sim", "--server", dead,
+                                 "--agents", "3", "--origin-pubkey", pub_},
+                                &out),
+            0);
+  EXPECT_THAT(out, HasSubstr(dead));
+  EXPECT_THAT(out, HasSubstr("UNAVAILABLE"));
+
+  // Waiting for a version nobody publishes: a timeout that says so.
+  EXPECT_EQ(testing::RunCommand({testing::BinDir() + "/sigrelay-agent-sim", "--server",
+                                 origin_->address(), "--agents", "5", "--origin-pubkey", pub_,
+                                 "--until", "virus=99", "--timeout", "1s"},
+                                &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("5 of 5 agents did not converge"));
+
+  // A pinned key that is not the origin's: every manifest is refused.
+  testing::TempDir other;
+  Daemon stranger("sigrelay-origin", other.File("o"), {});
+  EXPECT_NE(testing::RunCommand({testing::BinDir() + "/sigrelay-agent-sim", "--server",
+                                 origin_->address(), "--agents", "2", "--origin-pubkey",
+                                 other.File("o") + "/origin.pub"},
+                                &out),
+            0);
+  EXPECT_THAT(out, HasSubstr("signature"));
+}
+
+}  // namespace
+}  // namespace sigrelay
