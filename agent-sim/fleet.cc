@@ -152,13 +152,13 @@ class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
         return;
       }
       body_.reserve(header_.size());
-    } else if (body_.size() + message_.data().size() > header_.size()) {
+    }
+    if (body_.size() + message_.data().size() > header_.size()) {
       overflow_ = true;
       ctx_.TryCancel();
       return;
-    } else {
-      body_ += message_.data();
     }
+    body_ += message_.data();
     StartRead(&message_);
   }
   void OnDone(const grpc::Status& s) override {
@@ -463,7 +463,7 @@ absl::StatusOr<Fleet::Bytes> Fleet::FetchWhole(const std::string& component, uin
   std::string body;
   while (reader->Read(&msg)) {
     if (msg.has_header()) header = msg.header();
-    else body += msg.data();
+    body += msg.data();
   }
   grpc::Status s = reader->Finish();
   if (!s.ok()) {
@@ -608,6 +608,9 @@ FleetSummary Fleet::Summary() const {
   out.seconds_to_p50 = at(0.5);
   out.seconds_to_p99 = at(0.99);
   out.seconds_to_all = at(1.0);
+  if (times.size() >= static_cast<size_t>(options_.agents) && !times.empty()) {
+    out.all_converged_unix = absl::ToDoubleSeconds(times.back() - absl::UnixEpoch());
+  }
   return out;
 }
 

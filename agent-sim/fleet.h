@@ -48,6 +48,7 @@ struct FleetSummary {
   int agents = 0;
   int converged = 0;
   double seconds_to_p50 = -1, seconds_to_p99 = -1, seconds_to_all = -1;
+  double all_converged_unix = -1;  // wall clock when the last agent converged
   uint64_t bytes_incremental = 0, bytes_full = 0;
   std::map<std::string, uint64_t> errors;         // kind -> count
   std::map<std::string, std::string> first_error; // kind -> first message

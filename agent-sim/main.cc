@@ -13,6 +13,7 @@
 #include "agent-sim/fleet.h"
 #include "core/component.h"
 #include "core/flags.h"
+#include "core/process.h"
 
 namespace sigrelay {
 namespace {
@@ -55,13 +56,15 @@ std::string Json(const FleetSummary& s, double elapsed) {
   return absl::StrCat("{\"agents\":", s.agents, ",\"converged\":", s.converged,
                       ",\"seconds_to_p50\":", s.seconds_to_p50, ",\"seconds_to_p99\":",
                       s.seconds_to_p99, ",\"seconds_to_all\":", s.seconds_to_all,
-                      ",\"seconds_elapsed\":", elapsed,
+                      ",\"seconds_elapsed\":", elapsed, ",\"all_converged_unix\":",
+                      absl::StrFormat("%.3f", s.all_converged_unix),
                       ",\"bytes_incremental\":", s.bytes_incremental,
                       ",\"bytes_full\":", s.bytes_full, ",\"errors\":[",
                       absl::StrJoin(errors, ","), "]}");
 }
 
 int Main(int argc, char** argv) {
+  InitDaemonProcess();
   FleetOptions o;
   std::string pubkey, components, until, start = "current", connections = "shared";
   absl::Duration timeout = absl::Seconds(60);

@@ -161,7 +161,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
       next_chunk_ = static_cast<int>(req.offset() / chunk_size);
       skip_ = req.offset() % chunk_size;
     }
-    *message_.mutable_header() = std::move(plan->header);
+    header_ = std::move(plan->header);
     switch (gate_->Enter(&ticket_, [this] { Begin(); })) {
       case TransferGate::Admit::kNow:
         Begin();
@@ -191,21 +191,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "client went away"));
       return;
     }
-    if (next_chunk_ >= record_.chunks_size()) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    absl::StatusOr<std::string> chunk = view_->ReadChunk(record_, next_chunk_++);
-    if (!chunk.ok()) {
-      Finish(ToGrpcStatus(chunk.status()));
-      return;
-    }
-    if (skip_ > 0) {
-      chunk->erase(0, skip_);
-      skip_ = 0;
-    }
-    *message_.mutable_data() = std::move(*chunk);
-    StartWrite(&message_);
+    SendNext();
   }
 
   void OnDone() override {
@@ -225,7 +211,33 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
       if (cancelled_) return;
       begun_ = true;
     }
-    StartWrite(&message_);
+    *message_.mutable_header() = std::move(header_);
+    SendNext();
+  }
+
+  // The next message: the header (first time) with the next chunk of the
+  // body; the last one goes out with the status in the same write.
+  void SendNext() {
+    if (header_sent_) message_.clear_header();
+    header_sent_ = true;
+    message_.clear_data();
+    if (next_chunk_ < record_.chunks_size()) {
+      absl::StatusOr<std::string> chunk = view_->ReadChunk(record_, next_chunk_++);
+      if (!chunk.ok()) {
+        Finish(ToGrpcStatus(chunk.status()));
+        return;
+      }
+      if (skip_ > 0) {
+        chunk->erase(0, std::min<uint64_t>(skip_, chunk->size()));
+        skip_ = 0;
+      }
+      *message_.mutable_data() = std::move(*chunk);
+    }
+    if (next_chunk_ >= record_.chunks_size()) {
+      StartWriteAndFinish(&message_, grpc::WriteOptions(), grpc::Status::OK);
+    } else {
+      StartWrite(&message_);
+    }
   }
 
   std::shared_ptr<const StoreView> view_;
@@ -234,6 +246,8 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
   int next_chunk_ = 0;
   uint64_t skip_ = 0;
   uint64_t ticket_ = 0;
+  v1::FetchHeader header_;
+  bool header_sent_ = false;
   v1::FetchResponse message_;
   absl::Mutex mu_;
   bool begun_ ABSL_GUARDED_BY(mu_) = false;

@@ -324,7 +324,8 @@ absl::Status Fetch(const Options& o, const std::vector<std::string>& args) {
     if (msg.has_header()) {
       header = msg.header();
       got_header = true;
-    } else if (got_header && body.size() + msg.data().size() <= header.size()) {
+    }
+    if (got_header && o.offset + body.size() + msg.data().size() <= header.size()) {
       body += msg.data();
     } else {
       ctx.TryCancel();

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/file_util.h"
 #include "core/flags.h"
+#include "core/process.h"
 #include "core/log.h"
 #include "core/manifest.h"
 #include "core/server.h"
@@ -30,6 +31,7 @@ int Fail(const absl::Status& s) {
 }
 
 int Main(int argc, char** argv) {
+  InitDaemonProcess();
   std::string data_dir, admin_token_file, signing_key;
   std::vector<std::string> listen;
   PublisherOptions options;

@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/file_util.h"
 #include "core/flags.h"
+#include "core/process.h"
 #include "core/log.h"
 #include "core/manifest.h"
 #include "core/server.h"
@@ -77,6 +78,7 @@ absl::Status ApplyConfigFile(const std::string& path, RelaySettings* s) {
 }
 
 int Main(int argc, char** argv) {
+  InitDaemonProcess();
   RelaySettings s;
   FlagParser flags("sigrelay-relay",
                    "sigrelay-relay --data-dir DIR --listen HOST:PORT [--listen ...] "

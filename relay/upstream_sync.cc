@@ -1,6 +1,9 @@
 #include "relay/upstream_sync.h"
 
 #include <algorithm>
+#include <atomic>
+#include <map>
+#include <thread>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -138,7 +141,9 @@ absl::StatusOr<std::string> UpstreamSync::FetchIncremental(
             " of ", h.size(), " bytes where the signed manifest names incremental ",
             component, " v_", from, ".", to, " of ", signed_entry.size()));
       }
-    } else if (!header_ok || body.size() + msg.data().size() > signed_entry.size()) {
+    }
+    if (!problem.ok() || msg.data().empty()) continue;
+    if (!header_ok || body.size() + msg.data().size() > signed_entry.size()) {
       problem = absl::DataLossError("sent more bytes than the signed manifest allows");
     } else {
       body += msg.data();
@@ -214,9 +219,10 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
             "offered ", entry.name(), " ", header.version(), " (", header.size(),
             " bytes) that is not the signed ", entry.name(), " ", entry.version(), " (",
             entry.size(), " bytes)"));
+        continue;
       }
-      continue;
     }
+    if (msg.data().empty()) continue;
     if (!have_header || received + msg.data().size() > entry.size()) {
       problem = absl::DataLossError("sent more bytes than the signed manifest allows");
       continue;
@@ -339,6 +345,7 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
     // The new full version: rebuilt from an incremental when one reaches it
     // from the version held here, else downloaded whole.
     std::optional<std::string> content;
+    std::map<uint32_t, std::string> incrementals;  // from -> bytes, signed digest checked
     std::unique_ptr<VersionStore::FileWriter> full_writer;
     if (old_entry != nullptr && holds(old_entry->version())) {
       update->set_from_version(old_entry->version());
@@ -358,6 +365,7 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
         }
         if (rebuilt.ok()) {
           content = std::move(*rebuilt);
+          incrementals[ie.from_version()] = std::move(*incr);
           update->set_how("incremental");
           update->set_bytes(ie.size());
         } else {
@@ -391,27 +399,47 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
     // the origin: no bytes on the wire), else fetched, so a relay serves
     // exactly what its upstream serves.
     commit.retained.push_back(e.version());
+    std::vector<const v1::IncrementalEntry*> to_make;
     for (const v1::IncrementalEntry& ie : e.incrementals()) {
-      std::optional<std::string> incr;
-      if (holds(ie.from_version())) {
-        commit.retained.push_back(ie.from_version());
-        if (!content) {
-          absl::StatusOr<std::string> all = store_->Snapshot()->ReadAll(commit.full);
-          if (!all.ok()) return all.status();
-          content = std::move(*all);
-        }
-        absl::StatusOr<std::string> old = ReadFull(*view, e.name(), ie.from_version());
-        if (!old.ok()) return old.status();
-        absl::StatusOr<std::string> made = codec_.Encode(*old, *content);
-        if (made.ok() && Sha256::Of(*made) == ie.sha256()) incr = std::move(*made);
+      if (!holds(ie.from_version())) continue;
+      commit.retained.push_back(ie.from_version());
+      if (!incrementals.count(ie.from_version())) to_make.push_back(&ie);
+    }
+    if (!to_make.empty() && !content) {
+      absl::StatusOr<std::string> all = store_->Snapshot()->ReadAll(commit.full);
+      if (!all.ok()) return all.status();
+      content = std::move(*all);
+    }
+    // Encoding is the slow part of a hop: spread it over the cores.
+    std::vector<std::optional<std::string>> made(to_make.size());
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t k = next++; k < to_make.size(); k = next++) {
+        absl::StatusOr<std::string> old = ReadFull(*view, e.name(), to_make[k]->from_version());
+        if (!old.ok()) continue;  // fetched below instead
+        absl::StatusOr<std::string> m = codec_.Encode(*old, *content);
+        if (m.ok() && Sha256::Of(*m) == to_make[k]->sha256()) made[k] = std::move(*m);
       }
-      if (!incr) {
+    };
+    std::vector<std::thread> workers;
+    for (unsigned t = 1; t < std::min<size_t>(std::thread::hardware_concurrency(), to_make.size());
+         ++t) {
+      workers.emplace_back(work);
+    }
+    work();
+    for (std::thread& t : workers) t.join();
+    for (size_t k = 0; k < to_make.size(); ++k) {
+      if (made[k]) incrementals[to_make[k]->from_version()] = std::move(*made[k]);
+    }
+    for (const v1::IncrementalEntry& ie : e.incrementals()) {
+      auto it = incrementals.find(ie.from_version());
+      if (it == incrementals.end()) {
         absl::StatusOr<std::string> fetched =
             FetchIncremental(stub.get(), upstream, e.name(), ie.from_version(), e.version(), ie);
         if (!fetched.ok()) return fetched.status();
-        incr = std::move(*fetched);
+        it = incrementals.emplace(ie.from_version(), std::move(*fetched)).first;
       }
-      absl::StatusOr<v1::FileRecord> r = Put(*incr, &writers);
+      absl::StatusOr<v1::FileRecord> r = Put(it->second, &writers);
       if (!r.ok()) return r.status();
       commit.incrementals.emplace_back(ie.from_version(), *r);
     }

@@ -9,7 +9,7 @@ packages=(
   libabsl-dev libc-ares-dev librocksdb-dev libzstd-dev zstd libssl-dev
   libgtest-dev libgmock-dev
   iproute2 procps python3
-  xdelta3 time
+  xdelta3 time nginx-light wrk
 )
 
 missing=()
@@ -22,5 +22,13 @@ echo "install-deps: installing ${missing[*]}" >&2
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# Packaged daemons (nginx, the benchmarks' peer) must not start on install:
+# benchmarks start their own on loopback.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

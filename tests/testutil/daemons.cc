@@ -118,7 +118,7 @@ std::string FetchFull(const std::string& addr, const std::string& component) {
   v1::FetchResponse msg;
   std::string body;
   while (reader->Read(&msg)) {
-    if (msg.has_data()) body += msg.data();
+    body += msg.data();
   }
   return reader->Finish().ok() ? body : "";
 }

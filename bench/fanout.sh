@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Fan-out: one relay pushing a new pattern version to N agents, against
+# nginx serving the same bytes over HTTP to N concurrent clients.
+#
+#   bench/fanout.sh [RECORDS] [N ...]     (default 300000 records ~ 20 MB; N = 1000 10000)
+#
+# For each N: N agents (sigrelay-agent-sim, one TCP connection each) watch
+# the relay, all holding the current version; a new version (0.5 % churn) is
+# published at the origin; we measure publish -> 100 % converged and
+# verified, payload bytes, relay RSS (idle per agent and peak) and relay CPU.
+# Peer, same run: nginx on loopback serving the full file and the
+# incremental, driven by wrk with N connections; its time for N downloads is
+# N / (requests per second).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RECORDS=${1:-300000}
+shift || true
+NS=("$@")
+[ ${#NS[@]} -gt 0 ] || NS=(1000 10000)
+scripts/install-deps.sh
+cmake -S . -B build -G Ninja >/dev/null
+cmake --build build >/dev/null
+B=$PWD/build/bin
+W=$(mktemp -d /tmp/sigrelay-fanout.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+wait_file() { for _ in $(seq 1 400); do [ -s "$1" ] && return; sleep 0.05; done; echo "no $1" >&2; exit 1; }
+json_num() { grep -o "\"$2\":[0-9.e+-]*" <<<"$1" | head -1 | cut -d: -f2; }
+rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/hz}' "/proc/$1/stat"; }
+
+"$B/sigrelayctl" gen-pattern --records "$RECORDS" --seed 1 --out "$W/v1"
+V=1
+next_version() {  # makes $W/v$((V+1)) from $W/v$V
+  "$B/sigrelayctl" gen-pattern --from "$W/v$V" --churn 0.5 --seed $((V + 1)) --out "$W/v$((V + 1))"
+}
+
+"$B/sigrelay-origin" --data-dir "$W/origin" --listen 127.0.0.1:0 2>"$W/origin.log" &
+PIDS+=($!)
+wait_file "$W/origin/listening"
+ORIGIN=$(head -1 "$W/origin/listening")
+"$B/sigrelayctl" --server "$ORIGIN" --token-file "$W/origin/admin.token" publish virus "$W/v1" >/dev/null
+"$B/sigrelay-relay" --data-dir "$W/relay" --listen 127.0.0.1:0 --upstream "$ORIGIN" \
+  --origin-pubkey "$W/origin/origin.pub" 2>"$W/relay.log" &
+RELAY_PID=$!
+PIDS+=($RELAY_PID)
+wait_file "$W/relay/listening"
+RELAY=$(head -1 "$W/relay/listening")
+status() { "$B/sigrelayctl" --server "$RELAY" --token-file "$W/relay/admin.token" status --json; }
+for _ in $(seq 1 200); do status | grep -q '"version":1,' && break; sleep 0.05; done
+
+# nginx, the peer: sendfile, keepalive, 2 workers for 2 cores.
+mkdir -p "$W/www"
+chmod 755 "$W" "$W/www"
+NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$W/nginx.conf" <<NGINX
+worker_processes 2;
+worker_rlimit_nofile 20000;
+pid $W/nginx.pid;
+error_log $W/nginx-error.log;
+events { worker_connections 12000; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$NGINX_PORT; root $W/www; }
+}
+NGINX
+nginx -c "$W/nginx.conf" -p "$W"
+
+nginx_time() {  # FILE N -> seconds for N downloads at concurrency N
+  local dur=10 out rps
+  out=$(wrk -t2 -c "$2" -d${dur}s --timeout 60s "http://127.0.0.1:$NGINX_PORT/$1" 2>&1)
+  if grep -qE "Non-2xx|Socket errors" <<<"$out"; then
+    echo "nginx peer run failed:" >&2; echo "$out" >&2; exit 1
+  fi
+  rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+  awk -v n="$2" -v r="$rps" 'BEGIN{ if (r > 0) printf "%.2f", n / r; else print "inf" }'
+}
+
+ROWS=()
+for N in "${NS[@]}"; do
+  next_version
+  NEW=$((V + 1))
+  NEWV=$((2 * NEW - 1))  # versions 1, 3, 5, ...
+  BASE_RSS=$(rss_kb $RELAY_PID)
+  "$B/sigrelay-agent-sim" --server "$RELAY" --agents "$N" --connections per-agent \
+    --origin-pubkey "$W/origin/origin.pub" --start current --until "virus=$NEWV" \
+    --timeout 600s --json >"$W/sim.json" 2>"$W/sim.err" &
+  SIM=$!
+  for _ in $(seq 1 1200); do
+    [ "$(json_num "$(status)" watchers)" -ge "$N" ] && break
+    kill -0 $SIM 2>/dev/null || { cat "$W/sim.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  IDLE_RSS=$(rss_kb $RELAY_PID)
+  CPU0=$(cpu_s $RELAY_PID)
+  PUBLISHED=$(date +%s.%N)
+  "$B/sigrelayctl" --server "$ORIGIN" --token-file "$W/origin/admin.token" publish virus "$W/v$NEW" >/dev/null
+  wait $SIM || { echo "agent-sim failed:" >&2; cat "$W/sim.err" >&2; exit 1; }
+  CPU1=$(cpu_s $RELAY_PID)
+  SIMJ=$(cat "$W/sim.json")
+  # Publish (upload, incrementals, signing at the origin) -> relay sync ->
+  # push -> every agent fetched, rebuilt and verified.
+  T_RELAY=$(awk -v a="$(json_num "$SIMJ" all_converged_unix)" -v p="$PUBLISHED" 'BEGIN{printf "%.2f", a-p}')
+  T_PUSH=$(json_num "$SIMJ" seconds_to_all)
+  BYTES=$(( $(json_num "$SIMJ" bytes_incremental) + $(json_num "$SIMJ" bytes_full) ))
+  PEAK=$(hwm_kb $RELAY_PID)
+  "$B/sigrelayctl" --server "$RELAY" fetch virus --have "$((NEWV - 2))" --out "$W/www/incr" >/dev/null
+  cp "$W/v$NEW" "$W/www/full"
+  chmod 644 "$W/www/full" "$W/www/incr"
+  FULL=$(stat -c %s "$W/www/full")
+  INCR=$(stat -c %s "$W/www/incr")
+  T_NGX_INCR=$(nginx_time incr "$N")
+  T_NGX_FULL=$(nginx_time full "$N")
+  PER_AGENT=$(( (IDLE_RSS - BASE_RSS) * 1024 / N ))
+  ROWS+=("$(printf '| %6d | %8.2f | %8.2f | %10d | %8.2f | %8.2f | %6.2fx | %8d | %9d | %7.2f |' \
+    "$N" "$T_RELAY" "$T_PUSH" "$BYTES" "$T_NGX_INCR" "$T_NGX_FULL" \
+    "$(awk -v a="$T_PUSH" -v b="$T_NGX_INCR" 'BEGIN{printf "%.2f", a/b}')" \
+    "$((PEAK / 1024))" "$PER_AGENT" "$(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN{print b-a}')")")
+  V=$NEW
+done
+
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); pattern $FULL bytes ($RECORDS records), incremental $INCR bytes (0.5 % churn)"
+echo
+echo "| agents | publish -> all converged s | relay push -> all converged s | bytes to agents | nginx s, N x incremental | nginx s, N x full | push / nginx (same bytes) | relay peak RSS MiB | relay RSS bytes per idle agent | relay CPU s |"
+echo "|-------:|---------:|---------:|-----------:|---------:|---------:|-------:|---------:|----------:|--------:|"
+for r in "${ROWS[@]}"; do echo "$r"; done
