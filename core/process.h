@@ -2,6 +2,8 @@
 #ifndef SIGRELAY_CORE_PROCESS_H_
 #define SIGRELAY_CORE_PROCESS_H_
 
+#include <signal.h>
+
 #include "absl/synchronization/mutex.h"
 
 namespace sigrelay {
@@ -12,6 +14,25 @@ namespace sigrelay {
 // bench/fanout.sh), so daemons turn it off. Tests keep it.
 inline void InitDaemonProcess() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
+
+// Blocks SIGINT and SIGTERM in this thread and every thread started after,
+// so WaitForStopSignal takes them instead of a handler in a random thread.
+// Call before starting threads.
+inline sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// Waits for SIGINT or SIGTERM; returns which.
+inline int WaitForStopSignal(const sigset_t& set) {
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
 }
 
 }  // namespace sigrelay

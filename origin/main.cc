@@ -81,12 +81,8 @@ int Main(int argc, char** argv) {
   }
   if (absl::Status s = MakeDirs(data_dir + "/spool"); !s.ok()) return Fail(s);
 
-  // Signals are taken by sigwait below, not by handlers in random threads.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Signals are taken by WaitForStopSignal below.
+  const sigset_t stop_signals = BlockStopSignals();
 
   auto signer = signing_key.empty()
                     ? ManifestSigner::LoadOrCreate(data_dir + "/origin.key",
@@ -124,8 +120,7 @@ int Main(int argc, char** argv) {
     }
   });
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = WaitForStopSignal(stop_signals);
   Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": shutting down"));
   stopping.Notify();
   refresher.join();

@@ -130,11 +130,8 @@ int Main(int argc, char** argv) {
   }
   if (absl::Status m = MakeDirs(s.data_dir); !m.ok()) return Fail(m);
 
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Signals are taken by WaitForStopSignal below.
+  const sigset_t stop_signals = BlockStopSignals();
 
   auto verifier = ManifestVerifier::FromPemFile(s.origin_pubkey);
   if (!verifier.ok()) return Fail(verifier.status());
@@ -166,8 +163,7 @@ int Main(int argc, char** argv) {
                                     "; admin token in ", s.admin_token_file));
   scheduler.Start();
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = WaitForStopSignal(stop_signals);
   Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": shutting down"));
   scheduler.Stop();
   update.Shutdown();

@@ -17,20 +17,11 @@ namespace sigrelay {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::AdminStatus;
 using testing::Daemon;
 using testing::TempDir;
 using testing::WaitFor;
 
-v1::GetStatusResponse AdminStatus(const Daemon& node) {
-  auto stub = v1::AdminService::NewStub(
-      grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  std::string token(absl::StripAsciiWhitespace(*ReadFileToString(node.token_file())));
-  ctx.AddMetadata("authorization", "Bearer " + token);
-  v1::GetStatusResponse r;
-  EXPECT_TRUE(stub->GetStatus(&ctx, {}, &r).ok());
-  return r;
-}
 
 // The number after "key": in a flat JSON object.
 double JsonNumber(const std::string& json, const std::string& key) {

@@ -21,6 +21,7 @@ namespace sigrelay {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::AdminStatus;
 using testing::Daemon;
 using testing::FetchFull;
 using testing::GenPattern;
@@ -29,17 +30,6 @@ using testing::ServedVersion;
 using testing::TempDir;
 using testing::WaitFor;
 
-v1::GetStatusResponse AdminStatus(const Daemon& node) {
-  auto stub = v1::AdminService::NewStub(
-      grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  std::string token(absl::StripAsciiWhitespace(*ReadFileToString(node.token_file())));
-  ctx.AddMetadata("authorization", "Bearer " + token);
-  v1::GetStatusResponse r;
-  grpc::Status s = stub->GetStatus(&ctx, {}, &r);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  return r;
-}
 
 class RelayTest : public ::testing::Test {
  protected:

@@ -10,7 +10,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/admin_token.h"
 #include "core/manifest.h"
+#include "sigrelay/v1/admin.grpc.pb.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
 namespace sigrelay::testing {
@@ -121,6 +123,17 @@ std::string FetchFull(const std::string& addr, const std::string& component) {
     body += msg.data();
   }
   return reader->Finish().ok() ? body : "";
+}
+
+v1::GetStatusResponse AdminStatus(const Daemon& node) {
+  auto stub = v1::AdminService::NewStub(
+      grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  absl::StatusOr<std::string> token = ReadTokenFile(node.token_file());
+  ctx.AddMetadata("authorization", "Bearer " + (token.ok() ? *token : ""));
+  v1::GetStatusResponse r;
+  stub->GetStatus(&ctx, {}, &r);
+  return r;
 }
 
 int UnusedPort() {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "sigrelay/v1/admin.pb.h"
 #include "tests/testutil/testutil.h"
 
 namespace sigrelay::testing {
@@ -63,6 +64,9 @@ uint64_t ServedSerial(const std::string& addr);
 
 // The full newest file of `component` as `addr` serves it ("" on error).
 std::string FetchFull(const std::string& addr, const std::string& component);
+
+// The node's AdminService GetStatus, with its admin token.
+v1::GetStatusResponse AdminStatus(const Daemon& node);
 
 // A loopback port nothing listens on right now.
 int UnusedPort();
