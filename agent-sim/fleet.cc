@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/component.h"
 #include "core/digest.h"
+#include "core/upstream_resolver.h"
 
 namespace sigrelay {
 namespace {
@@ -390,7 +391,7 @@ std::shared_ptr<grpc::Channel> Fleet::NewChannel() {
     // connection); a local pool gives each agent its own.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   }
-  return grpc::CreateCustomChannel(options_.server, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
 }
 
 void Fleet::CountError(const std::string& kind, const std::string& message) {
@@ -483,18 +484,26 @@ absl::StatusOr<Fleet::Bytes> Fleet::FetchWhole(const std::string& component, uin
 
 absl::Status Fleet::Start() {
   started_ = absl::Now();
+  // Resolve once, keeping only addresses this node can route: an agent in an
+  // IPv6-only segment told of an IPv4-only server hears why at once.
+  absl::StatusOr<UpstreamTarget> resolved =
+      ResolveUpstream(options_.server, "", absl::Seconds(10));
+  if (!resolved.ok()) return resolved.status();
+  target_ = resolved->grpc_target;
   shared_channel_ = NewChannel();
   if (options_.per_agent_connections) {
     // The shared channel only loads start versions; agents get their own.
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(8 << 20);
     shared_channel_ =
-        grpc::CreateCustomChannel(options_.server, grpc::InsecureChannelCredentials(), args);
+        grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
   }
   grpc::ChannelArguments start_args;
   start_args.SetMaxReceiveMessageSize(8 << 20);
   start_channel_ = grpc::CreateCustomChannel(
-      options_.start_source.empty() ? options_.server : options_.start_source,
+      options_.start_source.empty() || options_.start_source == options_.server
+          ? target_
+          : options_.start_source,
       grpc::InsecureChannelCredentials(), start_args);
   auto stub = v1::UpdateService::NewStub(shared_channel_);
   grpc::ClientContext ctx;

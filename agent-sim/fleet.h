@@ -95,6 +95,7 @@ class Fleet {
   const FleetOptions options_;
   const std::unique_ptr<ManifestVerifier> verifier_;
   const IncrementalCodec codec_;
+  std::string target_;  // the server's reachable addresses, as a gRPC target
   std::shared_ptr<grpc::Channel> shared_channel_;
   std::shared_ptr<grpc::Channel> start_channel_;
   TimerQueue timers_;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/admin_token.h"
 #include "core/agent_registry.h"
 #include "core/clock.h"
@@ -42,7 +43,26 @@ struct RelaySettings {
   uint64_t max_file_size = 1ull << 30;
   uint64_t chunk_size = 1 << 20;
   UpdateServiceOptions serve;
+  std::string proxy, no_proxy, dns_server;
 };
+
+// http://[user:password@]HOST:PORT, or InvalidArgument saying what is off.
+absl::Status CheckProxy(const std::string& proxy) {
+  std::string rest = proxy;
+  if (rest.rfind("http://", 0) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--proxy must look like http://[user:password@]HOST:PORT (an HTTP CONNECT proxy)"));
+  }
+  rest = rest.substr(7);
+  if (size_t at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(rest);
+  if (!hp.ok() || hp->second == 0) {
+    return absl::InvalidArgumentError(
+        "--proxy needs HOST:PORT after http:// (and optional user:password@)");
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ApplyConfigFile(const std::string& path, RelaySettings* s) {
   absl::StatusOr<std::string> text = ReadFileToString(path);
@@ -69,6 +89,9 @@ absl::Status ApplyConfigFile(const std::string& path, RelaySettings* s) {
   if (!config.origin_pubkey().empty()) s->origin_pubkey = config.origin_pubkey();
   if (!config.admin_token_file().empty()) s->admin_token_file = config.admin_token_file();
   if (config.zstd_level() != 0) s->zstd_level = config.zstd_level();
+  if (!config.proxy().empty()) s->proxy = config.proxy();
+  if (!config.no_proxy().empty()) s->no_proxy = absl::StrJoin(config.no_proxy(), ",");
+  if (!config.dns_server().empty()) s->dns_server = config.dns_server();
   if (!config.schedule().empty() && !absl::ParseDuration(config.schedule(), &s->schedule)) {
     return absl::InvalidArgumentError(absl::StrCat("config file ", path, ": schedule \"",
                                                    config.schedule(),
@@ -99,6 +122,11 @@ int Main(int argc, char** argv) {
   flags.Add("zstd-level", &s.zstd_level, "N", "zstd level for incrementals made here (default 12)");
   flags.AddBytes("max-file-size", &s.max_file_size, "largest file accepted from upstream (default 1GiB)");
   flags.AddBytes("chunk-size", &s.chunk_size, "store chunk size, 4KiB..4MiB (default 1MiB)");
+  flags.Add("proxy", &s.proxy, "URL",
+            "HTTP CONNECT proxy for upstream traffic: http://[user:password@]HOST:PORT");
+  flags.Add("no-proxy", &s.no_proxy, "HOSTS", "comma list of upstream hosts reached directly");
+  flags.Add("dns-server", &s.dns_server, "IP[:PORT]",
+            "DNS server for upstream names (default: /etc/resolv.conf); /etc/hosts is read first");
   flags.Add("max-transfers", &s.serve.max_transfers, "N",
             "Fetch streams sending at once; more wait in a queue (default 64)");
   // The config file first, so the flags on the command line override it.
@@ -125,6 +153,9 @@ int Main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError(
         "--data-dir, --listen, --upstream and --origin-pubkey are required; see --help"));
   }
+  if (!s.proxy.empty()) {
+    if (absl::Status p = CheckProxy(s.proxy); !p.ok()) return Fail(p);
+  }
   if (s.schedule < absl::Seconds(1)) {
     return Fail(absl::InvalidArgumentError("--schedule must be at least 1s"));
   }
@@ -147,6 +178,9 @@ int Main(int argc, char** argv) {
   sync_options.upstreams = s.upstreams;
   sync_options.zstd_level = s.zstd_level;
   sync_options.max_file_size = s.max_file_size;
+  sync_options.proxy = s.proxy;
+  sync_options.no_proxy = absl::StrSplit(s.no_proxy, ',', absl::SkipEmpty());
+  sync_options.dns_server = s.dns_server;
   UpstreamSync sync(store->get(), verifier->get(), RealClock::Get(), sync_options);
   SchedulerOptions sched_options;
   sched_options.period = s.schedule;

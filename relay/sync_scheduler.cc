@@ -118,7 +118,19 @@ void SyncScheduler::WatchLoop() {
       if (stopping_) return;
       watch_context_ = &ctx;
     }
-    auto stub = v1::UpdateService::NewStub(sync_->Channel(i));
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = sync_->Channel(i);
+    if (!channel.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        watch_context_ = nullptr;
+      }
+      ++failures;
+      absl::Duration wait = BackoffFor(failures);
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait);
+      continue;
+    }
+    auto stub = v1::UpdateService::NewStub(*channel);
     auto reader = stub->Watch(&ctx, v1::WatchRequest());
     v1::SignedManifest m;
     bool got_any = false;

@@ -11,6 +11,8 @@
 #include "core/digest.h"
 #include "core/grpc_status.h"
 #include "core/log.h"
+#include "core/server.h"
+#include "core/upstream_resolver.h"
 
 namespace sigrelay {
 namespace {
@@ -22,14 +24,15 @@ constexpr char kCodes[][20] = {"OK",          "CANCELLED",      "UNKNOWN",
                                "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
                                "DATA_LOSS",   "UNAUTHENTICATED"};
 
-// "upstream 127.0.0.1:7443: UNAVAILABLE: failed to connect ..."
-absl::Status UpstreamError(const std::string& upstream, const grpc::Status& s,
-                           absl::string_view doing) {
-  int code = static_cast<int>(s.error_code());
-  return absl::Status(static_cast<absl::StatusCode>(code),
-                      absl::StrCat("upstream ", upstream, " ", doing, ": ",
-                                   code >= 0 && code <= 16 ? kCodes[code] : "?", ": ",
-                                   s.error_message()));
+// "http://user:secret@proxy:3128" -> "proxy:3128": never log a password.
+std::string ProxyDisplay(const std::string& proxy) {
+  std::string rest = proxy;
+  size_t scheme = rest.find("://");
+  if (scheme != std::string::npos) rest = rest.substr(scheme + 3);
+  size_t at = rest.rfind('@');
+  if (at != std::string::npos) rest = rest.substr(at + 1);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  return rest;
 }
 
 absl::Status Prefixed(const std::string& upstream, const absl::Status& s) {
@@ -56,19 +59,83 @@ UpstreamSync::UpstreamSync(VersionStore* store, const ManifestVerifier* verifier
       clock_(clock),
       options_(std::move(options)),
       codec_(options_.zstd_level) {
+  absl::MutexLock lock(&mu_);
   for (const std::string& u : options_.upstreams) {
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(8 << 20);
-    // Notice a returning upstream within seconds, not minutes.
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 500);
-    channels_.push_back(
-        grpc::CreateCustomChannel(u, grpc::InsecureChannelCredentials(), args));
+    channels_.emplace_back();
     v1::UpstreamStatus* us = status_.add_upstreams();
     us->set_address(u);
     us->set_state("unknown");
   }
+}
+
+bool UpstreamSync::UsesProxy(const std::string& upstream) const {
+  if (options_.proxy.empty()) return false;
+  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(upstream);
+  std::string host = hp.ok() ? hp->first : upstream;
+  for (const std::string& entry : options_.no_proxy) {
+    if (entry == "*" || entry == host) return false;
+    // ".example.org" and "example.org" both cover "a.example.org".
+    std::string suffix = entry.front() == '.' ? entry : "." + entry;
+    if (host.size() > suffix.size() &&
+        host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> UpstreamSync::Channel(size_t i) {
+  const std::string& upstream = options_.upstreams[i];
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(8 << 20);
+  // Notice a returning upstream within seconds, not minutes.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 500);
+  std::string target;
+  if (UsesProxy(upstream)) {
+    // The proxy resolves and reaches the upstream; gRPC sends CONNECT (with
+    // Basic credentials from the URL) and tunnels HTTP/2 through it.
+    target = upstream;
+    args.SetString("grpc.http_proxy", options_.proxy);
+  } else {
+    absl::StatusOr<UpstreamTarget> resolved =
+        ResolveUpstream(upstream, options_.dns_server, options_.rpc_timeout);
+    if (!resolved.ok()) return resolved.status();
+    target = resolved->grpc_target;
+    args.SetInt("grpc.enable_http_proxy", 0);  // never an env http_proxy behind our back
+  }
+  absl::MutexLock lock(&mu_);
+  auto& [made_for, channel] = channels_[i];
+  if (channel == nullptr || made_for != target) {
+    made_for = target;
+    channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  }
+  return channel;
+}
+
+// "upstream 127.0.0.1:7443 GetManifest: UNAVAILABLE: failed to connect ..."
+absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const grpc::Status& s,
+                                         absl::string_view doing) const {
+  int code = static_cast<int>(s.error_code());
+  const std::string& msg = s.error_message();
+  size_t http = msg.find("HTTP proxy returned response code ");
+  if (http != std::string::npos && UsesProxy(upstream)) {
+    std::string status = msg.substr(http + 34, 3);
+    return absl::Status(
+        status == "407" ? absl::StatusCode::kPermissionDenied : absl::StatusCode::kUnavailable,
+        absl::StrCat("upstream ", upstream, " ", doing, ": proxy ", ProxyDisplay(options_.proxy),
+                     " answered CONNECT with HTTP ", status,
+                     status == "407" ? " (Proxy Authentication Required): check the user and "
+                                       "password in --proxy"
+                                     : ": the proxy refused to reach the upstream"));
+  }
+  std::string via = UsesProxy(upstream)
+                        ? absl::StrCat(" (through proxy ", ProxyDisplay(options_.proxy), ")")
+                        : "";
+  return absl::Status(static_cast<absl::StatusCode>(code),
+                      absl::StrCat("upstream ", upstream, via, " ", doing, ": ",
+                                   code >= 0 && code <= 16 ? kCodes[code] : "?", ": ", msg));
 }
 
 void UpstreamSync::Record(size_t i, const absl::Status& s) {
@@ -286,7 +353,9 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::Put(
 
 absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
   const std::string& upstream = options_.upstreams[i];
-  auto stub = v1::UpdateService::NewStub(channels_[i]);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = Channel(i);
+  if (!channel.ok()) return channel.status();
+  auto stub = v1::UpdateService::NewStub(*channel);
   v1::SignedManifest signed_manifest;
   {
     grpc::ClientContext ctx;

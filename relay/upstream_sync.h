@@ -31,6 +31,11 @@ namespace sigrelay {
 
 struct UpstreamSyncOptions {
   std::vector<std::string> upstreams;  // tried in order
+  std::string dns_server;              // "" = the system's
+  // http://[user:password@]HOST:PORT: upstream traffic goes through this
+  // HTTP CONNECT proxy, except to hosts in `no_proxy`.
+  std::string proxy;
+  std::vector<std::string> no_proxy;
   absl::Duration rpc_timeout = absl::Seconds(10);
   // A download slower than this is treated as stalled and abandoned (it
   // resumes at the next attempt).
@@ -51,8 +56,11 @@ class UpstreamSync {
   // upstream and the gRPC status.
   absl::StatusOr<v1::SyncNowResponse> SyncOnce();
 
-  // The channel to upstream `i` (shared with the Watch follower).
-  std::shared_ptr<grpc::Channel> Channel(size_t i) const { return channels_[i]; }
+  // A channel to upstream `i` (shared with the Watch follower): through the
+  // proxy when one applies, else to the addresses of the upstream's name
+  // that this node can route (resolved again at each call; the channel is
+  // kept while they stay the same). The error says why it cannot be reached.
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(size_t i);
   const std::vector<std::string>& upstreams() const { return options_.upstreams; }
 
   void FillStatus(v1::RelayStatus* status) const;
@@ -69,6 +77,11 @@ class UpstreamSync {
                                            const v1::ComponentEntry& entry,
                                            std::unique_ptr<VersionStore::FileWriter>* writer);
   void Record(size_t i, const absl::Status& s);
+  bool UsesProxy(const std::string& upstream) const;
+  // A gRPC failure as an operator should read it (names the upstream, and
+  // the proxy when it refused).
+  absl::Status UpstreamError(const std::string& upstream, const grpc::Status& s,
+                             absl::string_view doing) const;
   // Writes `bytes` as a file; the writer joins `writers` so its chunks stay
   // pinned until the commit.
   absl::StatusOr<v1::FileRecord> Put(absl::string_view bytes,
@@ -79,9 +92,10 @@ class UpstreamSync {
   const Clock* const clock_;
   const UpstreamSyncOptions options_;
   const IncrementalCodec codec_;
-  std::vector<std::shared_ptr<grpc::Channel>> channels_;
-
   mutable absl::Mutex mu_;
+  // Per upstream: the gRPC target its channel was made for, and the channel.
+  std::vector<std::pair<std::string, std::shared_ptr<grpc::Channel>>> channels_
+      ABSL_GUARDED_BY(mu_);
   v1::RelayStatus status_ ABSL_GUARDED_BY(mu_);
 };
 
