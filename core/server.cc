@@ -1,5 +1,7 @@
 #include "core/server.h"
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -39,6 +41,14 @@ absl::StatusOr<RunningServer> StartServer(
     absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(addr);
     if (!hp.ok()) return hp.status();
     ports.push_back(std::make_unique<int>(0));
+    // "[::]:P" already takes IPv4 too (a dual-stack socket); binding
+    // "0.0.0.0:P" beside it would collide, so it rides on the IPv6 one.
+    if (hp->first == "0.0.0.0" && hp->second != 0 &&
+        std::find(listen.begin(), listen.end(), absl::StrCat("[::]:", hp->second)) !=
+            listen.end()) {
+      *ports.back() = hp->second;
+      continue;
+    }
     builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), ports.back().get());
   }
   for (grpc::Service* s : services) builder.RegisterService(s);

@@ -122,13 +122,15 @@ absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const grpc
   size_t http = msg.find("HTTP proxy returned response code ");
   if (http != std::string::npos && UsesProxy(upstream)) {
     std::string status = msg.substr(http + 34, 3);
+    // 407 is the standard answer; some proxies (tinyproxy 1.11) send 401.
+    const bool auth = status == "407" || status == "401";
     return absl::Status(
-        status == "407" ? absl::StatusCode::kPermissionDenied : absl::StatusCode::kUnavailable,
+        auth ? absl::StatusCode::kPermissionDenied : absl::StatusCode::kUnavailable,
         absl::StrCat("upstream ", upstream, " ", doing, ": proxy ", ProxyDisplay(options_.proxy),
                      " answered CONNECT with HTTP ", status,
-                     status == "407" ? " (Proxy Authentication Required): check the user and "
-                                       "password in --proxy"
-                                     : ": the proxy refused to reach the upstream"));
+                     auth ? " (Proxy Authentication Required): check the user and password in "
+                            "--proxy"
+                          : ": the proxy refused to reach the upstream"));
   }
   std::string via = UsesProxy(upstream)
                         ? absl::StrCat(" (through proxy ", ProxyDisplay(options_.proxy), ")")

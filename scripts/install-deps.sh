@@ -9,7 +9,7 @@ packages=(
   libabsl-dev libc-ares-dev librocksdb-dev libzstd-dev zstd libssl-dev
   libgtest-dev libgmock-dev
   iproute2 procps python3
-  xdelta3 time nginx-light wrk
+  xdelta3 time nginx-light wrk tinyproxy
 )
 
 missing=()

@@ -342,6 +342,23 @@ TEST_F(RelayTest, ManualUpdateAndStatusJsonCarryRelayFields) {
   EXPECT_THAT(out, HasSubstr("publish at the origin"));
 }
 
+// Wildcards of both families on one port: "[::]:P" is dual-stack, so the
+// relay serves agents of either family there.
+TEST_F(RelayTest, ListensOnBothFamilyWildcardsOfOnePort) {
+  auto origin = StartOrigin("origin");
+  std::string p1 = Pattern("p1", 2000, 1);
+  ASSERT_EQ(testing::Publish(*origin, "virus", p1), 1u);
+  const int port = testing::UnusedPort();
+  Daemon relay("sigrelay-relay", work_.File("relay"),
+               {"--upstream", origin->address(), "--origin-pubkey",
+                origin->data_dir() + "/origin.pub"},
+               {absl::StrCat("0.0.0.0:", port), absl::StrCat("[::]:", port)});
+  ASSERT_EQ(relay.addresses().size(), 2u) << relay.output();
+  for (const std::string& addr : {absl::StrCat("127.0.0.1:", port), absl::StrCat("[::1]:", port)}) {
+    EXPECT_TRUE(WaitFor([&] { return ServedVersion(addr, "virus") == 1; })) << addr;
+  }
+}
+
 TEST_F(RelayTest, ConfigFileSetsWhatFlagsDoAndBadOnesAreExplained) {
   auto origin = StartOrigin("origin");
   std::string p1 = Pattern("p1", 2000, 1);

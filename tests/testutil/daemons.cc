@@ -11,15 +11,29 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/admin_token.h"
+#include "core/file_util.h"
 #include "core/manifest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
 namespace sigrelay::testing {
 
-Daemon::Daemon(std::string binary, std::string data_dir, std::vector<std::string> args)
-    : binary_(std::move(binary)), data_dir_(std::move(data_dir)), args_(std::move(args)) {
-  Launch({"--listen", "127.0.0.1:0"});
+Daemon::Daemon(std::string binary, std::string data_dir, std::vector<std::string> args,
+               std::vector<std::string> listen, std::vector<std::string> prefix)
+    : binary_(std::move(binary)),
+      data_dir_(std::move(data_dir)),
+      args_(std::move(args)),
+      listen_(std::move(listen)),
+      prefix_(std::move(prefix)) {
+  std::vector<std::string> extra;
+  for (const std::string& l : listen_) extra.insert(extra.end(), {"--listen", l});
+  Launch(extra);
+}
+
+std::vector<std::string> Daemon::addresses() const {
+  absl::StatusOr<std::string> text = ReadFileToString(data_dir_ + "/listening");
+  if (!text.ok()) return {};
+  return absl::StrSplit(*text, '\n', absl::SkipEmpty());
 }
 
 Daemon::~Daemon() {
@@ -28,7 +42,8 @@ Daemon::~Daemon() {
 
 void Daemon::Launch(const std::vector<std::string>& extra) {
   unlink((data_dir_ + "/listening").c_str());
-  std::vector<std::string> argv = {BinDir() + "/" + binary_, "--data-dir", data_dir_};
+  std::vector<std::string> argv = prefix_;
+  argv.insert(argv.end(), {BinDir() + "/" + binary_, "--data-dir", data_dir_});
   argv.insert(argv.end(), args_.begin(), args_.end());
   argv.insert(argv.end(), extra.begin(), extra.end());
   process_ = std::make_unique<ChildProcess>(argv);
@@ -44,8 +59,14 @@ int Daemon::Stop(int signal) {
 }
 
 void Daemon::Restart(bool same_port) {
+  std::vector<std::string> bound = addresses();
   if (running()) Stop(SIGTERM);
-  Launch({"--listen", same_port && !address_.empty() ? address_ : "127.0.0.1:0"});
+  std::vector<std::string> extra;
+  for (size_t i = 0; i < listen_.size(); ++i) {
+    extra.insert(extra.end(),
+                 {"--listen", same_port && i < bound.size() ? bound[i] : listen_[i]});
+  }
+  Launch(extra);
 }
 
 int Ctl(const std::vector<std::string>& args, std::string* out) {

@@ -17,12 +17,18 @@ namespace sigrelay::testing {
 
 class Daemon {
  public:
-  // Starts BinDir()/binary with `args` plus --data-dir `data_dir`, and waits
-  // until it listens. address() is empty if it did not start (see output()).
-  Daemon(std::string binary, std::string data_dir, std::vector<std::string> args);
+  // Starts BinDir()/binary with `args` plus --data-dir `data_dir` and a
+  // --listen for each of `listen`, behind `prefix` (e.g. "ip netns exec NS"),
+  // and waits until it listens. address() is empty if it did not start (see
+  // output()).
+  Daemon(std::string binary, std::string data_dir, std::vector<std::string> args,
+         std::vector<std::string> listen = {"127.0.0.1:0"},
+         std::vector<std::string> prefix = {});
   ~Daemon();
 
   const std::string& address() const { return address_; }
+  // Every bound address, in --listen order.
+  std::vector<std::string> addresses() const;
   const std::string& data_dir() const { return data_dir_; }
   std::string token_file() const { return data_dir_ + "/admin.token"; }
   std::string output() const { return process_ ? process_->Output() : ""; }
@@ -41,6 +47,8 @@ class Daemon {
   std::string binary_;
   std::string data_dir_;
   std::vector<std::string> args_;
+  std::vector<std::string> listen_;
+  std::vector<std::string> prefix_;
   std::unique_ptr<ChildProcess> process_;
   std::string address_;
 };
