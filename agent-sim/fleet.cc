@@ -7,24 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "core/component.h"
 #include "core/digest.h"
+#include "core/grpc_status.h"
 #include "core/upstream_resolver.h"
 
 namespace sigrelay {
-namespace {
-
-const char* CodeName(grpc::StatusCode code) {
-  static constexpr const char* kNames[] = {
-      "OK",          "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",   "ALREADY_EXISTS",    "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",       "DATA_LOSS",
-      "UNAUTHENTICATED"};
-  int c = static_cast<int>(code);
-  return c >= 0 && c <= 16 ? kNames[c] : "UNKNOWN";
-}
-
-}  // namespace
-
 // ------------------------------------------------------------------ Agent
 
 class WatchCall;
@@ -226,7 +212,7 @@ void Agent::OnWatchEnded(WatchCall* call, const grpc::Status& s) {
                             ? absl::StrCat("cannot reach ", fleet_->options_.server, ": ",
                                            s.error_message())
                             : s.error_message();
-  fleet_->CountError(absl::StrCat("watch ", CodeName(s.error_code())), message);
+  fleet_->CountError(absl::StrCat("watch ", GrpcCodeName(s.error_code())), message);
   fleet_->timers_.After(Backoff(watch_failures_), [this] { OpenWatch(); });
 }
 
@@ -278,7 +264,7 @@ void Agent::OnFetched(FetchCall* call, const grpc::Status& s) {
   if (call->overflow_) {
     problem = absl::DataLossError("server sent more than the signed manifest allows");
   } else if (!s.ok()) {
-    fleet_->CountError(absl::StrCat("fetch ", CodeName(s.error_code())),
+    fleet_->CountError(absl::StrCat("fetch ", GrpcCodeName(s.error_code())),
                        absl::StrCat(component, ": ", s.error_message()));
     ++fetch_failures_;
     fleet_->timers_.After(Backoff(fetch_failures_), [this] {
@@ -512,7 +498,7 @@ absl::Status Fleet::Start() {
   grpc::Status s = stub->GetManifest(&ctx, {}, &signed_manifest);
   if (!s.ok()) {
     return absl::UnavailableError(absl::StrCat("cannot read the manifest of ", options_.server,
-                                               ": ", CodeName(s.error_code()), ": ",
+                                               ": ", GrpcCodeName(s.error_code()), ": ",
                                                s.error_message()));
   }
   absl::StatusOr<v1::Manifest> manifest = verifier_->Verify(signed_manifest, absl::Now());

@@ -17,13 +17,6 @@
 namespace sigrelay {
 namespace {
 
-constexpr char kCodes[][20] = {"OK",          "CANCELLED",      "UNKNOWN",
-                               "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-                               "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                               "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-                               "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
-                               "DATA_LOSS",   "UNAUTHENTICATED"};
-
 // "http://user:secret@proxy:3128" -> "proxy:3128": never log a password.
 std::string ProxyDisplay(const std::string& proxy) {
   std::string rest = proxy;
@@ -137,7 +130,7 @@ absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const grpc
                         : "";
   return absl::Status(static_cast<absl::StatusCode>(code),
                       absl::StrCat("upstream ", upstream, via, " ", doing, ": ",
-                                   code >= 0 && code <= 16 ? kCodes[code] : "?", ": ", msg));
+                                   GrpcCodeName(s.error_code()), ": ", msg));
 }
 
 void UpstreamSync::Record(size_t i, const absl::Status& s) {
