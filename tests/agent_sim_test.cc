@@ -2,6 +2,7 @@
 // converge, byte counts match what each start version needs, admission
 // control holds transfers to the cap, and failures name their cause.
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -130,6 +131,25 @@ TEST_F(AgentSimTest, AdmissionControlCapsConcurrentTransfers) {
   EXPECT_GT(t.peak_queued(), 0u);
   EXPECT_GE(t.admitted(), 100u);
   EXPECT_EQ(t.active(), 0u);
+}
+
+// Agents whose relay dies reconnect with backoff and still converge once it
+// is back and a new version arrives.
+TEST_F(AgentSimTest, AgentsReconnectAfterTheRelayRestarts) {
+  auto relay = StartRelay();
+  testing::ChildProcess sim(Sim(*relay, 50, {"--until", "virus=5", "--max-backoff", "500ms",
+                                             "--timeout", "60s"}));
+  ASSERT_TRUE(WaitFor([&] { return AdminStatus(*relay).watchers() >= 50; }, absl::Seconds(30)))
+      << sim.Output();
+  relay->Stop(SIGKILL);
+  relay->Restart(/*same_port=*/true);
+  ASSERT_FALSE(relay->address().empty()) << relay->output();
+  ASSERT_TRUE(WaitFor([&] { return AdminStatus(*relay).watchers() >= 50; }, absl::Seconds(30)))
+      << "agents did not come back: " << sim.Output();
+  ASSERT_EQ(testing::Publish(*origin_, "virus", p3_), 5u);
+  ASSERT_EQ(sim.Wait(), 0) << sim.Output();
+  EXPECT_EQ(JsonNumber(sim.Output(), "converged"), 50);
+  EXPECT_THAT(sim.Output(), HasSubstr("watch UNAVAILABLE"));  // the break was seen and counted
 }
 
 TEST_F(AgentSimTest, FailuresNameTheirCause) {
