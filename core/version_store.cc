@@ -76,8 +76,8 @@ absl::Status ScanPrefix(rocksdb::DB* db, const rocksdb::Snapshot* snapshot,
 
 // ---------------------------------------------------------------- StoreView
 
-StoreView::StoreView(rocksdb::DB* db, const rocksdb::Snapshot* snapshot)
-    : db_(db), snapshot_(snapshot) {}
+StoreView::StoreView(rocksdb::DB* db, const rocksdb::Snapshot* snapshot, ChunkCache* cache)
+    : db_(db), snapshot_(snapshot), cache_(cache) {}
 
 StoreView::~StoreView() { db_->ReleaseSnapshot(snapshot_); }
 
@@ -136,8 +136,10 @@ absl::StatusOr<std::string> StoreView::ReadChunk(const v1::FileRecord& record,
                                               record.chunks_size()));
   }
   const std::string& digest = record.chunks(index);
+  if (std::shared_ptr<const std::string> hit = cache_->Find(digest)) return *hit;
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot_;
+  ro.verify_checksums = false;  // the SHA-256 below checks more
   std::string value;
   rocksdb::Status s = db_->Get(ro, ChunkKey(digest), &value);
   if (s.IsNotFound()) {
@@ -149,6 +151,7 @@ absl::StatusOr<std::string> StoreView::ReadChunk(const v1::FileRecord& record,
     return absl::DataLossError(absl::StrCat("chunk ", ToHex(digest),
                                             " is corrupt on disk"));
   }
+  cache_->Insert(digest, std::make_shared<const std::string>(value));
   return value;
 }
 
@@ -233,7 +236,9 @@ absl::StatusOr<v1::FileRecord> VersionStore::FileWriter::Finish() {
 
 VersionStore::VersionStore(std::unique_ptr<rocksdb::DB> db,
                            const StoreOptions& options)
-    : db_(std::move(db)), options_(options) {}
+    : db_(std::move(db)),
+      options_(options),
+      cache_(std::make_unique<ChunkCache>(options.chunk_cache_bytes)) {}
 
 VersionStore::~VersionStore() {
   if (db_) {
@@ -441,7 +446,7 @@ absl::StatusOr<std::unique_ptr<VersionStore::FileWriter>> VersionStore::ResumeFi
 }
 
 std::shared_ptr<const StoreView> VersionStore::Snapshot() const {
-  std::shared_ptr<StoreView> view(new StoreView(db_.get(), db_->GetSnapshot()));
+  std::shared_ptr<StoreView> view(new StoreView(db_.get(), db_->GetSnapshot(), cache_.get()));
   std::string value;
   rocksdb::ReadOptions ro;
   ro.snapshot = view->snapshot_;

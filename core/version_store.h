@@ -31,6 +31,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/chunk_cache.h"
 #include "sigrelay/v1/store.pb.h"
 #include "sigrelay/v1/update.pb.h"
 #include "absl/strings/string_view.h"
@@ -46,6 +47,7 @@ namespace v1 = ::sigrelay::v1;
 
 struct StoreOptions {
   uint32_t chunk_size = 1 << 20;
+  size_t chunk_cache_bytes = 64 << 20;  // verified chunks kept in memory
 };
 
 class VersionStore;
@@ -76,11 +78,12 @@ class StoreView {
 
  private:
   friend class VersionStore;
-  StoreView(rocksdb::DB* db, const rocksdb::Snapshot* snapshot);
+  StoreView(rocksdb::DB* db, const rocksdb::Snapshot* snapshot, ChunkCache* cache);
   absl::StatusOr<v1::FileRecord> GetRecord(const std::string& key) const;
 
   rocksdb::DB* db_;
   const rocksdb::Snapshot* snapshot_;
+  ChunkCache* const cache_;
   std::optional<v1::SignedManifest> manifest_;
 };
 
@@ -174,6 +177,7 @@ class VersionStore {
   // Constant after construction.
   std::unique_ptr<rocksdb::DB> db_;
   const StoreOptions options_;
+  std::unique_ptr<ChunkCache> cache_;
   std::function<void()> write_hook_;
 
   absl::Mutex commit_mu_;  // serializes Commit
