@@ -98,8 +98,11 @@ for N in "${NS[@]}"; do
   NEW=$((V + 1))
   NEWV=$((2 * NEW - 1))  # versions 1, 3, 5, ...
   BASE_RSS=$(rss_kb $RELAY_PID)
+  # Start versions load from the origin, so the relay's memory before and
+  # after the agents connect differs by the agents alone.
   "$B/sigrelay-agent-sim" --server "$RELAY" --agents "$N" --connections per-agent \
-    --origin-pubkey "$W/origin/origin.pub" --start current --until "virus=$NEWV" \
+    --origin-pubkey "$W/origin/origin.pub" --start current --start-source "$ORIGIN" \
+    --until "virus=$NEWV" \
     --timeout 600s --json >"$W/sim.json" 2>"$W/sim.err" &
   SIM=$!
   for _ in $(seq 1 1200); do

@@ -222,7 +222,8 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
     header_sent_ = true;
     message_.clear_data();
     if (next_chunk_ < record_.chunks_size()) {
-      absl::StatusOr<std::string> chunk = view_->ReadChunk(record_, next_chunk_++);
+      absl::StatusOr<std::string> chunk =
+          view_->ReadChunk(record_, next_chunk_++, /*cache=*/true);
       if (!chunk.ok()) {
         Finish(ToGrpcStatus(chunk.status()));
         return;

@@ -130,7 +130,7 @@ std::vector<uint32_t> StoreView::FullVersions(absl::string_view component) const
 }
 
 absl::StatusOr<std::string> StoreView::ReadChunk(const v1::FileRecord& record,
-                                                 int index) const {
+                                                 int index, bool cache) const {
   if (index < 0 || index >= record.chunks_size()) {
     return absl::OutOfRangeError(absl::StrCat("chunk ", index, " of ",
                                               record.chunks_size()));
@@ -151,7 +151,7 @@ absl::StatusOr<std::string> StoreView::ReadChunk(const v1::FileRecord& record,
     return absl::DataLossError(absl::StrCat("chunk ", ToHex(digest),
                                             " is corrupt on disk"));
   }
-  cache_->Insert(digest, std::make_shared<const std::string>(value));
+  if (cache) cache_->Insert(digest, std::make_shared<const std::string>(value));
   return value;
 }
 

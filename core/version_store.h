@@ -70,9 +70,10 @@ class StoreView {
   // Full versions held of `component`, ascending.
   std::vector<uint32_t> FullVersions(absl::string_view component) const;
   // Chunk `index` of `record`; DataLoss when it is missing or its bytes do
-  // not match their digest.
-  absl::StatusOr<std::string> ReadChunk(const v1::FileRecord& record,
-                                        int index) const;
+  // not match their digest. `cache`: keep it in the chunk cache (for chunks
+  // served to many clients, not for one-off whole-file reads).
+  absl::StatusOr<std::string> ReadChunk(const v1::FileRecord& record, int index,
+                                        bool cache = false) const;
   // The whole file, checked against its digest.
   absl::StatusOr<std::string> ReadAll(const v1::FileRecord& record) const;
 
