@@ -93,8 +93,7 @@ int Main(int argc, char** argv) {
   flags.Add("seed", &o.seed, "S", "random seed (default 1)");
   flags.AddBool("no-report", &no_report, "do not send ReportStatus");
   flags.AddBool("json", &json, "print the summary as one JSON object");
-  std::vector<std::string> positional;
-  absl::Status parsed = flags.Parse(argc, argv, &positional);
+  absl::Status parsed = flags.ParseFlagsOnly(argc, argv);
   if (flags.help_requested()) {
     std::cout << flags.Usage();
     return 0;

@@ -172,6 +172,16 @@ absl::Status FlagParser::Parse(int argc, char** argv,
   return absl::OkStatus();
 }
 
+absl::Status FlagParser::ParseFlagsOnly(int argc, char** argv) {
+  std::vector<std::string> positional;
+  absl::Status s = Parse(argc, argv, &positional);
+  if (s.ok() && !help_ && !positional.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", positional[0],
+                                                   "\"; see ", program_, " --help"));
+  }
+  return s;
+}
+
 std::string FlagParser::Usage() const {
   std::string out = absl::StrCat("usage: ", synopsis_, "\n\nflags:\n");
   for (const Flag& f : flags_) {

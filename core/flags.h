@@ -46,6 +46,10 @@ class FlagParser {
   // `--help` sets help_requested() and returns OK.
   absl::Status Parse(int argc, char** argv, std::vector<std::string>* positional);
 
+  // Parse for commands that take flags only: a positional argument is an
+  // error naming it.
+  absl::Status ParseFlagsOnly(int argc, char** argv);
+
   bool help_requested() const { return help_; }
   std::string Usage() const;
 

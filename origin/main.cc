@@ -58,17 +58,12 @@ int Main(int argc, char** argv) {
   flags.AddBytes("chunk-size", &chunk_size, "store chunk size, 4KiB..4MiB (default 1MiB)");
   flags.Add("max-transfers", &serve.max_transfers, "N",
             "Fetch streams sending at once; more wait in a queue (default 64)");
-  std::vector<std::string> positional;
-  absl::Status parsed = flags.Parse(argc, argv, &positional);
+  absl::Status parsed = flags.ParseFlagsOnly(argc, argv);
   if (flags.help_requested()) {
     std::cout << flags.Usage();
     return 0;
   }
   if (!parsed.ok()) return Fail(parsed);
-  if (!positional.empty()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("unexpected argument \"", positional[0], "\"; see --help")));
-  }
   if (data_dir.empty() || listen.empty()) {
     return Fail(absl::InvalidArgumentError("--data-dir and --listen are required; see --help"));
   }

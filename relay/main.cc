@@ -138,17 +138,12 @@ int Main(int argc, char** argv) {
   if (!s.config.empty()) {
     if (absl::Status c = ApplyConfigFile(s.config, &s); !c.ok()) return Fail(c);
   }
-  std::vector<std::string> positional;
-  absl::Status parsed = flags.Parse(argc, argv, &positional);
+  absl::Status parsed = flags.ParseFlagsOnly(argc, argv);
   if (flags.help_requested()) {
     std::cout << flags.Usage();
     return 0;
   }
   if (!parsed.ok()) return Fail(parsed);
-  if (!positional.empty()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("unexpected argument \"", positional[0], "\"; see --help")));
-  }
   if (s.data_dir.empty() || s.listen.empty() || s.upstreams.empty() || s.origin_pubkey.empty()) {
     return Fail(absl::InvalidArgumentError(
         "--data-dir, --listen, --upstream and --origin-pubkey are required; see --help"));
