@@ -24,6 +24,15 @@ class AdminToken {
   // what was wrong. Constant-time comparison.
   grpc::Status Check(const grpc::CallbackServerContext* context) const;
 
+  // For unary admin calls: true when `context` carries the token; otherwise
+  // finishes `reactor` with the Check error and returns false.
+  bool Admit(const grpc::CallbackServerContext* context,
+             grpc::ServerUnaryReactor* reactor) const {
+    grpc::Status auth = Check(context);
+    if (!auth.ok()) reactor->Finish(auth);
+    return auth.ok();
+  }
+
  private:
   explicit AdminToken(std::string token) : token_(std::move(token)) {}
   std::string token_;

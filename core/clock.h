@@ -24,17 +24,6 @@ class RealClock final : public Clock {
   }
 };
 
-// A clock that moves only when told. Not thread-safe; for tests.
-class FakeClock final : public Clock {
- public:
-  explicit FakeClock(absl::Time start) : now_(start) {}
-  absl::Time Now() const override { return now_; }
-  void Advance(absl::Duration d) { now_ += d; }
-
- private:
-  absl::Time now_;
-};
-
 }  // namespace sigrelay
 
 #endif  // SIGRELAY_CORE_CLOCK_H_

@@ -4,6 +4,8 @@
 
 namespace sigrelay {
 
+namespace {
+
 void FillComponentStatus(const StoreView& view, v1::GetStatusResponse* response) {
   if (!view.manifest()) return;
   absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*view.manifest());
@@ -47,6 +49,16 @@ void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& age
       c->set_agents(count);
     }
   }
+}
+
+}  // namespace
+
+void FillNodeStatus(const std::string& role, const StoreView& view,
+                    const UpdateServiceImpl& update, const AgentRegistry& agents,
+                    v1::GetStatusResponse* response) {
+  response->set_role(role);
+  FillComponentStatus(view, response);
+  FillServingStatus(update, agents, response);
 }
 
 }  // namespace sigrelay

@@ -10,13 +10,13 @@
 
 namespace sigrelay {
 
-// Manifest serial, issue and expiry times, and per component the newest
-// version, size, digest, incrementals and retained versions.
-void FillComponentStatus(const StoreView& view, v1::GetStatusResponse* response);
-
-// Watch streams, transfer admission and what agents reported.
-void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& agents,
-                       v1::GetStatusResponse* response);
+// What every node reports: its role; the manifest serial, issue and expiry
+// times; per component the newest version, size, digest, incrementals and
+// retained versions; Watch streams, transfer admission and what agents
+// reported.
+void FillNodeStatus(const std::string& role, const StoreView& view,
+                    const UpdateServiceImpl& update, const AgentRegistry& agents,
+                    v1::GetStatusResponse* response);
 
 }  // namespace sigrelay
 

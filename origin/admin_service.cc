@@ -155,14 +155,8 @@ grpc::ServerUnaryReactor* OriginAdminService::GetStatus(
     grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
     v1::GetStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  grpc::Status auth = token_->Check(context);
-  if (!auth.ok()) {
-    reactor->Finish(auth);
-    return reactor;
-  }
-  response->set_role("origin");
-  FillComponentStatus(*store_->Snapshot(), response);
-  FillServingStatus(*update_, *agents_, response);
+  if (!token_->Admit(context, reactor)) return reactor;
+  FillNodeStatus("origin", *store_->Snapshot(), *update_, *agents_, response);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

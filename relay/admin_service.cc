@@ -28,16 +28,10 @@ grpc::ServerUnaryReactor* RelayAdminService::GetStatus(
     grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
     v1::GetStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  grpc::Status auth = token_->Check(context);
-  if (!auth.ok()) {
-    reactor->Finish(auth);
-    return reactor;
-  }
-  response->set_role("relay");
-  FillComponentStatus(*store_->Snapshot(), response);
+  if (!token_->Admit(context, reactor)) return reactor;
+  FillNodeStatus("relay", *store_->Snapshot(), *update_, *agents_, response);
   sync_->FillStatus(response->mutable_relay());
   scheduler_->FillStatus(response->mutable_relay());
-  FillServingStatus(*update_, *agents_, response);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -46,11 +40,7 @@ grpc::ServerUnaryReactor* RelayAdminService::SyncNow(grpc::CallbackServerContext
                                                      const v1::SyncNowRequest*,
                                                      v1::SyncNowResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  grpc::Status auth = token_->Check(context);
-  if (!auth.ok()) {
-    reactor->Finish(auth);
-    return reactor;
-  }
+  if (!token_->Admit(context, reactor)) return reactor;
   scheduler_->RequestSync([reactor, response](absl::StatusOr<v1::SyncNowResponse> r) {
     if (r.ok()) *response = std::move(*r);
     reactor->Finish(ToGrpcStatus(r.status()));

@@ -62,8 +62,8 @@ void SyncScheduler::SyncLoop() {
     std::vector<Done> done;
     {
       absl::MutexLock lock(&mu_);
-      // Wake for a request, for stop, or when the next run is due. Waiting in
-      // slices keeps a changed clock (tests' fake clock) effective.
+      // Wake for a request, for stop, or when the next run is due (waiting
+      // in slices of at most a second, so a wall-clock jump is noticed).
       while (!stopping_ && !requested_ && clock_->Now() < next_run_) {
         mu_.AwaitWithTimeout(
             absl::Condition(
