@@ -3,6 +3,8 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -118,6 +120,34 @@ absl::StatusOr<std::string> IncrementalCodec::Decode(
     return absl::DataLossError(absl::StrCat("incremental decoded to ", n,
                                             " bytes, its header says ", size));
   }
+  return out;
+}
+
+std::vector<absl::StatusOr<std::string>> IncrementalCodec::EncodeEach(
+    size_t count, const std::function<absl::StatusOr<std::string>(size_t)>& load_old,
+    absl::string_view new_version, bool verify) const {
+  std::vector<absl::StatusOr<std::string>> out(count, absl::UnknownError("not encoded"));
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < count; i = next++) {
+      absl::StatusOr<std::string> old = load_old(i);
+      if (!old.ok()) {
+        out[i] = old.status();
+        continue;
+      }
+      out[i] = Encode(*old, new_version);
+      if (!verify || !out[i].ok()) continue;
+      absl::StatusOr<std::string> rebuilt = Decode(*old, *out[i], new_version.size());
+      if (!rebuilt.ok() || *rebuilt != new_version) {
+        out[i] = absl::InternalError("the incremental made does not rebuild the new version");
+      }
+    }
+  };
+  std::vector<std::thread> workers;
+  const size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), count);
+  for (size_t t = 1; t < threads; ++t) workers.emplace_back(work);
+  work();
+  for (std::thread& t : workers) t.join();
   return out;
 }
 

@@ -11,7 +11,9 @@
 #define SIGRELAY_CORE_DELTA_CODEC_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -37,6 +39,14 @@ class IncrementalCodec {
   absl::StatusOr<std::string> Decode(absl::string_view old_version,
                                      absl::string_view incremental,
                                      uint64_t max_size) const;
+
+  // Encodes `new_version` against `count` old versions (`load_old(i)` gives
+  // the i-th) on up to one thread per core: result i is the incremental
+  // from old version i, or why there is none. With `verify`, each result is
+  // decoded again and refused (Internal) unless it rebuilds `new_version`.
+  std::vector<absl::StatusOr<std::string>> EncodeEach(
+      size_t count, const std::function<absl::StatusOr<std::string>(size_t)>& load_old,
+      absl::string_view new_version, bool verify) const;
 
  private:
   int level_;

@@ -106,6 +106,27 @@ TEST(IncrementalCodecTest, OversizedResultIsRefusedBeforeDecoding) {
   EXPECT_THAT(rebuilt.status().message(), HasSubstr("100000"));
 }
 
+TEST(IncrementalCodecTest, EncodeEachKeepsOrderAndReportsLoadErrors) {
+  IncrementalCodec codec;
+  std::vector<std::string> olds = {RandomBytes(1 << 18, 20), RandomBytes(1 << 18, 21),
+                                   RandomBytes(1 << 18, 22)};
+  std::string new_v = Edited(olds[1], 23);
+  auto made = codec.EncodeEach(
+      4,
+      [&](size_t i) -> absl::StatusOr<std::string> {
+        if (i == 3) return absl::NotFoundError("old version 3 is gone");
+        return olds[i];
+      },
+      new_v, /*verify=*/true);
+  ASSERT_EQ(made.size(), 4u);
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(made[i].ok()) << made[i].status();
+    EXPECT_EQ(*codec.Decode(olds[i], *made[i], new_v.size()), new_v) << i;
+  }
+  EXPECT_LT(made[1]->size(), made[0]->size()) << "the close old version gives the small one";
+  EXPECT_EQ(made[3].status().code(), absl::StatusCode::kNotFound);
+}
+
 // 64 MiB inputs round-trip, and stock `zstd -d --patch-from` rebuilds them
 // byte for byte: incrementals are plain zstd frames.
 TEST(IncrementalCodecTest, LargeInputsDecodeWithStockZstd) {

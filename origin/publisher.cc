@@ -92,26 +92,31 @@ absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& compon
   entry.set_size(content->size());
   entry.set_sha256(sha256);
   if (spec->incrementals) {
-    for (uint32_t from : commit.retained) {
-      if (from == *version) continue;
-      absl::StatusOr<v1::FileRecord> old_record = view->Full(component, from);
-      if (!old_record.ok()) return old_record.status();
-      absl::StatusOr<std::string> old = view->ReadAll(*old_record);
-      if (!old.ok()) return old.status();
-      absl::StatusOr<std::string> incr = codec_.Encode(*old, *content);
-      if (!incr.ok()) return incr.status();
-      // Never sign an incremental that does not rebuild the file.
-      absl::StatusOr<std::string> rebuilt = codec_.Decode(*old, *incr, content->size());
-      if (!rebuilt.ok() || *rebuilt != *content) {
-        return absl::InternalError(absl::StrCat(
-            "incremental ", component, " v_", from, ".", *version,
-            " does not rebuild the new file; nothing was published"));
+    std::vector<uint32_t> from;
+    for (uint32_t v : commit.retained) {
+      if (v != *version) from.push_back(v);
+    }
+    // Never sign an incremental that does not rebuild the file: verify.
+    std::vector<absl::StatusOr<std::string>> made = codec_.EncodeEach(
+        from.size(),
+        [&](size_t i) -> absl::StatusOr<std::string> {
+          absl::StatusOr<v1::FileRecord> old_record = view->Full(component, from[i]);
+          if (!old_record.ok()) return old_record.status();
+          return view->ReadAll(*old_record);
+        },
+        *content, /*verify=*/true);
+    for (size_t i = 0; i < from.size(); ++i) {
+      if (!made[i].ok()) {
+        return absl::Status(made[i].status().code(),
+                            absl::StrCat("incremental ", component, " v_", from[i], ".",
+                                         *version, ": ", made[i].status().message(),
+                                         "; nothing was published"));
       }
-      absl::StatusOr<v1::FileRecord> record = put(*incr);
+      absl::StatusOr<v1::FileRecord> record = put(*made[i]);
       if (!record.ok()) return record.status();
-      commit.incrementals.emplace_back(from, *record);
+      commit.incrementals.emplace_back(from[i], *record);
       v1::IncrementalEntry* ie = entry.add_incrementals();
-      ie->set_from_version(from);
+      ie->set_from_version(from[i]);
       ie->set_size(record->size());
       ie->set_sha256(record->sha256());
     }

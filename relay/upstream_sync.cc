@@ -1,9 +1,7 @@
 #include "relay/upstream_sync.h"
 
 #include <algorithm>
-#include <atomic>
 #include <map>
-#include <thread>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -474,26 +472,16 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
       if (!all.ok()) return all.status();
       content = std::move(*all);
     }
-    // Encoding is the slow part of a hop: spread it over the cores.
-    std::vector<std::optional<std::string>> made(to_make.size());
-    std::atomic<size_t> next{0};
-    auto work = [&] {
-      for (size_t k = next++; k < to_make.size(); k = next++) {
-        absl::StatusOr<std::string> old = ReadFull(*view, e.name(), to_make[k]->from_version());
-        if (!old.ok()) continue;  // fetched below instead
-        absl::StatusOr<std::string> m = codec_.Encode(*old, *content);
-        if (m.ok() && Sha256::Of(*m) == to_make[k]->sha256()) made[k] = std::move(*m);
-      }
-    };
-    std::vector<std::thread> workers;
-    for (unsigned t = 1; t < std::min<size_t>(std::thread::hardware_concurrency(), to_make.size());
-         ++t) {
-      workers.emplace_back(work);
-    }
-    work();
-    for (std::thread& t : workers) t.join();
+    // Encoding is the slow part of a hop: EncodeEach spreads it over the
+    // cores. A result that is not the signed bytes is fetched below instead.
+    std::vector<absl::StatusOr<std::string>> made = codec_.EncodeEach(
+        to_make.size(),
+        [&](size_t k) { return ReadFull(*view, e.name(), to_make[k]->from_version()); },
+        *content, /*verify=*/false);
     for (size_t k = 0; k < to_make.size(); ++k) {
-      if (made[k]) incrementals[to_make[k]->from_version()] = std::move(*made[k]);
+      if (made[k].ok() && Sha256::Of(*made[k]) == to_make[k]->sha256()) {
+        incrementals[to_make[k]->from_version()] = std::move(*made[k]);
+      }
     }
     for (const v1::IncrementalEntry& ie : e.incrementals()) {
       auto it = incrementals.find(ie.from_version());
