@@ -67,7 +67,7 @@ class Agent {
 
   absl::Mutex mu_;
   std::map<std::string, Held> held_ ABSL_GUARDED_BY(mu_);
-  std::optional<v1::Manifest> latest_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::Manifest> latest_ ABSL_GUARDED_BY(mu_);
   WatchCall* watch_ ABSL_GUARDED_BY(mu_) = nullptr;
   FetchCall* fetch_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool fetch_pending_ ABSL_GUARDED_BY(mu_) = false;  // started or scheduled
@@ -145,7 +145,11 @@ class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
       ctx_.TryCancel();
       return;
     }
-    body_ += message_.data();
+    if (body_.empty() && message_.data().size() == header_.size()) {
+      body_.swap(*message_.mutable_data());  // the whole body in one message
+    } else {
+      body_ += message_.data();
+    }
     StartRead(&message_);
   }
   void OnDone(const grpc::Status& s) override {
@@ -183,20 +187,20 @@ void Agent::OpenWatch() {
 }
 
 void Agent::OnManifest(const v1::SignedManifest& m) {
-  absl::StatusOr<v1::Manifest> manifest = fleet_->verifier_->Verify(m, absl::Now());
+  absl::StatusOr<std::shared_ptr<const v1::Manifest>> manifest = fleet_->Verify(m, absl::Now());
   if (!manifest.ok()) {
     fleet_->CountError("manifest", std::string(manifest.status().message()));
     return;
   }
   bool target_seen = !fleet_->options_.until.empty();
   for (const auto& [component, version] : fleet_->options_.until) {
-    const v1::ComponentEntry* e = FindEntry(*manifest, component);
+    const v1::ComponentEntry* e = FindEntry(**manifest, component);
     target_seen = target_seen && e != nullptr && e->version() >= version;
   }
   if (target_seen) fleet_->SawTarget(absl::Now());
   absl::MutexLock lock(&mu_);
   watch_failures_ = 0;
-  if (latest_ && manifest->serial() <= latest_->serial()) return;  // no rollback
+  if (latest_ && (*manifest)->serial() <= latest_->serial()) return;  // no rollback
   latest_ = std::move(*manifest);
   MaybeFetchLocked();
   CheckConvergedLocked();
@@ -411,18 +415,40 @@ Fleet::Bytes Fleet::Remember(const std::string& component, uint32_t version,
   return slot;
 }
 
+absl::StatusOr<std::shared_ptr<const v1::Manifest>> Fleet::Verify(
+    const v1::SignedManifest& m, absl::Time now) {
+  std::string key = absl::StrCat(m.signature().size(), ":", m.signature(), m.manifest());
+  std::shared_ptr<const v1::Manifest> manifest;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = verified_.find(key);
+    if (it != verified_.end()) manifest = it->second;
+  }
+  if (manifest != nullptr && now < absl::FromUnixSeconds(manifest->expires_unix())) {
+    return manifest;
+  }
+  absl::StatusOr<v1::Manifest> checked = verifier_->Verify(m, now);
+  if (!checked.ok()) return checked.status();
+  manifest = std::make_shared<const v1::Manifest>(std::move(*checked));
+  absl::MutexLock lock(&mu_);
+  verified_[key] = manifest;
+  return manifest;
+}
+
 absl::StatusOr<Fleet::Bytes> Fleet::Rebuild(const std::string& component, uint32_t from,
                                              const Bytes& old, const std::string& incremental,
                                              const v1::ComponentEntry& entry) {
-  // The incremental's own digest first: cheap, and it makes the rebuild
-  // cache key trustworthy.
-  std::string incr_sha = Sha256::Of(incremental);
   const std::string key = absl::StrCat(component, "/", from, "/", entry.version(), "/",
-                                       incr_sha, "/", reinterpret_cast<uintptr_t>(old.get()));
+                                       entry.sha256(), "/",
+                                       reinterpret_cast<uintptr_t>(old.get()));
   {
     absl::MutexLock lock(&mu_);
     auto it = rebuilt_.find(key);
-    if (it != rebuilt_.end()) return it->second;
+    if (it != rebuilt_.end()) {
+      for (const Rebuilt& r : it->second) {
+        if (r.incremental == incremental) return r.result;
+      }
+    }
   }
   absl::StatusOr<std::string> rebuilt = codec_.Decode(*old, incremental, entry.size());
   if (!rebuilt.ok()) return rebuilt.status();
@@ -432,7 +458,7 @@ absl::StatusOr<Fleet::Bytes> Fleet::Rebuild(const std::string& component, uint32
   }
   Bytes result = Remember(component, entry.version(), entry.sha256(), std::move(*rebuilt));
   absl::MutexLock lock(&mu_);
-  rebuilt_[key] = result;
+  rebuilt_[key].push_back({incremental, result});
   return result;
 }
 

@@ -86,6 +86,10 @@ class Fleet {
   Bytes Known(const std::string& component, uint32_t version, const std::string& sha256);
   Bytes Remember(const std::string& component, uint32_t version, const std::string& sha256,
                  std::string bytes);
+  // The signed manifest checked: the signature once per distinct signed
+  // bytes (agents sent the same bytes share the check), expiry every time.
+  absl::StatusOr<std::shared_ptr<const v1::Manifest>> Verify(const v1::SignedManifest& m,
+                                                             absl::Time now);
   // Rebuilds (once per distinct input) and checks the result's digest.
   absl::StatusOr<Bytes> Rebuild(const std::string& component, uint32_t from, const Bytes& old,
                                 const std::string& incremental, const v1::ComponentEntry& entry);
@@ -108,7 +112,16 @@ class Fleet {
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Bytes> files_ ABSL_GUARDED_BY(mu_);  // "comp/ver/sha"
-  absl::flat_hash_map<std::string, Bytes> rebuilt_ ABSL_GUARDED_BY(mu_);
+  // Inputs are compared byte for byte, so a cache hit is as strong as a
+  // rebuild and digest check: key "comp/from/to/old-bytes-address".
+  struct Rebuilt {
+    std::string incremental;
+    Bytes result;
+  };
+  absl::flat_hash_map<std::string, std::vector<Rebuilt>> rebuilt_ ABSL_GUARDED_BY(mu_);
+  // Signed bytes (signature + body) -> the manifest they verified to.
+  absl::flat_hash_map<std::string, std::shared_ptr<const v1::Manifest>> verified_
+      ABSL_GUARDED_BY(mu_);
   std::vector<absl::Time> converge_times_ ABSL_GUARDED_BY(mu_);
   absl::Time first_target_seen_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<std::string, uint64_t> errors_ ABSL_GUARDED_BY(mu_);
