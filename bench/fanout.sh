@@ -8,9 +8,15 @@
 # the relay, all holding the current version; a new version (0.5 % churn) is
 # published at the origin; we measure publish -> 100 % converged and
 # verified, payload bytes, relay RSS (idle per agent and peak) and relay CPU.
-# Peer, same run: nginx on loopback serving the full file and the
-# incremental, driven by wrk with N connections; its time for N downloads is
-# N x file size / the transfer rate wrk measured.
+# Peers, same run: nginx on loopback serving the full file and the
+# incremental, driven by wrk with N connections (its time for N downloads is
+# N x file size / the transfer rate wrk measured); and bench/grpc_floor, a
+# bare gRPC server answering one Fetch per client with the incremental's
+# bytes, nothing else: the transport's own floor.
+#
+# Servers (relay, nginx, grpc_floor serve) run on CPU 0 and clients
+# (agent-sim, wrk, grpc_floor load) on CPU 1, as they would on separate
+# machines; the origin is not pinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${1:-300000}
@@ -22,6 +28,9 @@ cmake -S . -B build -G Ninja >/dev/null
 cmake --build build >/dev/null
 B=$PWD/build/bin
 W=$(mktemp -d /tmp/sigrelay-fanout.XXXXXX)
+SERVER_CPU="taskset -c 0"
+CLIENT_CPU="taskset -c 1"
+[ "$(nproc)" -ge 2 ] || { SERVER_CPU=""; CLIENT_CPU=""; }
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -48,7 +57,7 @@ PIDS+=($!)
 wait_file "$W/origin/listening"
 ORIGIN=$(head -1 "$W/origin/listening")
 "$B/sigrelayctl" --server "$ORIGIN" --token-file "$W/origin/admin.token" publish virus "$W/v1" >/dev/null
-"$B/sigrelay-relay" --data-dir "$W/relay" --listen 127.0.0.1:0 --upstream "$ORIGIN" \
+$SERVER_CPU "$B/sigrelay-relay" --data-dir "$W/relay" --listen 127.0.0.1:0 --upstream "$ORIGIN" \
   --origin-pubkey "$W/origin/origin.pub" 2>"$W/relay.log" &
 RELAY_PID=$!
 PIDS+=($RELAY_PID)
@@ -57,12 +66,12 @@ RELAY=$(head -1 "$W/relay/listening")
 status() { "$B/sigrelayctl" --server "$RELAY" --token-file "$W/relay/admin.token" status --json; }
 for _ in $(seq 1 200); do status | grep -q '"version":1,' && break; sleep 0.05; done
 
-# nginx, the peer: sendfile, keepalive, 2 workers for 2 cores.
+# nginx, the peer: sendfile, keepalive, one worker on the server CPU.
 mkdir -p "$W/www"
 chmod 755 "$W" "$W/www"
 NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$W/nginx.conf" <<NGINX
-worker_processes 2;
+worker_processes 1;
 worker_rlimit_nofile 20000;
 pid $W/nginx.pid;
 error_log $W/nginx-error.log;
@@ -72,16 +81,17 @@ http {
   sendfile on;
   tcp_nopush on;
   keepalive_requests 1000000;
+  open_file_cache max=16;  # one descriptor per file, not per request
   server { listen 127.0.0.1:$NGINX_PORT; root $W/www; }
 }
 NGINX
-nginx -c "$W/nginx.conf" -p "$W"
+$SERVER_CPU nginx -c "$W/nginx.conf" -p "$W"
 
 nginx_time() {  # FILE N -> seconds to deliver N copies at concurrency N
   # N x size / measured transfer rate: with 10,000 concurrent 20 MB
   # downloads none completes within the run, but the rate is measured.
   local out rate size
-  out=$(wrk -t2 -c "$2" -d15s --timeout 120s "http://127.0.0.1:$NGINX_PORT/$1" 2>&1)
+  out=$($CLIENT_CPU wrk -t1 -c "$2" -d15s --timeout 120s "http://127.0.0.1:$NGINX_PORT/$1" 2>&1)
   if grep -qE "Non-2xx" <<<"$out"; then
     echo "nginx peer run failed:" >&2; echo "$out" >&2; exit 1
   fi
@@ -100,7 +110,7 @@ for N in "${NS[@]}"; do
   BASE_RSS=$(rss_kb $RELAY_PID)
   # Start versions load from the origin, so the relay's memory before and
   # after the agents connect differs by the agents alone.
-  "$B/sigrelay-agent-sim" --server "$RELAY" --agents "$N" --connections per-agent \
+  $CLIENT_CPU "$B/sigrelay-agent-sim" --server "$RELAY" --agents "$N" --connections per-agent \
     --origin-pubkey "$W/origin/origin.pub" --start current --start-source "$ORIGIN" \
     --until "virus=$NEWV" \
     --timeout 600s --json >"$W/sim.json" 2>"$W/sim.err" &
@@ -130,10 +140,18 @@ for N in "${NS[@]}"; do
   INCR=$(stat -c %s "$W/www/incr")
   T_NGX_INCR=$(nginx_time incr "$N")
   T_NGX_FULL=$(nginx_time full "$N")
+  $SERVER_CPU "$B/grpc_floor" serve --size "$INCR" >"$W/floor.port" &
+  FLOOR_PID=$!
+  PIDS+=($FLOOR_PID)
+  wait_file "$W/floor.port"
+  T_FLOOR=$(json_num "$($CLIENT_CPU "$B/grpc_floor" load --server "127.0.0.1:$(cat "$W/floor.port")" --clients "$N")" seconds)
+  kill $FLOOR_PID; wait $FLOOR_PID 2>/dev/null || true
+  rm -f "$W/floor.port"
   PER_AGENT=$(( (IDLE_RSS - BASE_RSS) * 1024 / N ))
-  ROWS+=("$(printf '| %6d | %8.2f | %8.2f | %10d | %8.2f | %8.2f | %6.2fx | %8d | %9d | %7.2f |' \
-    "$N" "$T_RELAY" "$T_PUSH" "$BYTES" "$T_NGX_INCR" "$T_NGX_FULL" \
+  ROWS+=("$(printf '| %6d | %8.2f | %8.2f | %10d | %8.2f | %8.2f | %8.2f | %6.2fx | %6.2fx | %8d | %9d | %7.2f |' \
+    "$N" "$T_RELAY" "$T_PUSH" "$BYTES" "$T_NGX_INCR" "$T_NGX_FULL" "$T_FLOOR" \
     "$(awk -v a="$T_PUSH" -v b="$T_NGX_INCR" 'BEGIN{printf "%.2f", a/b}')" \
+    "$(awk -v a="$T_PUSH" -v b="$T_FLOOR" 'BEGIN{printf "%.2f", a/b}')" \
     "$((PEAK / 1024))" "$PER_AGENT" "$(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN{print b-a}')")")
   V=$NEW
 done
@@ -141,6 +159,6 @@ done
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); pattern $FULL bytes ($RECORDS records), incremental $INCR bytes (0.5 % churn)"
 echo
-echo "| agents | publish -> all converged s | relay push -> all converged s | bytes to agents | nginx s, N x incremental | nginx s, N x full | push / nginx (same bytes) | relay peak RSS MiB | relay RSS bytes per idle agent | relay CPU s |"
-echo "|-------:|---------:|---------:|-----------:|---------:|---------:|-------:|---------:|----------:|--------:|"
+echo "| agents | publish -> all converged s | relay push -> all converged s | bytes to agents | nginx s, N x incremental | nginx s, N x full | bare gRPC s, N x incremental | push / nginx (same bytes) | push / bare gRPC | relay peak RSS MiB | relay RSS bytes per idle agent | relay CPU s |"
+echo "|-------:|---------:|---------:|-----------:|---------:|---------:|---------:|-------:|-------:|---------:|----------:|--------:|"
 for r in "${ROWS[@]}"; do echo "$r"; done
