@@ -57,14 +57,18 @@ PIDS+=($!)
 wait_file "$W/origin/listening"
 ORIGIN=$(head -1 "$W/origin/listening")
 "$B/sigrelayctl" --server "$ORIGIN" --token-file "$W/origin/admin.token" publish virus "$W/v1" >/dev/null
-$SERVER_CPU "$B/sigrelay-relay" --data-dir "$W/relay" --listen 127.0.0.1:0 --upstream "$ORIGIN" \
-  --origin-pubkey "$W/origin/origin.pub" 2>"$W/relay.log" &
-RELAY_PID=$!
-PIDS+=($RELAY_PID)
-wait_file "$W/relay/listening"
-RELAY=$(head -1 "$W/relay/listening")
+start_relay() {  # a fresh relay for each N, so RSS per agent is the agents' alone
+  rm -rf "$W/relay"
+  $SERVER_CPU "$B/sigrelay-relay" --data-dir "$W/relay" --listen 127.0.0.1:0 --upstream "$ORIGIN" \
+    --origin-pubkey "$W/origin/origin.pub" 2>"$W/relay.log" &
+  RELAY_PID=$!
+  PIDS+=($RELAY_PID)
+  wait_file "$W/relay/listening"
+  RELAY=$(head -1 "$W/relay/listening")
+  for _ in $(seq 1 200); do status | grep -q "\"version\":$((2 * V - 1))," && return; sleep 0.05; done
+  echo "relay did not sync" >&2; exit 1
+}
 status() { "$B/sigrelayctl" --server "$RELAY" --token-file "$W/relay/admin.token" status --json; }
-for _ in $(seq 1 200); do status | grep -q '"version":1,' && break; sleep 0.05; done
 
 # nginx, the peer: sendfile, keepalive, one worker on the server CPU.
 mkdir -p "$W/www"
@@ -104,6 +108,7 @@ nginx_time() {  # FILE N -> seconds to deliver N copies at concurrency N
 
 ROWS=()
 for N in "${NS[@]}"; do
+  start_relay
   next_version
   NEW=$((V + 1))
   NEWV=$((2 * NEW - 1))  # versions 1, 3, 5, ...
@@ -154,6 +159,7 @@ for N in "${NS[@]}"; do
     "$(awk -v a="$T_PUSH" -v b="$T_FLOOR" 'BEGIN{printf "%.2f", a/b}')" \
     "$((PEAK / 1024))" "$PER_AGENT" "$(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN{print b-a}')")")
   V=$NEW
+  kill $RELAY_PID; wait $RELAY_PID 2>/dev/null || true
 done
 
 echo
