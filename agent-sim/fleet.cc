@@ -37,7 +37,7 @@ class Agent {
   }
 
   void Cancel();
-  void OnManifest(const v1::SignedManifest& m);
+  void OnPush(const v1::WatchResponse& push);
   void OnWatchEnded(WatchCall* call, const grpc::Status& s);
   void OnFetched(FetchCall* call, const grpc::Status& s);
 
@@ -48,6 +48,11 @@ class Agent {
   void StartFetch(const std::string& component);
   void StartFetchLocked(const std::string& component) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CheckConvergedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Checks a downloaded or pushed body and keeps it; what went wrong if not.
+  absl::Status AbsorbLocked(const v1::ComponentEntry& entry, const v1::FetchHeader& header,
+                            const std::string& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RetryLaterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::WatchRequest StatusLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Report() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration Backoff(int failures) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::Duration d = absl::Milliseconds(250);
@@ -78,18 +83,59 @@ class Agent {
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
 };
 
-class WatchCall final : public grpc::ClientReadReactor<v1::SignedManifest> {
+// The agent's Watch stream: pushes in, its status out (newest wins, one
+// write in flight).
+class WatchCall final : public grpc::ClientBidiReactor<v1::WatchRequest, v1::WatchResponse> {
  public:
-  WatchCall(Agent* agent, v1::UpdateService::Stub* stub, std::atomic<int>* live)
+  WatchCall(Agent* agent, v1::UpdateService::Stub* stub, std::atomic<int>* live,
+            v1::WatchRequest first)
       : agent_(agent), live_(live) {
     ++*live_;
-    stub->async()->Watch(&ctx_, &request_, this);
+    stub->async()->Watch(&ctx_, this);
+    AddHold();  // Send may write from outside reactions until the stream ends
+    writing_ = std::move(first);
+    in_write_ = true;
+    StartWrite(&writing_);
     StartRead(&message_);
     StartCall();
   }
+  void Send(v1::WatchRequest status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) return;
+      if (in_write_) {
+        next_ = std::move(status);
+        has_next_ = true;
+        return;
+      }
+      writing_ = std::move(status);
+      in_write_ = true;
+    }
+    StartWrite(&writing_);
+  }
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!ok || !has_next_) {
+        in_write_ = false;
+        return;
+      }
+      writing_ = std::move(next_);
+      has_next_ = false;
+    }
+    StartWrite(&writing_);
+  }
   void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone follows
-    agent_->OnManifest(message_);
+    if (!ok) {
+      {
+        absl::MutexLock lock(&mu_);
+        closed_ = true;
+      }
+      RemoveHold();
+      return;  // OnDone follows
+    }
+    agent_->OnPush(message_);
+    v1::WatchResponse().Swap(&message_);  // a pushed body is not kept per agent
     StartRead(&message_);
   }
   void OnDone(const grpc::Status& s) override {
@@ -103,8 +149,13 @@ class WatchCall final : public grpc::ClientReadReactor<v1::SignedManifest> {
  private:
   Agent* const agent_;
   std::atomic<int>* const live_;
-  v1::WatchRequest request_;
-  v1::SignedManifest message_;
+  v1::WatchResponse message_;
+  absl::Mutex mu_;
+  v1::WatchRequest writing_;
+  v1::WatchRequest next_ ABSL_GUARDED_BY(mu_);
+  bool in_write_ ABSL_GUARDED_BY(mu_) = false;
+  bool has_next_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
@@ -183,11 +234,26 @@ void Agent::Cancel() {
 void Agent::OpenWatch() {
   if (fleet_->stopping_) return;
   absl::MutexLock lock(&mu_);
-  watch_ = new WatchCall(this, stub_.get(), &fleet_->live_reactors_);
+  // The first request is the agent's status report and what the server
+  // picks pushed incrementals by.
+  watch_ = new WatchCall(this, stub_.get(), &fleet_->live_reactors_, StatusLocked());
+  reported_ = fleet_->options_.report;
 }
 
-void Agent::OnManifest(const v1::SignedManifest& m) {
-  absl::StatusOr<std::shared_ptr<const v1::Manifest>> manifest = fleet_->Verify(m, absl::Now());
+v1::WatchRequest Agent::StatusLocked() const {
+  v1::WatchRequest status;
+  if (fleet_->options_.report) status.set_agent_id(id_);
+  for (const auto& [component, held] : held_) {
+    v1::ComponentVersion* cv = status.add_versions();
+    cv->set_component(component);
+    cv->set_version(held.version);
+  }
+  return status;
+}
+
+void Agent::OnPush(const v1::WatchResponse& push) {
+  absl::StatusOr<std::shared_ptr<const v1::Manifest>> manifest =
+      fleet_->Verify(push.manifest(), absl::Now());
   if (!manifest.ok()) {
     fleet_->CountError("manifest", std::string(manifest.status().message()));
     return;
@@ -202,9 +268,30 @@ void Agent::OnManifest(const v1::SignedManifest& m) {
   watch_failures_ = 0;
   if (latest_ && (*manifest)->serial() <= latest_->serial()) return;  // no rollback
   latest_ = std::move(*manifest);
+  // Incrementals pushed with the manifest: taken when they apply to what
+  // this agent holds, checked exactly like a fetched one.
+  bool changed = false;
+  for (const v1::FetchResponse& p : push.payloads()) {
+    const v1::FetchHeader& h = p.header();
+    const v1::ComponentEntry* e = FindEntry(*latest_, h.component());
+    auto it = held_.find(h.component());
+    if (fetch_pending_ || e == nullptr || !Selected(h.component()) || it == held_.end() ||
+        h.kind() != v1::PAYLOAD_KIND_INCREMENTAL || h.version() != e->version() ||
+        it->second.version != h.from_version() || it->second.version >= e->version() ||
+        p.data().size() != h.size()) {
+      continue;
+    }
+    absl::Status problem = AbsorbLocked(*e, h, p.data());
+    if (!problem.ok()) {
+      fleet_->CountError("rebuild", std::string(problem.message()));
+      continue;  // fetched below instead
+    }
+    changed = true;
+  }
+  if (changed) reported_ = false;
   MaybeFetchLocked();
   CheckConvergedLocked();
-  if (!reported_) Report();  // what it holds, as soon as it knows the server
+  if (!reported_) Report();
 }
 
 void Agent::OnWatchEnded(WatchCall* call, const grpc::Status& s) {
@@ -263,7 +350,7 @@ void Agent::OnFetched(FetchCall* call, const grpc::Status& s) {
   fetch_pending_ = false;
   if (fleet_->stopping_) return;
   const std::string& component = call->component_;
-  const v1::ComponentEntry& entry = call->entry_;
+  const bool incremental = call->header_.kind() == v1::PAYLOAD_KIND_INCREMENTAL;
   absl::Status problem;
   if (call->overflow_) {
     problem = absl::DataLossError("server sent more than the signed manifest allows");
@@ -271,54 +358,61 @@ void Agent::OnFetched(FetchCall* call, const grpc::Status& s) {
     fleet_->CountError(absl::StrCat("fetch ", GrpcCodeName(s.error_code())),
                        absl::StrCat(component, ": ", s.error_message()));
     ++fetch_failures_;
-    fleet_->timers_.After(Backoff(fetch_failures_), [this] {
-      absl::MutexLock relock(&mu_);
-      MaybeFetchLocked();
-    });
+    RetryLaterLocked();
     return;
-  }
-  Fleet::Bytes result;
-  const bool incremental = call->header_.kind() == v1::PAYLOAD_KIND_INCREMENTAL;
-  if (problem.ok()) {
-    (incremental ? fleet_->bytes_incremental_ : fleet_->bytes_full_) += call->body_.size();
-    if (incremental) {
-      auto it = held_.find(component);
-      if (it == held_.end() || it->second.version != call->header_.from_version()) {
-        problem = absl::DataLossError("server sent an incremental from a version not held");
-      } else {
-        absl::StatusOr<Fleet::Bytes> rebuilt = fleet_->Rebuild(
-            component, it->second.version, it->second.bytes, call->body_, entry);
-        if (rebuilt.ok()) result = *rebuilt; else problem = rebuilt.status();
-      }
-    } else {
-      result = fleet_->Known(component, entry.version(), entry.sha256());
-      if (result == nullptr || *result != call->body_) {
-        if (Sha256::Of(call->body_) != entry.sha256()) {
-          problem = absl::DataLossError(absl::StrCat(
-              component, " ", entry.version(), " does not match its signed digest"));
-        } else {
-          result = fleet_->Remember(component, entry.version(), entry.sha256(),
-                                    std::move(call->body_));
-        }
-      }
-    }
+  } else {
+    problem = AbsorbLocked(call->entry_, call->header_, call->body_);
   }
   if (!problem.ok()) {
     fleet_->CountError(incremental ? "rebuild" : "digest", std::string(problem.message()));
     ++fetch_failures_;
-    if (incremental) held_.erase(component);  // next time: the full file
-    fleet_->timers_.After(Backoff(fetch_failures_), [this] {
-      absl::MutexLock relock(&mu_);
-      MaybeFetchLocked();
-    });
+    RetryLaterLocked();
     return;
   }
   fetch_failures_ = 0;
-  held_[component] = {entry.version(), std::move(result)};
   reported_ = false;
   CheckConvergedLocked();
   if (!reported_) Report();
   MaybeFetchLocked();
+}
+
+void Agent::RetryLaterLocked() {
+  fleet_->timers_.After(Backoff(fetch_failures_), [this] {
+    absl::MutexLock relock(&mu_);
+    MaybeFetchLocked();
+  });
+}
+
+absl::Status Agent::AbsorbLocked(const v1::ComponentEntry& entry, const v1::FetchHeader& header,
+                                 const std::string& body) {
+  const std::string& component = entry.name();
+  const bool incremental = header.kind() == v1::PAYLOAD_KIND_INCREMENTAL;
+  (incremental ? fleet_->bytes_incremental_ : fleet_->bytes_full_) += body.size();
+  Fleet::Bytes result;
+  if (incremental) {
+    auto it = held_.find(component);
+    if (it == held_.end() || it->second.version != header.from_version()) {
+      return absl::DataLossError("server sent an incremental from a version not held");
+    }
+    absl::StatusOr<Fleet::Bytes> rebuilt =
+        fleet_->Rebuild(component, it->second.version, it->second.bytes, body, entry);
+    if (!rebuilt.ok()) {
+      held_.erase(component);  // next time: the full file
+      return rebuilt.status();
+    }
+    result = *rebuilt;
+  } else {
+    result = fleet_->Known(component, entry.version(), entry.sha256());
+    if (result == nullptr || *result != body) {
+      if (Sha256::Of(body) != entry.sha256()) {
+        return absl::DataLossError(absl::StrCat(component, " ", entry.version(),
+                                                " does not match its signed digest"));
+      }
+      result = fleet_->Remember(component, entry.version(), entry.sha256(), body);
+    }
+  }
+  held_[component] = {entry.version(), std::move(result)};
+  return absl::OkStatus();
 }
 
 void Agent::CheckConvergedLocked() {
@@ -343,18 +437,19 @@ void Agent::CheckConvergedLocked() {
 void Agent::Report() {
   if (!fleet_->options_.report) return;
   reported_ = true;
+  if (watch_ != nullptr) {
+    watch_->Send(StatusLocked());  // on the open stream: no call of its own
+    return;
+  }
   struct Call {
     grpc::ClientContext ctx;
     v1::ReportStatusRequest request;
     v1::ReportStatusResponse response;
   };
   auto* call = new Call;
+  v1::WatchRequest status = StatusLocked();
   call->request.set_agent_id(id_);
-  for (const auto& [component, held] : held_) {
-    v1::ComponentVersion* cv = call->request.add_versions();
-    cv->set_component(component);
-    cv->set_version(held.version);
-  }
+  *call->request.mutable_versions() = status.versions();
   ++fleet_->live_reactors_;
   std::atomic<int>* live = &fleet_->live_reactors_;
   stub_->async()->ReportStatus(&call->ctx, &call->request, &call->response,

@@ -1,5 +1,6 @@
 #include "core/update_service.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -12,26 +13,27 @@
 
 namespace sigrelay {
 
-// One Watch stream: the current manifest, then each newer one. Only the
-// newest unsent manifest is kept, so a slow subscriber costs one pointer, not
-// a queue.
-class WatchReactor final : public grpc::ServerWriteReactor<v1::SignedManifest> {
+// One Watch stream: the current manifest, then each newer one, once the
+// watcher has sent its first WatchRequest (or half-closed). Only the newest
+// unsent manifest is kept, so a slow subscriber costs one pointer, not a
+// queue. A push that carries incrementals passes the transfer gate like a
+// Fetch, so a burst of pushes is paced the same way and all pushes of one
+// manifest share one immutable response per distinct set of held versions.
+class WatchReactor final
+    : public grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse> {
  public:
-  explicit WatchReactor(UpdateServiceImpl* service) : service_(service) {}
+  explicit WatchReactor(UpdateServiceImpl* service) : service_(service) {
+    StartRead(&request_);
+  }
 
   void Offer(std::shared_ptr<const v1::SignedManifest> manifest) {
-    const v1::SignedManifest* to_write = nullptr;
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || manifest == last_offered_) return;
       last_offered_ = manifest;
-      next_ = std::move(manifest);
-      if (in_flight_ == nullptr) {
-        in_flight_ = std::move(next_);
-        to_write = in_flight_.get();
-      }
+      pending_ = std::move(manifest);
     }
-    if (to_write != nullptr) StartWrite(to_write);
+    TrySend();
   }
 
   void End(grpc::Status status) {
@@ -43,35 +45,128 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::SignedManifest> {
     Finish(std::move(status));
   }
 
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      absl::StatusOr<HeldVersions> held = service_->OnWatchRequest(request_);
+      if (!held.ok()) {
+        End(ToGrpcStatus(held.status()));
+        return;
+      }
+      absl::MutexLock lock(&mu_);
+      held_ = std::move(*held);
+      started_ = true;
+    } else {
+      absl::MutexLock lock(&mu_);
+      started_ = true;  // half-closed: a follower that says nothing
+    }
+    if (ok) StartRead(&request_);
+    TrySend();
+  }
+
   void OnWriteDone(bool ok) override {
+    bool leave;
+    {
+      absl::MutexLock lock(&mu_);
+      leave = holds_slot_;
+      holds_slot_ = false;
+      in_flight_ = nullptr;
+    }
+    if (leave) service_->gate_.Leave();
     if (!ok) {
       End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "watch stream broken"));
       return;
     }
-    const v1::SignedManifest* to_write = nullptr;
-    {
-      absl::MutexLock lock(&mu_);
-      in_flight_ = std::move(next_);
-      if (finished_) return;
-      to_write = in_flight_.get();
-    }
-    if (to_write != nullptr) StartWrite(to_write);
+    TrySend();
   }
 
-  void OnCancel() override { End(grpc::Status::CANCELLED); }
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (waiting_gate_ && service_->gate_.Cancel(ticket_)) {
+        waiting_gate_ = false;
+        gated_ = nullptr;
+      }
+    }
+    End(grpc::Status::CANCELLED);
+  }
 
   void OnDone() override {
     service_->Remove(this);
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      if (waiting_gate_) return;  // GateOpened comes later and deletes
+    }
     delete this;
   }
 
  private:
+  // Writes the newest pending manifest when nothing is being written.
+  void TrySend() {
+    std::shared_ptr<const v1::WatchResponse> now;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || !started_ || in_flight_ != nullptr || waiting_gate_ ||
+          pending_ == nullptr) {
+        return;
+      }
+      std::shared_ptr<const v1::SignedManifest> manifest = std::move(pending_);
+      std::shared_ptr<const v1::WatchResponse> response = service_->PushFor(manifest, held_);
+      if (response->payloads_size() > 0) {
+        switch (service_->gate_.Enter(&ticket_, [this] { GateOpened(); })) {
+          case TransferGate::Admit::kNow:
+            holds_slot_ = true;
+            break;
+          case TransferGate::Admit::kQueued:
+            waiting_gate_ = true;
+            gated_ = std::move(response);
+            return;
+          case TransferGate::Admit::kRefused:
+            // Full: the manifest alone; the watcher fetches when it can.
+            response = service_->PushFor(manifest, {});
+            break;
+        }
+      }
+      in_flight_ = response;
+      now = std::move(response);
+    }
+    service_->pushed_ += now->payloads_size();
+    StartWrite(now.get());
+  }
+
+  // The gate admitted the queued push.
+  void GateOpened() {
+    mu_.Lock();
+    waiting_gate_ = false;
+    std::shared_ptr<const v1::WatchResponse> response = std::move(gated_);
+    if (done_ || finished_) {
+      const bool done = done_;
+      mu_.Unlock();
+      service_->gate_.Leave();
+      if (done) delete this;
+      return;
+    }
+    holds_slot_ = true;
+    in_flight_ = response;
+    mu_.Unlock();
+    service_->pushed_ += response->payloads_size();
+    StartWrite(response.get());
+  }
+
   UpdateServiceImpl* const service_;
+  v1::WatchRequest request_;  // the read in progress
   absl::Mutex mu_;
-  std::shared_ptr<const v1::SignedManifest> in_flight_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const v1::SignedManifest> next_ ABSL_GUARDED_BY(mu_);
+  HeldVersions held_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::WatchResponse> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::WatchResponse> gated_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::SignedManifest> pending_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const v1::SignedManifest> last_offered_ ABSL_GUARDED_BY(mu_);
+  uint64_t ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool waiting_gate_ ABSL_GUARDED_BY(mu_) = false;
+  bool holds_slot_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 namespace {
@@ -308,8 +403,8 @@ grpc::ServerUnaryReactor* UpdateServiceImpl::GetManifest(
   return reactor;
 }
 
-grpc::ServerWriteReactor<v1::SignedManifest>* UpdateServiceImpl::Watch(
-    grpc::CallbackServerContext*, const v1::WatchRequest*) {
+grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse>* UpdateServiceImpl::Watch(
+    grpc::CallbackServerContext*) {
   auto* reactor = new WatchReactor(this);
   absl::MutexLock lock(&mu_);
   if (shut_down_) {
@@ -322,8 +417,67 @@ grpc::ServerWriteReactor<v1::SignedManifest>* UpdateServiceImpl::Watch(
   return reactor;
 }
 
+absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
+    const v1::WatchRequest& request) {
+  HeldVersions held;
+  for (const v1::ComponentVersion& cv : request.versions()) {
+    absl::StatusOr<ComponentSpec> spec = FindComponent(cv.component());
+    if (!spec.ok()) return spec.status();
+    held.emplace_back(cv.component(), cv.version());
+  }
+  std::sort(held.begin(), held.end());
+  if (!request.agent_id().empty()) {
+    v1::ReportStatusRequest report;
+    report.set_agent_id(request.agent_id());
+    *report.mutable_versions() = request.versions();
+    absl::Status s = agents_->Report(report, absl::Now());
+    if (!s.ok()) return s;
+  }
+  return held;
+}
+
+std::shared_ptr<const v1::WatchResponse> UpdateServiceImpl::PushFor(
+    const std::shared_ptr<const v1::SignedManifest>& manifest, const HeldVersions& held) {
+  std::string key;
+  for (const auto& [component, version] : held) absl::StrAppend(&key, component, "=", version, ";");
+  absl::MutexLock lock(&push_mu_);
+  if (push_manifest_ != manifest) {
+    pushes_.clear();
+    push_manifest_ = manifest;
+  }
+  auto it = pushes_.find(key);
+  if (it != pushes_.end()) return it->second;
+  auto response = std::make_shared<v1::WatchResponse>();
+  *response->mutable_manifest() = *manifest;
+  absl::StatusOr<v1::Manifest> parsed = ParseTrustedManifest(*manifest);
+  std::shared_ptr<const StoreView> view = held.empty() ? nullptr : store_->Snapshot();
+  for (const auto& [component, have] : held) {
+    const v1::ComponentEntry* entry = parsed.ok() ? FindEntry(*parsed, component) : nullptr;
+    if (entry == nullptr || have == 0 || have >= entry->version()) continue;
+    v1::FetchRequest request;
+    request.set_component(component);
+    request.set_have_version(have);
+    request.set_want_version(entry->version());
+    // The snapshot may already hold a newer commit: push only what matches.
+    absl::StatusOr<FetchPlan> plan = PlanFetch(*view, request);
+    if (!plan.ok() || plan->header.kind() != v1::PAYLOAD_KIND_INCREMENTAL ||
+        plan->header.version() != entry->version() || plan->record.chunks_size() != 1) {
+      continue;  // too big for one message, or not there: the watcher fetches
+    }
+    absl::StatusOr<std::string> chunk = view->ReadChunk(plan->record, 0, /*cache=*/true);
+    if (!chunk.ok()) continue;
+    v1::FetchResponse* payload = response->add_payloads();
+    *payload->mutable_header() = std::move(plan->header);
+    *payload->mutable_data() = std::move(*chunk);
+  }
+  constexpr size_t kMaxPushes = 256;  // distinct held-version sets kept per manifest
+  if (pushes_.size() < kMaxPushes) pushes_[key] = response;
+  return response;
+}
+
 grpc::ServerWriteReactor<v1::FetchResponse>* UpdateServiceImpl::Fetch(
     grpc::CallbackServerContext*, const v1::FetchRequest* request) {
+  ++fetches_;
   return new FetchReactor(store_->Snapshot(), *request, &gate_);
 }
 

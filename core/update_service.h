@@ -13,9 +13,11 @@
 #ifndef SIGRELAY_CORE_UPDATE_SERVICE_H_
 #define SIGRELAY_CORE_UPDATE_SERVICE_H_
 
+#include <atomic>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "core/agent_registry.h"
@@ -26,6 +28,9 @@
 namespace sigrelay {
 
 class WatchReactor;
+
+// What a watcher holds, from its WatchRequest: (component, version) pairs.
+using HeldVersions = std::vector<std::pair<std::string, uint32_t>>;
 
 struct UpdateServiceOptions {
   size_t max_transfers = 64;     // Fetch streams sending at once
@@ -46,13 +51,14 @@ class UpdateServiceImpl final : public v1::UpdateService::CallbackService {
   size_t WatcherCount() const;
   TransferGate::Stats TransferStats() const { return gate_.stats(); }
   size_t max_transfers() const { return max_transfers_; }
+  uint64_t fetches() const { return fetches_.load(); }
+  uint64_t pushed() const { return pushed_.load(); }
 
   grpc::ServerUnaryReactor* GetManifest(grpc::CallbackServerContext* context,
                                         const v1::GetManifestRequest* request,
                                         v1::SignedManifest* response) override;
-  grpc::ServerWriteReactor<v1::SignedManifest>* Watch(
-      grpc::CallbackServerContext* context,
-      const v1::WatchRequest* request) override;
+  grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse>* Watch(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerWriteReactor<v1::FetchResponse>* Fetch(
       grpc::CallbackServerContext* context,
       const v1::FetchRequest* request) override;
@@ -63,17 +69,33 @@ class UpdateServiceImpl final : public v1::UpdateService::CallbackService {
 
  private:
   friend class WatchReactor;
+
+// What a watcher holds, from its WatchRequest: (component, version) pairs.
+using HeldVersions = std::vector<std::pair<std::string, uint32_t>>;
   void Announce(std::shared_ptr<const v1::SignedManifest> manifest);
   void Remove(WatchReactor* watcher);
+  // A watcher's report: checked, recorded when it names an agent, and
+  // returned as the versions its pushes are made for.
+  absl::StatusOr<HeldVersions> OnWatchRequest(const v1::WatchRequest& request);
+  // The push of `manifest` to a watcher holding `held`: one shared response
+  // per distinct `held`, with the incrementals that fit in one message.
+  std::shared_ptr<const v1::WatchResponse> PushFor(
+      const std::shared_ptr<const v1::SignedManifest>& manifest, const HeldVersions& held);
 
   VersionStore* const store_;
   AgentRegistry* const agents_;
   const size_t max_transfers_;
   TransferGate gate_;
+  std::atomic<uint64_t> fetches_{0}, pushed_{0};
 
   mutable absl::Mutex mu_;
   absl::flat_hash_set<WatchReactor*> watchers_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex push_mu_;
+  std::shared_ptr<const v1::SignedManifest> push_manifest_ ABSL_GUARDED_BY(push_mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<const v1::WatchResponse>> pushes_
+      ABSL_GUARDED_BY(push_mu_);  // "component=version;..." -> push of push_manifest_
 };
 
 }  // namespace sigrelay

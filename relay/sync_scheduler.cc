@@ -131,10 +131,14 @@ void SyncScheduler::WatchLoop() {
       continue;
     }
     auto stub = v1::UpdateService::NewStub(*channel);
-    auto reader = stub->Watch(&ctx, v1::WatchRequest());
-    v1::SignedManifest m;
+    auto reader = stub->Watch(&ctx);
+    // A follower says nothing about itself: an empty request, then half-close.
+    reader->Write(v1::WatchRequest());
+    reader->WritesDone();
+    v1::WatchResponse pushed;
     bool got_any = false;
-    while (reader->Read(&m)) {
+    while (reader->Read(&pushed)) {
+      const v1::SignedManifest& m = pushed.manifest();
       got_any = true;
       failures = 0;
       next = i;  // stay with an upstream that answers

@@ -112,10 +112,29 @@ TEST_F(AgentSimTest, ThreeHundredAgentsConvergeWithExactByteCounts) {
             30 * v_1_3 + 300 * v_3_5);
   EXPECT_EQ(static_cast<uint64_t>(JsonNumber(json, "bytes_full")),
             30 * ReadFileToString(p2_)->size());
+  // Incrementals rode on the Watch pushes (30 v_1.3 at connect, 300 v_3.5);
+  // only the 30 new agents fetched.
+  EXPECT_EQ(st.transfers().pushed(), 330u);
+  EXPECT_EQ(st.transfers().fetches(), 30u);
   EXPECT_EQ(st.agents_reported(), 300u);
   ASSERT_EQ(st.agent_versions_size(), 1);
   EXPECT_EQ(st.agent_versions(0).version(), 5u);
   EXPECT_EQ(st.agent_versions(0).agents(), 300u);
+}
+
+// Pushes that carry incrementals pass the same gate: with two slots, 100
+// agents a version behind get theirs two at a time, and none fetches.
+TEST_F(AgentSimTest, PushedIncrementalsPassTheTransferGate) {
+  auto relay = StartRelay({"--max-transfers", "2"});
+  testing::ChildProcess sim(Sim(*relay, 100, {"--start", "1:1", "--until", "virus=3"}));
+  ASSERT_EQ(sim.Wait(), 0) << sim.Output();
+  EXPECT_EQ(JsonNumber(sim.Output(), "converged"), 100);
+  v1::TransferStatus t = AdminStatus(*relay).transfers();
+  EXPECT_LE(t.peak_active(), 2u);
+  EXPECT_GT(t.peak_queued(), 0u);
+  EXPECT_EQ(t.pushed(), 100u);
+  EXPECT_EQ(t.fetches(), 0u);
+  EXPECT_EQ(t.active(), 0u);
 }
 
 // With two transfer slots, a burst of 100 new agents waits in the queue and

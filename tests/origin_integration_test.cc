@@ -164,13 +164,16 @@ TEST_F(OriginTest, WatchPushesEachNewManifest) {
   auto stub = v1::UpdateService::NewStub(
       grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
-  auto reader = stub->Watch(&ctx, {});
-  v1::SignedManifest m;
-  ASSERT_TRUE(reader->Read(&m));
-  EXPECT_EQ(ParseTrustedManifest(m)->serial(), 1u);
+  auto reader = stub->Watch(&ctx);
+  ASSERT_TRUE(reader->WritesDone());  // a watcher that says nothing about itself
+  v1::WatchResponse pushed;
+  ASSERT_TRUE(reader->Read(&pushed));
+  EXPECT_EQ(ParseTrustedManifest(pushed.manifest())->serial(), 1u);
+  EXPECT_EQ(pushed.payloads_size(), 0);
   Publish("spyware", p2);
-  ASSERT_TRUE(reader->Read(&m));
-  auto manifest = ParseTrustedManifest(m);
+  ASSERT_TRUE(reader->Read(&pushed));
+  EXPECT_EQ(pushed.payloads_size(), 0);
+  auto manifest = ParseTrustedManifest(pushed.manifest());
   EXPECT_EQ(manifest->serial(), 2u);
   EXPECT_EQ(FindEntry(*manifest, "spyware")->version(), 3u);
   ctx.TryCancel();
