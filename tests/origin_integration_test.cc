@@ -179,6 +179,28 @@ TEST_F(OriginTest, WatchPushesEachNewManifest) {
   ctx.TryCancel();
 }
 
+// A watcher that reports a component nobody publishes hears which one.
+TEST_F(OriginTest, WatchRefusesAReportOfAnUnknownComponent) {
+  Publish("spyware", GenPattern("p1", "", 1));
+  auto stub = v1::UpdateService::NewStub(
+      grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  auto stream = stub->Watch(&ctx);
+  v1::WatchRequest report;
+  report.set_agent_id("agent-1");
+  v1::ComponentVersion* cv = report.add_versions();
+  cv->set_component("spywarex");
+  cv->set_version(1);
+  ASSERT_TRUE(stream->Write(report));
+  stream->WritesDone();
+  v1::WatchResponse pushed;
+  EXPECT_FALSE(stream->Read(&pushed));
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("spywarex"));
+  EXPECT_EQ(Serial(), 1u);  // nothing changed
+}
+
 TEST_F(OriginTest, BadInputGetsClearErrorsAndChangesNothing) {
   std::string p1 = GenPattern("p1", "", 1);
   ASSERT_EQ(Publish("virus", p1), "virus 1");
