@@ -4,6 +4,8 @@
 #include <optional>
 #include <utility>
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -19,8 +21,7 @@ namespace sigrelay {
 // queue. A push that carries incrementals passes the transfer gate like a
 // Fetch, so a burst of pushes is paced the same way and all pushes of one
 // manifest share one immutable response per distinct set of held versions.
-class WatchReactor final
-    : public grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse> {
+class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   explicit WatchReactor(UpdateServiceImpl* service) : service_(service) {
     StartRead(&request_);
@@ -47,7 +48,13 @@ class WatchReactor final
 
   void OnReadDone(bool ok) override {
     if (ok) {
-      absl::StatusOr<HeldVersions> held = service_->OnWatchRequest(request_);
+      v1::WatchRequest request;
+      grpc::ProtoBufferReader reader(&request_);
+      absl::StatusOr<HeldVersions> held =
+          request.ParseFromZeroCopyStream(&reader)
+              ? service_->OnWatchRequest(request)
+              : absl::InvalidArgumentError("WatchRequest is not a valid sigrelay.v1.WatchRequest");
+      request_.Clear();
       if (!held.ok()) {
         End(ToGrpcStatus(held.status()));
         return;
@@ -103,7 +110,7 @@ class WatchReactor final
  private:
   // Writes the newest pending manifest when nothing is being written.
   void TrySend() {
-    std::shared_ptr<const v1::WatchResponse> now;
+    std::shared_ptr<const WatchPush> now;
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || !started_ || in_flight_ != nullptr || waiting_gate_ ||
@@ -111,8 +118,8 @@ class WatchReactor final
         return;
       }
       std::shared_ptr<const v1::SignedManifest> manifest = std::move(pending_);
-      std::shared_ptr<const v1::WatchResponse> response = service_->PushFor(manifest, held_);
-      if (response->payloads_size() > 0) {
+      std::shared_ptr<const WatchPush> response = service_->PushFor(manifest, held_);
+      if (response->payloads > 0) {
         switch (service_->gate_.Enter(&ticket_, [this] { GateOpened(); })) {
           case TransferGate::Admit::kNow:
             holds_slot_ = true;
@@ -130,15 +137,15 @@ class WatchReactor final
       in_flight_ = response;
       now = std::move(response);
     }
-    service_->pushed_ += now->payloads_size();
-    StartWrite(now.get());
+    service_->pushed_ += now->payloads;
+    StartWrite(&now->bytes);
   }
 
   // The gate admitted the queued push.
   void GateOpened() {
     mu_.Lock();
     waiting_gate_ = false;
-    std::shared_ptr<const v1::WatchResponse> response = std::move(gated_);
+    std::shared_ptr<const WatchPush> response = std::move(gated_);
     if (done_ || finished_) {
       const bool done = done_;
       mu_.Unlock();
@@ -149,16 +156,16 @@ class WatchReactor final
     holds_slot_ = true;
     in_flight_ = response;
     mu_.Unlock();
-    service_->pushed_ += response->payloads_size();
-    StartWrite(response.get());
+    service_->pushed_ += response->payloads;
+    StartWrite(&response->bytes);
   }
 
   UpdateServiceImpl* const service_;
-  v1::WatchRequest request_;  // the read in progress
+  grpc::ByteBuffer request_;  // the read in progress
   absl::Mutex mu_;
   HeldVersions held_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const v1::WatchResponse> in_flight_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const v1::WatchResponse> gated_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const WatchPush> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const WatchPush> gated_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const v1::SignedManifest> pending_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const v1::SignedManifest> last_offered_ ABSL_GUARDED_BY(mu_);
   uint64_t ticket_ ABSL_GUARDED_BY(mu_) = 0;
@@ -403,7 +410,7 @@ grpc::ServerUnaryReactor* UpdateServiceImpl::GetManifest(
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse>* UpdateServiceImpl::Watch(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* UpdateServiceImpl::Watch(
     grpc::CallbackServerContext*) {
   auto* reactor = new WatchReactor(this);
   absl::MutexLock lock(&mu_);
@@ -436,7 +443,7 @@ absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
   return held;
 }
 
-std::shared_ptr<const v1::WatchResponse> UpdateServiceImpl::PushFor(
+std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(
     const std::shared_ptr<const v1::SignedManifest>& manifest, const HeldVersions& held) {
   std::string key;
   for (const auto& [component, version] : held) absl::StrAppend(&key, component, "=", version, ";");
@@ -447,7 +454,8 @@ std::shared_ptr<const v1::WatchResponse> UpdateServiceImpl::PushFor(
   }
   auto it = pushes_.find(key);
   if (it != pushes_.end()) return it->second;
-  auto response = std::make_shared<v1::WatchResponse>();
+  v1::WatchResponse built;
+  v1::WatchResponse* response = &built;
   *response->mutable_manifest() = *manifest;
   absl::StatusOr<v1::Manifest> parsed = ParseTrustedManifest(*manifest);
   std::shared_ptr<const StoreView> view = held.empty() ? nullptr : store_->Snapshot();
@@ -470,9 +478,15 @@ std::shared_ptr<const v1::WatchResponse> UpdateServiceImpl::PushFor(
     *payload->mutable_header() = std::move(plan->header);
     *payload->mutable_data() = std::move(*chunk);
   }
+  auto push = std::make_shared<WatchPush>();
+  push->payloads = built.payloads_size();
+  auto* wire = new std::string(built.SerializeAsString());
+  grpc::Slice slice(
+      wire->data(), wire->size(), [](void* p) { delete static_cast<std::string*>(p); }, wire);
+  push->bytes = grpc::ByteBuffer(&slice, 1);
   constexpr size_t kMaxPushes = 256;  // distinct held-version sets kept per manifest
-  if (pushes_.size() < kMaxPushes) pushes_[key] = response;
-  return response;
+  if (pushes_.size() < kMaxPushes) pushes_[key] = push;
+  return push;
 }
 
 grpc::ServerWriteReactor<v1::FetchResponse>* UpdateServiceImpl::Fetch(

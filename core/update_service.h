@@ -32,12 +32,25 @@ class WatchReactor;
 // What a watcher holds, from its WatchRequest: (component, version) pairs.
 using HeldVersions = std::vector<std::pair<std::string, uint32_t>>;
 
+// A WatchResponse serialized once and written to every watcher it suits:
+// each write takes references to the same bytes, not a copy.
+struct WatchPush {
+  grpc::ByteBuffer bytes;
+  int payloads = 0;  // incrementals inside
+};
+
+// Watch is served raw (bytes in, bytes out) so pushes are shared as WatchPush;
+// every other method is typed.
+using UpdateServiceBase = v1::UpdateService::WithCallbackMethod_GetManifest<
+    v1::UpdateService::WithRawCallbackMethod_Watch<v1::UpdateService::WithCallbackMethod_Fetch<
+        v1::UpdateService::WithCallbackMethod_ReportStatus<v1::UpdateService::Service>>>>;
+
 struct UpdateServiceOptions {
   size_t max_transfers = 64;     // Fetch streams sending at once
   size_t max_queued = 1 << 20;   // Fetch streams waiting for a slot
 };
 
-class UpdateServiceImpl final : public v1::UpdateService::CallbackService {
+class UpdateServiceImpl final : public UpdateServiceBase {
  public:
   // `store` and `agents` must outlive the service. Becomes the store's commit
   // observer.
@@ -57,7 +70,7 @@ class UpdateServiceImpl final : public v1::UpdateService::CallbackService {
   grpc::ServerUnaryReactor* GetManifest(grpc::CallbackServerContext* context,
                                         const v1::GetManifestRequest* request,
                                         v1::SignedManifest* response) override;
-  grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse>* Watch(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(
       grpc::CallbackServerContext* context) override;
   grpc::ServerWriteReactor<v1::FetchResponse>* Fetch(
       grpc::CallbackServerContext* context,
@@ -69,9 +82,6 @@ class UpdateServiceImpl final : public v1::UpdateService::CallbackService {
 
  private:
   friend class WatchReactor;
-
-// What a watcher holds, from its WatchRequest: (component, version) pairs.
-using HeldVersions = std::vector<std::pair<std::string, uint32_t>>;
   void Announce(std::shared_ptr<const v1::SignedManifest> manifest);
   void Remove(WatchReactor* watcher);
   // A watcher's report: checked, recorded when it names an agent, and
@@ -79,7 +89,7 @@ using HeldVersions = std::vector<std::pair<std::string, uint32_t>>;
   absl::StatusOr<HeldVersions> OnWatchRequest(const v1::WatchRequest& request);
   // The push of `manifest` to a watcher holding `held`: one shared response
   // per distinct `held`, with the incrementals that fit in one message.
-  std::shared_ptr<const v1::WatchResponse> PushFor(
+  std::shared_ptr<const WatchPush> PushFor(
       const std::shared_ptr<const v1::SignedManifest>& manifest, const HeldVersions& held);
 
   VersionStore* const store_;
@@ -94,7 +104,7 @@ using HeldVersions = std::vector<std::pair<std::string, uint32_t>>;
 
   absl::Mutex push_mu_;
   std::shared_ptr<const v1::SignedManifest> push_manifest_ ABSL_GUARDED_BY(push_mu_);
-  absl::flat_hash_map<std::string, std::shared_ptr<const v1::WatchResponse>> pushes_
+  absl::flat_hash_map<std::string, std::shared_ptr<const WatchPush>> pushes_
       ABSL_GUARDED_BY(push_mu_);  // "component=version;..." -> push of push_manifest_
 };
 
