@@ -1,6 +1,7 @@
-// A fleet of simulated agents: each subscribes with Watch, fetches the
-// incremental or full file for every component it lags on, rebuilds,
-// verifies against the signed manifest and reports its versions. Everything
+// A fleet of simulated agents: each subscribes with Watch, takes the
+// incremental pushed with a manifest or fetches the incremental or full file
+// for every component it lags on, rebuilds, verifies against the signed
+// manifest and reports its versions on the Watch stream. Everything
 // runs on gRPC's callback API and one timer thread, so ten thousand agents
 // cost reactors, not threads. Agents on the same version share its
 // immutable bytes, and a rebuild from the same inputs is done once.

@@ -57,7 +57,7 @@ int Main(int argc, char** argv) {
             "how long a signed manifest stays valid; re-signed at half (default 168h)");
   flags.AddBytes("chunk-size", &chunk_size, "store chunk size, 4KiB..4MiB (default 1MiB)");
   flags.Add("max-transfers", &serve.max_transfers, "N",
-            "Fetch streams sending at once; more wait in a queue (default 64)");
+            "transfers (Fetch streams, pushes with incrementals) at once; more wait in a queue (default 64)");
   absl::Status parsed = flags.ParseFlagsOnly(argc, argv);
   if (flags.help_requested()) {
     std::cout << flags.Usage();

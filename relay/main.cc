@@ -128,7 +128,7 @@ int Main(int argc, char** argv) {
   flags.Add("dns-server", &s.dns_server, "IP[:PORT]",
             "DNS server for upstream names (default: /etc/resolv.conf); /etc/hosts is read first");
   flags.Add("max-transfers", &s.serve.max_transfers, "N",
-            "Fetch streams sending at once; more wait in a queue (default 64)");
+            "transfers (Fetch streams, pushes with incrementals) at once; more wait in a queue (default 64)");
   // The config file first, so the flags on the command line override it.
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
