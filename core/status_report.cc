@@ -42,6 +42,7 @@ void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& age
   ts->set_max_active(update.max_transfers());
   ts->set_fetches(update.fetches());
   ts->set_pushed(update.pushed());
+  ts->set_stalled(update.stalled());
   response->set_agents_reported(agents.AgentCount());
   for (const auto& [component, versions] : agents.VersionCounts()) {
     for (const auto& [version, count] : versions) {

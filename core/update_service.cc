@@ -23,7 +23,8 @@ namespace sigrelay {
 // manifest share one immutable response per distinct set of held versions.
 class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  explicit WatchReactor(UpdateServiceImpl* service) : service_(service) {
+  WatchReactor(UpdateServiceImpl* service, grpc::CallbackServerContext* ctx)
+      : service_(service), ctx_(ctx) {
     StartRead(&request_);
   }
 
@@ -71,14 +72,18 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   }
 
   void OnWriteDone(bool ok) override {
-    bool leave;
+    std::shared_ptr<StallSweeper::Guard> leave;  // set when a slot is held
     {
       absl::MutexLock lock(&mu_);
-      leave = holds_slot_;
+      if (holds_slot_) leave = guard_;
       holds_slot_ = false;
       in_flight_ = nullptr;
     }
-    if (leave) service_->gate_.Leave();
+    if (leave != nullptr) {
+      leave->WriteEnded();
+      service_->sweeper_.Untrack(leave);
+      service_->gate_.Leave();
+    }
     if (!ok) {
       End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "watch stream broken"));
       return;
@@ -101,6 +106,10 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     service_->Remove(this);
     {
       absl::MutexLock lock(&mu_);
+      if (guard_ != nullptr) {
+        StallSweeper::Dead(*guard_);
+        service_->sweeper_.Untrack(guard_);
+      }
       done_ = true;
       if (waiting_gate_) return;  // GateOpened comes later and deletes
     }
@@ -122,7 +131,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
       if (response->payloads > 0) {
         switch (service_->gate_.Enter(&ticket_, [this] { GateOpened(); })) {
           case TransferGate::Admit::kNow:
-            holds_slot_ = true;
+            HoldSlotLocked();
             break;
           case TransferGate::Admit::kQueued:
             waiting_gate_ = true;
@@ -141,6 +150,14 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     StartWrite(&now->bytes);
   }
 
+  // A push with incrementals got a transfer slot; its write is watched.
+  void HoldSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    holds_slot_ = true;
+    if (guard_ == nullptr) guard_ = StallSweeper::NewGuard(ctx_);
+    guard_->WriteStarted();
+    service_->sweeper_.Track(guard_);
+  }
+
   // The gate admitted the queued push.
   void GateOpened() {
     mu_.Lock();
@@ -153,7 +170,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
       if (done) delete this;
       return;
     }
-    holds_slot_ = true;
+    HoldSlotLocked();
     in_flight_ = response;
     mu_.Unlock();
     service_->pushed_ += response->payloads;
@@ -161,8 +178,10 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   }
 
   UpdateServiceImpl* const service_;
+  grpc::CallbackServerContext* const ctx_;
   grpc::ByteBuffer request_;  // the read in progress
   absl::Mutex mu_;
+  std::shared_ptr<StallSweeper::Guard> guard_ ABSL_GUARDED_BY(mu_);  // once it held a slot
   HeldVersions held_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const WatchPush> in_flight_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const WatchPush> gated_ ABSL_GUARDED_BY(mu_);
@@ -250,8 +269,9 @@ absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view,
 class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
  public:
   FetchReactor(std::shared_ptr<const StoreView> view, const v1::FetchRequest& req,
-               TransferGate* gate)
-      : view_(std::move(view)), gate_(gate) {
+               TransferGate* gate, StallSweeper* sweeper, grpc::CallbackServerContext* ctx)
+      : view_(std::move(view)), gate_(gate), sweeper_(sweeper),
+        guard_(StallSweeper::NewGuard(ctx)) {
     absl::StatusOr<FetchPlan> plan = PlanFetch(*view_, req);
     if (!plan.ok()) {
       Finish(ToGrpcStatus(plan.status()));
@@ -289,6 +309,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
   }
 
   void OnWriteDone(bool ok) override {
+    guard_->WriteEnded();
     if (!ok) {
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "client went away"));
       return;
@@ -302,6 +323,8 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
       absl::MutexLock lock(&mu_);
       holds_slot = begun_;
     }
+    StallSweeper::Dead(*guard_);
+    sweeper_->Untrack(guard_);
     if (holds_slot) gate_->Leave();
     delete this;
   }
@@ -313,6 +336,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
       if (cancelled_) return;
       begun_ = true;
     }
+    sweeper_->Track(guard_);
     *message_.mutable_header() = std::move(header_);
     SendNext();
   }
@@ -336,6 +360,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
       }
       *message_.mutable_data() = std::move(*chunk);
     }
+    guard_->WriteStarted();
     if (next_chunk_ >= record_.chunks_size()) {
       StartWriteAndFinish(&message_, grpc::WriteOptions(), grpc::Status::OK);
     } else {
@@ -345,6 +370,8 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
 
   std::shared_ptr<const StoreView> view_;
   TransferGate* const gate_;
+  StallSweeper* const sweeper_;
+  const std::shared_ptr<StallSweeper::Guard> guard_;
   v1::FileRecord record_;
   int next_chunk_ = 0;
   uint64_t skip_ = 0;
@@ -364,7 +391,8 @@ UpdateServiceImpl::UpdateServiceImpl(VersionStore* store, AgentRegistry* agents,
     : store_(store),
       agents_(agents),
       max_transfers_(options.max_transfers),
-      gate_(options.max_transfers, options.max_queued) {
+      gate_(options.max_transfers, options.max_queued),
+      sweeper_(options.stall_timeout) {
   store_->SetCommitObserver(
       [this](std::shared_ptr<const v1::SignedManifest> m) { Announce(std::move(m)); });
 }
@@ -411,8 +439,8 @@ grpc::ServerUnaryReactor* UpdateServiceImpl::GetManifest(
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* UpdateServiceImpl::Watch(
-    grpc::CallbackServerContext*) {
-  auto* reactor = new WatchReactor(this);
+    grpc::CallbackServerContext* ctx) {
+  auto* reactor = new WatchReactor(this, ctx);
   absl::MutexLock lock(&mu_);
   if (shut_down_) {
     reactor->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
@@ -490,9 +518,9 @@ std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(
 }
 
 grpc::ServerWriteReactor<v1::FetchResponse>* UpdateServiceImpl::Fetch(
-    grpc::CallbackServerContext*, const v1::FetchRequest* request) {
+    grpc::CallbackServerContext* ctx, const v1::FetchRequest* request) {
   ++fetches_;
-  return new FetchReactor(store_->Snapshot(), *request, &gate_);
+  return new FetchReactor(store_->Snapshot(), *request, &gate_, &sweeper_, ctx);
 }
 
 grpc::ServerUnaryReactor* UpdateServiceImpl::ReportStatus(

@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "core/agent_registry.h"
+#include "core/stall_sweeper.h"
 #include "core/transfer_gate.h"
 #include "core/version_store.h"
 #include "sigrelay/v1/update.grpc.pb.h"
@@ -46,8 +47,11 @@ using UpdateServiceBase = v1::UpdateService::WithCallbackMethod_GetManifest<
         v1::UpdateService::WithCallbackMethod_ReportStatus<v1::UpdateService::Service>>>>;
 
 struct UpdateServiceOptions {
-  size_t max_transfers = 64;     // Fetch streams sending at once
-  size_t max_queued = 1 << 20;   // Fetch streams waiting for a slot
+  size_t max_transfers = 64;     // transfers (Fetch streams, pushes with incrementals) at once
+  size_t max_queued = 1 << 20;   // transfers waiting for a slot
+  // A transfer whose write makes no progress this long is cancelled
+  // (zero: never).
+  absl::Duration stall_timeout = absl::Seconds(60);
 };
 
 class UpdateServiceImpl final : public UpdateServiceBase {
@@ -66,6 +70,7 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   size_t max_transfers() const { return max_transfers_; }
   uint64_t fetches() const { return fetches_.load(); }
   uint64_t pushed() const { return pushed_.load(); }
+  uint64_t stalled() const { return sweeper_.cancelled(); }
 
   grpc::ServerUnaryReactor* GetManifest(grpc::CallbackServerContext* context,
                                         const v1::GetManifestRequest* request,
@@ -96,6 +101,7 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   AgentRegistry* const agents_;
   const size_t max_transfers_;
   TransferGate gate_;
+  StallSweeper sweeper_;
   std::atomic<uint64_t> fetches_{0}, pushed_{0};
 
   mutable absl::Mutex mu_;

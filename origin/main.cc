@@ -58,6 +58,9 @@ int Main(int argc, char** argv) {
   flags.AddBytes("chunk-size", &chunk_size, "store chunk size, 4KiB..4MiB (default 1MiB)");
   flags.Add("max-transfers", &serve.max_transfers, "N",
             "transfers (Fetch streams, pushes with incrementals) at once; more wait in a queue (default 64)");
+  flags.Add("stall-timeout", &serve.stall_timeout,
+            "cancel a transfer whose write makes no progress this long, freeing its slot "
+            "(default 60s, 0s: never)");
   absl::Status parsed = flags.ParseFlagsOnly(argc, argv);
   if (flags.help_requested()) {
     std::cout << flags.Usage();

@@ -129,6 +129,9 @@ int Main(int argc, char** argv) {
             "DNS server for upstream names (default: /etc/resolv.conf); /etc/hosts is read first");
   flags.Add("max-transfers", &s.serve.max_transfers, "N",
             "transfers (Fetch streams, pushes with incrementals) at once; more wait in a queue (default 64)");
+  flags.Add("stall-timeout", &s.serve.stall_timeout,
+            "cancel a transfer whose write makes no progress this long, freeing its slot "
+            "(default 60s, 0s: never)");
   // The config file first, so the flags on the command line override it.
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];

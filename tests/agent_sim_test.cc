@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
+#include "sigrelay/v1/update.grpc.pb.h"
 #include "tests/testutil/daemons.h"
 #include "tests/testutil/testutil.h"
 
@@ -135,6 +136,32 @@ TEST_F(AgentSimTest, PushedIncrementalsPassTheTransferGate) {
   EXPECT_EQ(t.pushed(), 100u);
   EXPECT_EQ(t.fetches(), 0u);
   EXPECT_EQ(t.active(), 0u);
+}
+
+// An agent that stops reading mid-transfer holds its slot only until the
+// stall timeout: with one slot, the agents queued behind it still converge.
+TEST_F(AgentSimTest, AStalledTransferIsCancelledAndFreesItsSlot) {
+  auto relay = StartRelay({"--max-transfers", "1", "--stall-timeout", "1s"});
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the 64 KB window stays: the stall is sure
+  auto stub = v1::UpdateService::NewStub(
+      grpc::CreateCustomChannel(relay->address(), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  v1::FetchRequest request;
+  request.set_component("virus");  // the whole 1.3 MB file, never read
+  auto stuck = stub->Fetch(&ctx, request);
+  ASSERT_TRUE(WaitFor([&] { return AdminStatus(*relay).transfers().active() == 1; }));
+
+  testing::ChildProcess sim(Sim(*relay, 5, {"--start", "none", "--timeout", "30s"}));
+  ASSERT_EQ(sim.Wait(), 0) << sim.Output();
+  v1::TransferStatus t = AdminStatus(*relay).transfers();
+  EXPECT_EQ(t.stalled(), 1u);
+  EXPECT_EQ(t.peak_active(), 1u);
+  v1::FetchResponse m;
+  while (stuck->Read(&m)) {
+  }
+  EXPECT_EQ(stuck->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_THAT(relay->output(), HasSubstr("no write progress for 1s"));
 }
 
 // With two transfer slots, a burst of 100 new agents waits in the queue and
