@@ -215,6 +215,12 @@ absl::Status Status(const Options& o) {
                                       ",\"version\":", c.version(), ",\"agents\":", c.agents(), "}"));
       }
       absl::StrAppend(&out, ",\"agent_versions\":[", absl::StrJoin(counts, ","), "]");
+      const v1::TransferStatus& t = node.transfers();
+      absl::StrAppend(&out, ",\"transfers\":{\"active\":", t.active(), ",\"queued\":", t.queued(),
+                      ",\"max_active\":", t.max_active(), ",\"peak_active\":", t.peak_active(),
+                      ",\"peak_queued\":", t.peak_queued(), ",\"admitted\":", t.admitted(),
+                      ",\"refused\":", t.refused(), ",\"fetches\":", t.fetches(),
+                      ",\"pushed\":", t.pushed(), ",\"stalled\":", t.stalled(), "}");
     }
     if (have_node && node.has_relay()) {
       const v1::RelayStatus& r = node.relay();
@@ -277,6 +283,13 @@ absl::Status Status(const Options& o) {
               << r.bytes_full() << " bytes as full files\n"
               << "watch streams: " << node.watchers() << ", agents reported: " << node.agents_reported()
               << "\n";
+  }
+  if (have_node) {
+    const v1::TransferStatus& t = node.transfers();
+    std::cout << "transfers: " << t.active() << " running, " << t.queued() << " queued (at most "
+              << t.max_active() << " at once); " << t.fetches() << " fetches served, "
+              << t.pushed() << " incrementals pushed, " << t.stalled() << " stalled and cancelled, "
+              << t.refused() << " refused\n";
   }
   return absl::OkStatus();
 }

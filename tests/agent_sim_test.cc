@@ -117,6 +117,13 @@ TEST_F(AgentSimTest, ThreeHundredAgentsConvergeWithExactByteCounts) {
   // only the 30 new agents fetched.
   EXPECT_EQ(st.transfers().pushed(), 330u);
   EXPECT_EQ(st.transfers().fetches(), 30u);
+  std::string out;
+  ASSERT_EQ(testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(),
+                          "status", "--json"},
+                         &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("\"fetches\":30,\"pushed\":330,\"stalled\":0}"));
   EXPECT_EQ(st.agents_reported(), 300u);
   ASSERT_EQ(st.agent_versions_size(), 1);
   EXPECT_EQ(st.agent_versions(0).version(), 5u);
