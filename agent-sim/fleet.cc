@@ -237,7 +237,7 @@ void Agent::OpenWatch() {
   // The first request is the agent's status report and what the server
   // picks pushed incrementals by.
   watch_ = new WatchCall(this, stub_.get(), &fleet_->live_reactors_, StatusLocked());
-  reported_ = fleet_->options_.report;
+  reported_ = true;
 }
 
 v1::WatchRequest Agent::StatusLocked() const {
@@ -435,12 +435,12 @@ void Agent::CheckConvergedLocked() {
 }
 
 void Agent::Report() {
-  if (!fleet_->options_.report) return;
   reported_ = true;
   if (watch_ != nullptr) {
     watch_->Send(StatusLocked());  // on the open stream: no call of its own
     return;
   }
+  if (!fleet_->options_.report) return;
   struct Call {
     grpc::ClientContext ctx;
     v1::ReportStatusRequest request;

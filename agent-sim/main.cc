@@ -91,7 +91,7 @@ int Main(int argc, char** argv) {
   flags.Add("jitter", &o.jitter, "random wait before each fetch, up to this (default 0)");
   flags.Add("max-backoff", &o.max_backoff, "longest reconnect/retry wait (default 10s)");
   flags.Add("seed", &o.seed, "S", "random seed (default 1)");
-  flags.AddBool("no-report", &no_report, "send no status (no agent id on Watch, no ReportStatus)");
+  flags.AddBool("no-report", &no_report, "agents give no id, so the server records no status (their versions still go on Watch for pushes)");
   flags.AddBool("json", &json, "print the summary as one JSON object");
   absl::Status parsed = flags.ParseFlagsOnly(argc, argv);
   if (flags.help_requested()) {
