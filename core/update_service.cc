@@ -461,6 +461,12 @@ absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
     held.emplace_back(cv.component(), cv.version());
   }
   std::sort(held.begin(), held.end());
+  for (size_t i = 1; i < held.size(); ++i) {
+    if (held[i].first == held[i - 1].first) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("WatchRequest lists ", held[i].first, " twice; list each component once"));
+    }
+  }
   if (!request.agent_id().empty()) {
     v1::ReportStatusRequest report;
     report.set_agent_id(request.agent_id());

@@ -179,25 +179,32 @@ TEST_F(OriginTest, WatchPushesEachNewManifest) {
   ctx.TryCancel();
 }
 
-// A watcher that reports a component nobody publishes hears which one.
-TEST_F(OriginTest, WatchRefusesAReportOfAnUnknownComponent) {
+// A watcher whose report is wrong (a component nobody publishes, one listed
+// twice) hears what is wrong, and nothing changes.
+TEST_F(OriginTest, WatchRefusesABadReport) {
   Publish("spyware", GenPattern("p1", "", 1));
   auto stub = v1::UpdateService::NewStub(
       grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  auto stream = stub->Watch(&ctx);
-  v1::WatchRequest report;
-  report.set_agent_id("agent-1");
-  v1::ComponentVersion* cv = report.add_versions();
-  cv->set_component("spywarex");
-  cv->set_version(1);
-  ASSERT_TRUE(stream->Write(report));
-  stream->WritesDone();
-  v1::WatchResponse pushed;
-  EXPECT_FALSE(stream->Read(&pushed));
-  grpc::Status s = stream->Finish();
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("spywarex"));
+  auto refused = [&](std::vector<std::string> components) {
+    grpc::ClientContext ctx;
+    auto stream = stub->Watch(&ctx);
+    v1::WatchRequest report;
+    report.set_agent_id("agent-1");
+    for (const std::string& c : components) {
+      v1::ComponentVersion* cv = report.add_versions();
+      cv->set_component(c);
+      cv->set_version(1);
+    }
+    EXPECT_TRUE(stream->Write(report));
+    stream->WritesDone();
+    v1::WatchResponse pushed;
+    EXPECT_FALSE(stream->Read(&pushed));
+    grpc::Status s = stream->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    return s.error_message();
+  };
+  EXPECT_THAT(refused({"spywarex"}), HasSubstr("spywarex"));
+  EXPECT_THAT(refused({"spyware", "spyware"}), HasSubstr("lists spyware twice"));
   EXPECT_EQ(Serial(), 1u);  // nothing changed
 }
 
