@@ -171,6 +171,41 @@ TEST_F(AgentSimTest, AStalledTransferIsCancelledAndFreesItsSlot) {
   EXPECT_THAT(relay->output(), HasSubstr("no write progress for 1s"));
 }
 
+// The same for a push: a watcher that stops reading while its incremental is
+// pushed loses its slot after the stall timeout, and the pushes queued behind
+// it go out.
+TEST_F(AgentSimTest, AStalledPushIsCancelledAndFreesItsSlot) {
+  auto relay = StartRelay({"--max-transfers", "1", "--stall-timeout", "1s"});
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the 64 KB window stays: the stall is sure
+  auto stub = v1::UpdateService::NewStub(
+      grpc::CreateCustomChannel(relay->address(), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  auto stuck = stub->Watch(&ctx);
+  v1::WatchRequest report;
+  report.set_agent_id("stuck");
+  v1::ComponentVersion* cv = report.add_versions();
+  cv->set_component("virus");
+  cv->set_version(3);
+  ASSERT_TRUE(stuck->Write(report));  // and never reads again
+  ASSERT_TRUE(WaitFor([&] { return AdminStatus(*relay).agents_reported() == 1; }));
+  // 30 % churn: an incremental of some hundred KB, pushed whole, stalls.
+  const std::string big = testing::GenPattern(work_.path(), "big", 0, 9, p2_, 30.0);
+  ASSERT_EQ(testing::Publish(*origin_, "virus", big), 5u);
+  ASSERT_TRUE(WaitFor([&] {
+    v1::TransferStatus t = AdminStatus(*relay).transfers();
+    return t.pushed() == 1 && t.active() == 1;
+  }));
+  testing::ChildProcess sim(
+      Sim(*relay, 5, {"--start", "3:1", "--until", "virus=5", "--timeout", "30s"}));
+  ASSERT_EQ(sim.Wait(), 0) << sim.Output();
+  v1::TransferStatus t = AdminStatus(*relay).transfers();
+  EXPECT_EQ(t.stalled(), 1u);
+  EXPECT_EQ(t.pushed(), 6u);
+  EXPECT_EQ(t.fetches(), 0u);
+  ctx.TryCancel();
+}
+
 // With two transfer slots, a burst of 100 new agents waits in the queue and
 // still converges; never more than two transfers run at once.
 TEST_F(AgentSimTest, AdmissionControlCapsConcurrentTransfers) {
