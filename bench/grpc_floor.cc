@@ -14,12 +14,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/flags.h"
 #include "core/process.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
@@ -78,36 +78,12 @@ class Call final : public grpc::ClientReadReactor<FetchResponse> {
   std::atomic<uint64_t>* bytes_;
 };
 
-std::vector<std::pair<std::string, int>> ExtraArgs() {
-  std::vector<std::pair<std::string, int>> out;
-  const char* e = std::getenv("FLOOR_ARGS");  // name=int,name=int (experiments)
-  std::string s = e ? e : "";
-  size_t at = 0;
-  while (at < s.size()) {
-    size_t comma = s.find(',', at);
-    if (comma == std::string::npos) comma = s.size();
-    std::string kv = s.substr(at, comma - at);
-    size_t eq = kv.find('=');
-    if (eq != std::string::npos) out.push_back({kv.substr(0, eq), std::atoi(kv.c_str() + eq + 1)});
-    at = comma + 1;
-  }
-  return out;
-}
-
-const char* Flag(int argc, char** argv, const char* name, const char* def) {
-  for (int i = 2; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  }
-  return def;
-}
-
 int Serve(size_t size, const sigset_t& stop) {
   FloorService service(size);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
-  for (auto& [k, v] : ExtraArgs()) builder.AddChannelArgument(k, v);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) return 1;
   std::printf("%d\n", port);
@@ -124,7 +100,6 @@ int Load(const std::string& target, int clients) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(8 << 20);
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP connection each
-    for (auto& [k, v] : ExtraArgs()) args.SetInt(k, v);
     channels.push_back(grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
     stubs.push_back(UpdateService::NewStub(channels.back()));
   }
@@ -156,14 +131,25 @@ int Load(const std::string& target, int clients) {
 
 int main(int argc, char** argv) {
   sigrelay::InitDaemonProcess();
-  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) {
+  uint64_t size = 76295;
+  int clients = 1000;
+  std::string server;
+  sigrelay::FlagParser flags("grpc_floor", "bare gRPC fan-out: serve | load");
+  flags.Add("size", &size, "BYTES", "serve: bytes in the one message each Fetch gets");
+  flags.Add("server", &server, "HOST:PORT", "load: the grpc_floor server");
+  flags.Add("clients", &clients, "N", "load: connections, one Fetch each");
+  std::vector<std::string> command;
+  absl::Status parsed = flags.Parse(argc, argv, &command);
+  if (!parsed.ok() || command.size() != 1 || flags.help_requested()) {
+    std::fprintf(stderr, "%s%s", parsed.ok() ? "" : (std::string(parsed.message()) + "\n").c_str(),
+                 flags.Usage().c_str());
+    return flags.help_requested() ? 0 : 2;
+  }
+  if (command[0] == "serve") {
     sigset_t stop = sigrelay::BlockStopSignals();
-    return Serve(std::strtoull(Flag(argc, argv, "--size", "76295"), nullptr, 10), stop);
+    return Serve(size, stop);
   }
-  if (argc >= 2 && std::strcmp(argv[1], "load") == 0) {
-    return Load(Flag(argc, argv, "--server", "127.0.0.1:0"),
-                std::atoi(Flag(argc, argv, "--clients", "1000")));
-  }
-  std::fprintf(stderr, "usage: grpc_floor serve --size BYTES | load --server H:P --clients N\n");
+  if (command[0] == "load") return Load(server, clients);
+  std::fprintf(stderr, "unknown command \"%s\"; use serve or load\n", command[0].c_str());
   return 2;
 }

@@ -146,8 +146,13 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
       in_flight_ = response;
       now = std::move(response);
     }
-    service_->pushed_ += now->payloads;
-    StartWrite(&now->bytes);
+    Write(*now);
+  }
+
+  // `push` is in_flight_, which keeps it alive until OnWriteDone.
+  void Write(const WatchPush& push) {
+    service_->pushed_ += push.payloads;
+    StartWrite(&push.bytes);
   }
 
   // A push with incrementals got a transfer slot; its write is watched.
@@ -173,8 +178,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     HoldSlotLocked();
     in_flight_ = response;
     mu_.Unlock();
-    service_->pushed_ += response->payloads;
-    StartWrite(&response->bytes);
+    Write(*response);
   }
 
   UpdateServiceImpl* const service_;
@@ -489,8 +493,7 @@ std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(
   auto it = pushes_.find(key);
   if (it != pushes_.end()) return it->second;
   v1::WatchResponse built;
-  v1::WatchResponse* response = &built;
-  *response->mutable_manifest() = *manifest;
+  *built.mutable_manifest() = *manifest;
   absl::StatusOr<v1::Manifest> parsed = ParseTrustedManifest(*manifest);
   std::shared_ptr<const StoreView> view = held.empty() ? nullptr : store_->Snapshot();
   for (const auto& [component, have] : held) {
@@ -508,7 +511,7 @@ std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(
     }
     absl::StatusOr<std::string> chunk = view->ReadChunk(plan->record, 0, /*cache=*/true);
     if (!chunk.ok()) continue;
-    v1::FetchResponse* payload = response->add_payloads();
+    v1::FetchResponse* payload = built.add_payloads();
     *payload->mutable_header() = std::move(plan->header);
     *payload->mutable_data() = std::move(*chunk);
   }

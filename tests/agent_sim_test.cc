@@ -67,6 +67,15 @@ class AgentSimTest : public ::testing::Test {
     return argv;
   }
 
+  // A client whose reads stop at HTTP/2's first 64 KB window: BDP probing,
+  // which would widen it, is off.
+  static std::unique_ptr<v1::UpdateService::Stub> StallingStub(const Daemon& server) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    return v1::UpdateService::NewStub(
+        grpc::CreateCustomChannel(server.address(), grpc::InsecureChannelCredentials(), args));
+  }
+
   TempDir work_;
   std::unique_ptr<Daemon> origin_;
   std::string pub_, p1_, p2_, p3_;
@@ -149,10 +158,7 @@ TEST_F(AgentSimTest, PushedIncrementalsPassTheTransferGate) {
 // stall timeout: with one slot, the agents queued behind it still converge.
 TEST_F(AgentSimTest, AStalledTransferIsCancelledAndFreesItsSlot) {
   auto relay = StartRelay({"--max-transfers", "1", "--stall-timeout", "1s"});
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the 64 KB window stays: the stall is sure
-  auto stub = v1::UpdateService::NewStub(
-      grpc::CreateCustomChannel(relay->address(), grpc::InsecureChannelCredentials(), args));
+  auto stub = StallingStub(*relay);
   grpc::ClientContext ctx;
   v1::FetchRequest request;
   request.set_component("virus");  // the whole 1.3 MB file, never read
@@ -176,10 +182,7 @@ TEST_F(AgentSimTest, AStalledTransferIsCancelledAndFreesItsSlot) {
 // it go out.
 TEST_F(AgentSimTest, AStalledPushIsCancelledAndFreesItsSlot) {
   auto relay = StartRelay({"--max-transfers", "1", "--stall-timeout", "1s"});
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the 64 KB window stays: the stall is sure
-  auto stub = v1::UpdateService::NewStub(
-      grpc::CreateCustomChannel(relay->address(), grpc::InsecureChannelCredentials(), args));
+  auto stub = StallingStub(*relay);
   grpc::ClientContext ctx;
   auto stuck = stub->Watch(&ctx);
   v1::WatchRequest report;
