@@ -5,10 +5,12 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "core/component.h"
-#include "core/digest.h"
-#include "core/grpc_status.h"
-#include "core/upstream_resolver.h"
+#include "core/model/component.h"
+#include "core/base/digest.h"
+#include "core/base/grpc_status.h"
+#include "core/base/transport.h"
+#include "core/base/upstream_resolver.h"
+#include "core/client/fetch_client.h"
 
 namespace sigrelay {
 // ------------------------------------------------------------------ Agent
@@ -174,34 +176,31 @@ class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
   }
   void OnReadDone(bool ok) override {
     if (!ok) return;
-    if (message_.has_header()) {
-      header_ = message_.header();
-      // Sizes in the signed manifest bound every download.
-      uint64_t bound = entry_.size();
-      for (const v1::IncrementalEntry& ie : entry_.incrementals()) {
-        if (header_.kind() == v1::PAYLOAD_KIND_INCREMENTAL &&
-            ie.from_version() == header_.from_version()) {
-          bound = ie.size();
-        }
-      }
-      if (header_.size() > bound) {
-        overflow_ = true;
-        ctx_.TryCancel();
-        return;
-      }
-      body_.reserve(header_.size());
+    if (!check_ && message_.has_header()) {
+      // The signed manifest bounds every download: the header must name
+      // exactly the signed incremental or full file.
+      check_.emplace(ExpectedBody::Claimed(entry_, message_.header()), 0);
     }
-    if (body_.size() + message_.data().size() > header_.size()) {
-      overflow_ = true;
+    absl::StatusOr<absl::string_view> keep =
+        check_ ? check_->Take(message_) : absl::DataLossError("sent data before the Fetch header");
+    if (!keep.ok()) {
+      problem_ = keep.status();
       ctx_.TryCancel();
       return;
     }
-    if (body_.empty() && message_.data().size() == header_.size()) {
-      body_.swap(*message_.mutable_data());  // the whole body in one message
+    if (body_.empty() && keep->size() == message_.data().size()) {
+      body_.swap(*message_.mutable_data());  // the whole body in one message: no copy
     } else {
-      body_ += message_.data();
+      body_.append(keep->data(), keep->size());
     }
     StartRead(&message_);
+  }
+  // The header of a completed stream, or DataLoss for one that fell short.
+  absl::StatusOr<v1::FetchHeader> Completed() const {
+    if (!problem_.ok()) return problem_;
+    if (!check_) return absl::DataLossError("the Fetch stream ended without a header");
+    if (absl::Status s = check_->Finish(); !s.ok()) return s;
+    return check_->header();
   }
   void OnDone(const grpc::Status& s) override {
     agent_->OnFetched(this, s);
@@ -214,9 +213,9 @@ class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
   const std::string component_;
   const uint32_t have_;
   const v1::ComponentEntry entry_;
-  v1::FetchHeader header_;
+  std::optional<FetchStreamCheck> check_;
   std::string body_;
-  bool overflow_ = false;
+  absl::Status problem_;  // set when the stream broke the signed bounds
 
  private:
   Agent* const agent_;
@@ -350,10 +349,11 @@ void Agent::OnFetched(FetchCall* call, const grpc::Status& s) {
   fetch_pending_ = false;
   if (fleet_->stopping_) return;
   const std::string& component = call->component_;
-  const bool incremental = call->header_.kind() == v1::PAYLOAD_KIND_INCREMENTAL;
+  absl::StatusOr<v1::FetchHeader> header = call->Completed();
+  const bool incremental = header.ok() && header->kind() == v1::PAYLOAD_KIND_INCREMENTAL;
   absl::Status problem;
-  if (call->overflow_) {
-    problem = absl::DataLossError("server sent more than the signed manifest allows");
+  if (!call->problem_.ok()) {
+    problem = call->problem_;
   } else if (!s.ok()) {
     fleet_->CountError(absl::StrCat("fetch ", GrpcCodeName(s.error_code())),
                        absl::StrCat(component, ": ", s.error_message()));
@@ -361,7 +361,7 @@ void Agent::OnFetched(FetchCall* call, const grpc::Status& s) {
     RetryLaterLocked();
     return;
   } else {
-    problem = AbsorbLocked(call->entry_, call->header_, call->body_);
+    problem = header.ok() ? AbsorbLocked(call->entry_, *header, call->body_) : header.status();
   }
   if (!problem.ok()) {
     fleet_->CountError(incremental ? "rebuild" : "digest", std::string(problem.message()));
@@ -467,16 +467,11 @@ Fleet::Fleet(FleetOptions options, std::unique_ptr<ManifestVerifier> verifier)
 Fleet::~Fleet() { Stop(); }
 
 std::shared_ptr<grpc::Channel> Fleet::NewChannel() {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(8 << 20);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  if (options_.per_agent_connections) {
-    // Equal channel arguments would share one subchannel (one TCP
-    // connection); a local pool gives each agent its own.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  }
-  return grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+  ChannelOptions channel;
+  channel.initial_reconnect_backoff = absl::Milliseconds(250);
+  // Equal channels would share one TCP connection; each agent gets its own.
+  channel.own_connection = options_.per_agent_connections;
+  return MakeChannel(target_, channel);
 }
 
 void Fleet::CountError(const std::string& kind, const std::string& message) {
@@ -545,12 +540,8 @@ absl::StatusOr<Fleet::Bytes> Fleet::Rebuild(const std::string& component, uint32
       }
     }
   }
-  absl::StatusOr<std::string> rebuilt = codec_.Decode(*old, incremental, entry.size());
+  absl::StatusOr<std::string> rebuilt = ApplyVerified(codec_, *old, incremental, entry);
   if (!rebuilt.ok()) return rebuilt.status();
-  if (Sha256::Of(*rebuilt) != entry.sha256()) {
-    return absl::DataLossError(absl::StrCat("rebuilt ", component, " ", entry.version(),
-                                            " does not match its signed digest"));
-  }
   Bytes result = Remember(component, entry.version(), entry.sha256(), std::move(*rebuilt));
   absl::MutexLock lock(&mu_);
   rebuilt_[key].push_back({incremental, result});
@@ -560,32 +551,23 @@ absl::StatusOr<Fleet::Bytes> Fleet::Rebuild(const std::string& component, uint32
 absl::StatusOr<Fleet::Bytes> Fleet::FetchWhole(const std::string& component, uint32_t version,
                                                const v1::ComponentEntry* verify_against) {
   auto stub = v1::UpdateService::NewStub(start_channel_);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
   v1::FetchRequest req;
   req.set_component(component);
   req.set_want_version(version);
-  auto reader = stub->Fetch(&ctx, req);
-  v1::FetchResponse msg;
-  v1::FetchHeader header;
-  std::string body;
-  while (reader->Read(&msg)) {
-    if (msg.has_header()) header = msg.header();
-    body += msg.data();
-  }
-  grpc::Status s = reader->Finish();
-  if (!s.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+  std::optional<ExpectedBody> expect;
+  if (verify_against != nullptr) expect = ExpectedBody::Full(*verify_against);
+  absl::StatusOr<FetchedBody> fetched =
+      FetchToMemory(stub.get(), req, expect, absl::Now() + absl::Minutes(5));
+  if (!fetched.ok()) {
+    return absl::Status(fetched.status().code(),
                         absl::StrCat("loading the start version ", component, " ", version,
-                                     " from ", options_.start_source, ": ", s.error_message(),
+                                     " from ", options_.start_source, ": ",
+                                     fetched.status().message(),
                                      " (--start-source can name a node that keeps it, "
                                      "e.g. the origin)"));
   }
-  const std::string& want_sha = verify_against ? verify_against->sha256() : header.sha256();
-  if (Sha256::Of(body) != want_sha) {
-    return absl::DataLossError(absl::StrCat("start version ", component, " ", version,
-                                            " does not match its digest"));
-  }
+  const std::string want_sha = fetched->header.sha256();
+  std::string body = std::move(fetched->data);
   return Remember(component, version, want_sha, std::move(body));
 }
 
@@ -600,18 +582,12 @@ absl::Status Fleet::Start() {
   shared_channel_ = NewChannel();
   if (options_.per_agent_connections) {
     // The shared channel only loads start versions; agents get their own.
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(8 << 20);
-    shared_channel_ =
-        grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+    shared_channel_ = MakeChannel(target_, {});
   }
-  grpc::ChannelArguments start_args;
-  start_args.SetMaxReceiveMessageSize(8 << 20);
-  start_channel_ = grpc::CreateCustomChannel(
-      options_.start_source.empty() || options_.start_source == options_.server
-          ? target_
-          : options_.start_source,
-      grpc::InsecureChannelCredentials(), start_args);
+  start_channel_ = MakeChannel(options_.start_source.empty() || options_.start_source == options_.server
+                                   ? target_
+                                   : options_.start_source,
+                               {});
   auto stub = v1::UpdateService::NewStub(shared_channel_);
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));

@@ -22,8 +22,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "agent-sim/timer_queue.h"
-#include "core/delta_codec.h"
-#include "core/manifest.h"
+#include "core/model/delta_codec.h"
+#include "core/model/manifest.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
 namespace sigrelay {

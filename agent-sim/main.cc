@@ -11,9 +11,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "agent-sim/fleet.h"
-#include "core/component.h"
-#include "core/flags.h"
-#include "core/process.h"
+#include "core/model/component.h"
+#include "core/base/flags.h"
+#include "core/base/process.h"
 
 namespace sigrelay {
 namespace {
@@ -117,9 +117,7 @@ int Main(int argc, char** argv) {
   if (!components.empty()) {
     o.components = absl::StrSplit(components, ',', absl::SkipEmpty());
     for (const std::string& c : o.components) {
-      if (absl::StatusOr<ComponentSpec> spec = FindComponent(c); !spec.ok()) {
-        return fail(spec.status());
-      }
+      if (absl::Status name = ValidateComponentName(c); !name.ok()) return fail(name);
     }
   }
   for (absl::string_view part : absl::StrSplit(until, ',', absl::SkipEmpty())) {
@@ -129,9 +127,7 @@ int Main(int argc, char** argv) {
       return fail(absl::InvalidArgumentError(
           absl::StrCat("--until \"", until, "\": expected COMPONENT=VERSION,...")));
     }
-    if (absl::StatusOr<ComponentSpec> spec = FindComponent(kv[0]); !spec.ok()) {
-      return fail(spec.status());
-    }
+    if (absl::Status name = ValidateComponentName(kv[0]); !name.ok()) return fail(name);
     o.until[kv[0]] = v;
   }
   if (absl::Status m = ParseMix(start, &o); !m.ok()) return fail(m);

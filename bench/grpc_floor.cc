@@ -19,8 +19,9 @@
 #include <thread>
 #include <vector>
 
-#include "core/flags.h"
-#include "core/process.h"
+#include "core/base/flags.h"
+#include "core/base/process.h"
+#include "core/base/transport.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
 namespace {
@@ -97,10 +98,9 @@ int Load(const std::string& target, int clients) {
   std::vector<std::unique_ptr<UpdateService::Stub>> stubs;
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int i = 0; i < clients; ++i) {
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(8 << 20);
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP connection each
-    channels.push_back(grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+    sigrelay::ChannelOptions own;
+    own.own_connection = true;  // one TCP connection each
+    channels.push_back(sigrelay::MakeChannel(target, own));
     stubs.push_back(UpdateService::NewStub(channels.back()));
   }
   auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(120);

@@ -12,13 +12,15 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include "core/admin_token.h"
-#include "core/digest.h"
-#include "core/file_util.h"
-#include "core/flags.h"
-#include "core/grpc_status.h"
-#include "core/delta_codec.h"
-#include "core/manifest.h"
+#include "core/base/admin_token.h"
+#include "core/base/digest.h"
+#include "core/base/file_util.h"
+#include "core/base/flags.h"
+#include "core/base/transport.h"
+#include "core/client/fetch_client.h"
+#include "core/base/grpc_status.h"
+#include "core/model/delta_codec.h"
+#include "core/model/manifest.h"
 #include "ctl/pattern_gen.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
 #include "sigrelay/v1/update.grpc.pb.h"
@@ -67,11 +69,7 @@ absl::Status WithServer(const Options& o, const grpc::Status& s) {
   return absl::Status(status.code(), absl::StrCat(o.server, ": ", status.message()));
 }
 
-std::shared_ptr<grpc::Channel> Connect(const Options& o) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(8 << 20);
-  return grpc::CreateCustomChannel(o.server, grpc::InsecureChannelCredentials(), args);
-}
+std::shared_ptr<grpc::Channel> Connect(const Options& o) { return MakeChannel(o.server, {}); }
 
 absl::Status AddToken(const Options& o, grpc::ClientContext* ctx) {
   if (o.token_file.empty()) {
@@ -159,9 +157,8 @@ absl::Status Status(const Options& o) {
     absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(signed_manifest);
     if (!m.ok()) return m.status();
     manifest = *m;
-  } else if (s.error_code() != grpc::StatusCode::UNAVAILABLE ||
-             s.error_message().find("no manifest yet") == std::string::npos) {
-    return WithServer(o, s);
+  } else if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION) {
+    return WithServer(o, s);  // FAILED_PRECONDITION: up, nothing published or synced yet
   }
   // With a token, the node's own view: role and retained versions.
   v1::GetStatusResponse node;
@@ -322,39 +319,17 @@ absl::Status Fetch(const Options& o, const std::vector<std::string>& args) {
         "usage: sigrelayctl fetch COMPONENT --have V --out FILE [--want W] [--offset N]");
   }
   auto stub = v1::UpdateService::NewStub(Connect(o));
-  grpc::ClientContext ctx;
   v1::FetchRequest req;
   req.set_component(args[0]);
   req.set_have_version(o.have);
   req.set_want_version(o.want);
   req.set_offset(o.offset);
-  auto reader = stub->Fetch(&ctx, req);
-  v1::FetchResponse msg;
-  v1::FetchHeader header;
-  std::string body;
-  bool got_header = false;
-  while (reader->Read(&msg)) {
-    if (msg.has_header()) {
-      header = msg.header();
-      got_header = true;
-    }
-    if (got_header && o.offset + body.size() + msg.data().size() <= header.size()) {
-      body += msg.data();
-    } else {
-      ctx.TryCancel();
-      reader->Finish();
-      return absl::DataLossError("server sent more data than its header announced");
-    }
-  }
-  grpc::Status s = reader->Finish();
-  if (!s.ok()) return WithServer(o, s);
-  if (!got_header || o.offset + body.size() != header.size()) {
-    return absl::DataLossError(absl::StrCat("transfer ended early: got ", o.offset + body.size(),
-                                            " of ", header.size(), " bytes"));
-  }
-  if (o.offset == 0 && Sha256::Of(body) != header.sha256()) {
-    return absl::DataLossError("received bytes do not match the digest the server announced");
-  }
+  // No manifest here: the header bounds the body (an inspection tool).
+  absl::StatusOr<FetchedBody> fetched =
+      FetchToMemory(stub.get(), req, std::nullopt, absl::Now() + absl::Minutes(30));
+  if (!fetched.ok()) return WithServer(o, ToGrpcStatus(fetched.status()));
+  const v1::FetchHeader& header = fetched->header;
+  const std::string& body = fetched->data;
   if (absl::Status w = WriteFileAtomically(o.out, body); !w.ok()) return w;
   if (header.kind() == v1::PAYLOAD_KIND_INCREMENTAL) {
     std::cout << "incremental " << header.from_version() << "->" << header.version() << " "

@@ -6,11 +6,11 @@
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
-#include "core/component.h"
-#include "core/grpc_status.h"
-#include "core/log.h"
-#include "core/manifest.h"
-#include "core/status_report.h"
+#include "core/model/component.h"
+#include "core/base/grpc_status.h"
+#include "core/base/log.h"
+#include "core/model/manifest.h"
+#include "core/serve/status_report.h"
 
 namespace sigrelay {
 
@@ -47,7 +47,7 @@ class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> 
         Fail(grpc::StatusCode::INVALID_ARGUMENT, "the component is named twice in one upload");
         return;
       }
-      absl::StatusOr<ComponentSpec> spec = FindComponent(request_.component());
+      absl::StatusOr<ComponentSpec> spec = admin_->publisher_->options().catalog.Find(request_.component());
       if (!spec.ok()) {
         Fail(ToGrpcStatus(spec.status()));
         return;

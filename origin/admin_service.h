@@ -6,11 +6,11 @@
 
 #include <string>
 
-#include "core/admin_token.h"
-#include "core/agent_registry.h"
-#include "core/update_service.h"
-#include "core/serial_executor.h"
-#include "core/version_store.h"
+#include "core/base/admin_token.h"
+#include "core/serve/agent_registry.h"
+#include "core/serve/update_service.h"
+#include "core/base/serial_executor.h"
+#include "core/store/version_store.h"
 #include "origin/publisher.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
 

@@ -9,16 +9,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
-#include "core/admin_token.h"
-#include "core/clock.h"
-#include "core/file_util.h"
-#include "core/flags.h"
-#include "core/process.h"
-#include "core/log.h"
-#include "core/manifest.h"
-#include "core/server.h"
-#include "core/update_service.h"
-#include "core/version_store.h"
+#include "core/base/admin_token.h"
+#include "core/base/clock.h"
+#include "core/base/file_util.h"
+#include "core/base/flags.h"
+#include "core/base/process.h"
+#include "core/base/log.h"
+#include "core/model/manifest.h"
+#include "core/base/transport.h"
+#include "core/serve/update_service.h"
+#include "core/store/version_store.h"
 #include "origin/admin_service.h"
 #include "origin/publisher.h"
 
@@ -55,7 +55,14 @@ int Main(int argc, char** argv) {
   flags.Add("zstd-level", &options.zstd_level, "N", "zstd level for incrementals, 1..22 (default 12)");
   flags.Add("manifest-validity", &options.manifest_validity,
             "how long a signed manifest stays valid; re-signed at half (default 168h)");
-  flags.AddBytes("chunk-size", &chunk_size, "store chunk size, 4KiB..4MiB (default 1MiB)");
+  flags.AddBytes("chunk-size", &chunk_size,
+                 "store chunk size, 4KiB..4032KiB: one chunk and its Fetch header fit a stock "
+                 "gRPC client's 4MiB message (default 1MiB)");
+  std::vector<std::string> components;
+  flags.AddRepeated("component", &components, "NAME[:full]",
+                    "a component this origin publishes (repeatable; replaces the default six: "
+                    "virus, smartscan-agent, damage-cleanup, intellitrap-exception, spyware "
+                    "and outbreak-policy:full)");
   flags.Add("max-transfers", &serve.max_transfers, "N",
             "transfers (Fetch streams, pushes with incrementals) at once; more wait in a queue (default 64)");
   flags.Add("stall-timeout", &serve.stall_timeout,
@@ -74,9 +81,19 @@ int Main(int argc, char** argv) {
   if (options.manifest_validity < absl::Minutes(2)) {
     return Fail(absl::InvalidArgumentError("--manifest-validity must be at least 2m"));
   }
-  if (chunk_size > (4u << 20)) {
-    return Fail(absl::InvalidArgumentError("--chunk-size must be 4KiB..4MiB"));
+  if (absl::Status s = CheckChunkSize(chunk_size, options.max_file_size); !s.ok()) return Fail(s);
+  if (!components.empty()) {
+    std::vector<ComponentSpec> specs;
+    for (const std::string& text : components) {
+      absl::StatusOr<ComponentSpec> spec = ComponentCatalog::ParseSpec(text);
+      if (!spec.ok()) return Fail(spec.status());
+      specs.push_back(*spec);
+    }
+    absl::StatusOr<ComponentCatalog> catalog = ComponentCatalog::FromSpecs(std::move(specs));
+    if (!catalog.ok()) return Fail(catalog.status());
+    options.catalog = std::move(*catalog);
   }
+  serve.catalog = &options.catalog;
   if (absl::Status s = MakeDirs(data_dir + "/spool"); !s.ok()) return Fail(s);
 
   // Signals are taken by WaitForStopSignal below.

@@ -1,9 +1,9 @@
 #include "origin/publisher.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/digest.h"
-#include "core/file_util.h"
-#include "core/log.h"
+#include "core/base/digest.h"
+#include "core/base/file_util.h"
+#include "core/base/log.h"
 
 namespace sigrelay {
 
@@ -22,8 +22,11 @@ absl::StatusOr<v1::SignedManifest> Publisher::SignNext(
   absl::Time now = clock_->Now();
   next.set_issued_unix(absl::ToUnixSeconds(now));
   next.set_expires_unix(absl::ToUnixSeconds(now + options_.manifest_validity));
-  // Catalog order, so manifests are stable whatever the publish order.
-  for (const ComponentSpec& spec : ComponentCatalog()) {
+  // Catalog order, so manifests are stable whatever the publish order; a
+  // component dropped from the catalog keeps its entry (after the others):
+  // what agents hold is never withdrawn by a config edit.
+  auto in_catalog = [&](const std::string& name) { return options_.catalog.Find(name).ok(); };
+  for (const ComponentSpec& spec : options_.catalog.specs()) {
     if (replace != nullptr && replace->name() == spec.name) {
       *next.add_components() = *replace;
     } else if (previous != nullptr) {
@@ -32,12 +35,17 @@ absl::StatusOr<v1::SignedManifest> Publisher::SignNext(
       }
     }
   }
+  if (previous != nullptr) {
+    for (const v1::ComponentEntry& e : previous->components()) {
+      if (!in_catalog(e.name())) *next.add_components() = e;
+    }
+  }
   return signer_->Sign(next);
 }
 
 absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& component,
                                                        const std::string& path) {
-  absl::StatusOr<ComponentSpec> spec = FindComponent(component);
+  absl::StatusOr<ComponentSpec> spec = options_.catalog.Find(component);
   if (!spec.ok()) return spec.status();
   absl::StatusOr<std::string> content = ReadFileToString(path);
   if (!content.ok()) return content.status();
@@ -88,6 +96,7 @@ absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& compon
 
   v1::ComponentEntry entry;
   entry.set_name(component);
+  entry.set_full_only(!spec->incrementals);
   entry.set_version(*version);
   entry.set_size(content->size());
   entry.set_sha256(sha256);

@@ -12,17 +12,18 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "core/clock.h"
-#include "core/component.h"
-#include "core/delta_codec.h"
-#include "core/manifest.h"
-#include "core/version_store.h"
+#include "core/base/clock.h"
+#include "core/model/component.h"
+#include "core/model/delta_codec.h"
+#include "core/model/manifest.h"
+#include "core/store/version_store.h"
 #include "sigrelay/v1/admin.pb.h"
 
 namespace sigrelay {
 
 struct PublisherOptions {
   VersionPolicy policy;
+  ComponentCatalog catalog = ComponentCatalog::Default();
   uint64_t max_file_size = 1ull << 30;
   int zstd_level = IncrementalCodec::kDefaultLevel;
   absl::Duration manifest_validity = absl::Hours(24 * 7);

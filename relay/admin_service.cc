@@ -1,7 +1,7 @@
 #include "relay/admin_service.h"
 
-#include "core/grpc_status.h"
-#include "core/status_report.h"
+#include "core/base/grpc_status.h"
+#include "core/serve/status_report.h"
 
 namespace sigrelay {
 namespace {

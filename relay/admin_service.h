@@ -3,10 +3,10 @@
 #ifndef SIGRELAY_RELAY_ADMIN_SERVICE_H_
 #define SIGRELAY_RELAY_ADMIN_SERVICE_H_
 
-#include "core/admin_token.h"
-#include "core/agent_registry.h"
-#include "core/update_service.h"
-#include "core/version_store.h"
+#include "core/base/admin_token.h"
+#include "core/serve/agent_registry.h"
+#include "core/serve/update_service.h"
+#include "core/store/version_store.h"
 #include "relay/sync_scheduler.h"
 #include "relay/upstream_sync.h"
 #include "sigrelay/v1/admin.grpc.pb.h"

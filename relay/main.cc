@@ -10,17 +10,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "core/admin_token.h"
-#include "core/agent_registry.h"
-#include "core/clock.h"
-#include "core/file_util.h"
-#include "core/flags.h"
-#include "core/process.h"
-#include "core/log.h"
-#include "core/manifest.h"
-#include "core/server.h"
-#include "core/update_service.h"
-#include "core/version_store.h"
+#include "core/base/admin_token.h"
+#include "core/serve/agent_registry.h"
+#include "core/base/clock.h"
+#include "core/base/file_util.h"
+#include "core/base/flags.h"
+#include "core/base/process.h"
+#include "core/base/log.h"
+#include "core/model/manifest.h"
+#include "core/base/transport.h"
+#include "core/serve/update_service.h"
+#include "core/store/version_store.h"
 #include "relay/admin_service.h"
 #include "relay/sync_scheduler.h"
 #include "relay/upstream_sync.h"
@@ -121,7 +121,9 @@ int Main(int argc, char** argv) {
             "admin bearer token (default: DIR/admin.token, created on first start)");
   flags.Add("zstd-level", &s.zstd_level, "N", "zstd level for incrementals made here (default 12)");
   flags.AddBytes("max-file-size", &s.max_file_size, "largest file accepted from upstream (default 1GiB)");
-  flags.AddBytes("chunk-size", &s.chunk_size, "store chunk size, 4KiB..4MiB (default 1MiB)");
+  flags.AddBytes("chunk-size", &s.chunk_size,
+                 "store chunk size, 4KiB..4032KiB: one chunk and its Fetch header fit a stock "
+                 "gRPC client's 4MiB message (default 1MiB)");
   flags.Add("proxy", &s.proxy, "URL",
             "HTTP CONNECT proxy for upstream traffic: http://[user:password@]HOST:PORT");
   flags.Add("no-proxy", &s.no_proxy, "HOSTS", "comma list of upstream hosts reached directly");
@@ -154,6 +156,7 @@ int Main(int argc, char** argv) {
   if (!s.proxy.empty()) {
     if (absl::Status p = CheckProxy(s.proxy); !p.ok()) return Fail(p);
   }
+  if (absl::Status c = CheckChunkSize(s.chunk_size, s.max_file_size); !c.ok()) return Fail(c);
   if (s.schedule < absl::Seconds(1)) {
     return Fail(absl::InvalidArgumentError("--schedule must be at least 1s"));
   }

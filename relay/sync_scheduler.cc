@@ -1,8 +1,8 @@
 #include "relay/sync_scheduler.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/log.h"
-#include "core/manifest.h"
+#include "core/base/log.h"
+#include "core/model/manifest.h"
 
 namespace sigrelay {
 

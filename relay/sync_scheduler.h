@@ -19,8 +19,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "core/clock.h"
-#include "core/version_store.h"
+#include "core/base/clock.h"
+#include "core/store/version_store.h"
 #include "relay/upstream_sync.h"
 
 namespace sigrelay {

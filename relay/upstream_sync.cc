@@ -5,12 +5,14 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "core/component.h"
-#include "core/digest.h"
-#include "core/grpc_status.h"
-#include "core/log.h"
-#include "core/server.h"
-#include "core/upstream_resolver.h"
+#include "core/model/component.h"
+#include "core/base/digest.h"
+#include "core/base/transport.h"
+#include "core/client/fetch_client.h"
+#include "core/base/grpc_status.h"
+#include "core/base/log.h"
+#include "core/base/transport.h"
+#include "core/base/upstream_resolver.h"
 
 namespace sigrelay {
 namespace {
@@ -77,39 +79,30 @@ bool UpstreamSync::UsesProxy(const std::string& upstream) const {
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> UpstreamSync::Channel(size_t i) {
   const std::string& upstream = options_.upstreams[i];
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(8 << 20);
-  // Notice a returning upstream within seconds, not minutes.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 500);
+  ChannelOptions channel_options;
   std::string target;
   if (UsesProxy(upstream)) {
-    // The proxy resolves and reaches the upstream; gRPC sends CONNECT (with
-    // Basic credentials from the URL) and tunnels HTTP/2 through it.
-    target = upstream;
-    args.SetString("grpc.http_proxy", options_.proxy);
+    target = upstream;  // the proxy resolves and reaches it
+    channel_options.proxy = options_.proxy;
   } else {
     absl::StatusOr<UpstreamTarget> resolved =
         ResolveUpstream(upstream, options_.dns_server, options_.rpc_timeout);
     if (!resolved.ok()) return resolved.status();
     target = resolved->grpc_target;
-    args.SetInt("grpc.enable_http_proxy", 0);  // never an env http_proxy behind our back
   }
   absl::MutexLock lock(&mu_);
   auto& [made_for, channel] = channels_[i];
   if (channel == nullptr || made_for != target) {
     made_for = target;
-    channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    channel = MakeChannel(target, channel_options);
   }
   return channel;
 }
 
 // "upstream 127.0.0.1:7443 GetManifest: UNAVAILABLE: failed to connect ..."
-absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const grpc::Status& s,
+absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const absl::Status& s,
                                          absl::string_view doing) const {
-  int code = static_cast<int>(s.error_code());
-  const std::string& msg = s.error_message();
+  const std::string msg(s.message());
   size_t http = msg.find("HTTP proxy returned response code ");
   if (http != std::string::npos && UsesProxy(upstream)) {
     std::string status = msg.substr(http + 34, 3);
@@ -126,9 +119,9 @@ absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const grpc
   std::string via = UsesProxy(upstream)
                         ? absl::StrCat(" (through proxy ", ProxyDisplay(options_.proxy), ")")
                         : "";
-  return absl::Status(static_cast<absl::StatusCode>(code),
-                      absl::StrCat("upstream ", upstream, via, " ", doing, ": ",
-                                   GrpcCodeName(s.error_code()), ": ", msg));
+  return absl::Status(s.code(), absl::StrCat("upstream ", upstream, via, " ", doing, ": ",
+                                              GrpcCodeName(static_cast<grpc::StatusCode>(s.code())),
+                                              ": ", msg));
 }
 
 void UpstreamSync::Record(size_t i, const absl::Status& s) {
@@ -174,58 +167,24 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncOnce() {
 }
 
 absl::StatusOr<std::string> UpstreamSync::FetchIncremental(
-    v1::UpdateService::Stub* stub, const std::string& upstream,
-    const std::string& component, uint32_t from, uint32_t to,
+    v1::UpdateService::Stub* stub, const std::string& upstream, const v1::ComponentEntry& entry,
     const v1::IncrementalEntry& signed_entry) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(
-      absl::Now() + options_.rpc_timeout +
-      absl::Seconds(static_cast<double>(signed_entry.size()) / options_.min_bytes_per_second)));
   v1::FetchRequest req;
-  req.set_component(component);
-  req.set_have_version(from);
-  req.set_want_version(to);
-  auto reader = stub->Fetch(&ctx, req);
-  v1::FetchResponse msg;
-  std::string body;
-  bool header_ok = false;
-  absl::Status problem;
-  while (problem.ok() && reader->Read(&msg)) {
-    if (msg.has_header()) {
-      const v1::FetchHeader& h = msg.header();
-      header_ok = h.kind() == v1::PAYLOAD_KIND_INCREMENTAL && h.from_version() == from &&
-                  h.version() == to && h.size() == signed_entry.size();
-      if (!header_ok) {
-        problem = absl::DataLossError(absl::StrCat(
-            "offered ", h.kind() == v1::PAYLOAD_KIND_FULL ? "a full file" : "a payload",
-            " of ", h.size(), " bytes where the signed manifest names incremental ",
-            component, " v_", from, ".", to, " of ", signed_entry.size()));
-      }
-    }
-    if (!problem.ok() || msg.data().empty()) continue;
-    if (!header_ok || body.size() + msg.data().size() > signed_entry.size()) {
-      problem = absl::DataLossError("sent more bytes than the signed manifest allows");
-    } else {
-      body += msg.data();
-    }
-  }
-  if (!problem.ok()) {
-    ctx.TryCancel();
-    reader->Finish();
-    return Prefixed(upstream, problem);
-  }
-  grpc::Status s = reader->Finish();
-  if (!s.ok()) return UpstreamError(upstream, s, absl::StrCat("fetching ", component));
-  if (Sha256::Of(body) != signed_entry.sha256()) {
-    return Prefixed(upstream, absl::DataLossError(absl::StrCat(
-                                  "incremental ", component, " v_", from, ".", to,
-                                  " does not match its signed digest")));
+  req.set_component(entry.name());
+  req.set_have_version(signed_entry.from_version());
+  req.set_want_version(entry.version());
+  absl::StatusOr<FetchedBody> body = FetchToMemory(
+      stub, req, ExpectedBody::Incremental(entry, signed_entry),
+      absl::Now() + options_.rpc_timeout +
+          absl::Seconds(static_cast<double>(signed_entry.size()) / options_.min_bytes_per_second));
+  if (!body.ok()) {
+    return UpstreamError(upstream, body.status(), absl::StrCat("fetching ", entry.name()));
   }
   {
     absl::MutexLock lock(&mu_);
-    status_.set_bytes_incremental(status_.bytes_incremental() + body.size());
+    status_.set_bytes_incremental(status_.bytes_incremental() + body->data.size());
   }
-  return body;
+  return std::move(body->data);
 }
 
 absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
@@ -262,48 +221,23 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
   req.set_want_version(entry.version());
   req.set_offset(offset);
   auto reader = stub->Fetch(&ctx, req);
+  // Every message is checked (and each whole chunk against its digest)
+  // before it is kept, so a resume starts from verified bytes only.
+  FetchStreamCheck check(ExpectedBody::Full(entry), offset);
   v1::FetchResponse msg;
-  v1::FetchHeader header;
-  bool have_header = false;
-  uint64_t received = offset;
   int saved_chunks = (*writer)->Flushed().chunks_size();
   absl::Status problem;
   while (problem.ok() && reader->Read(&msg)) {
-    if (msg.has_header()) {
-      header = msg.header();
-      have_header = true;
-      if (header.kind() != v1::PAYLOAD_KIND_FULL || header.version() != entry.version() ||
-          header.size() != entry.size() || header.sha256() != entry.sha256() ||
-          header.offset() != offset) {
-        problem = absl::DataLossError(absl::StrCat(
-            "offered ", entry.name(), " ", header.version(), " (", header.size(),
-            " bytes) that is not the signed ", entry.name(), " ", entry.version(), " (",
-            entry.size(), " bytes)"));
-        continue;
-      }
-    }
-    if (msg.data().empty()) continue;
-    if (!have_header || received + msg.data().size() > entry.size()) {
-      problem = absl::DataLossError("sent more bytes than the signed manifest allows");
+    absl::StatusOr<absl::string_view> data = check.Take(msg);
+    if (!data.ok()) {
+      problem = data.status();
       continue;
     }
-    // Each message is one upstream chunk when offsets align: check it before
-    // keeping it, so a resume starts from verified bytes only.
-    if (header.chunk_size() > 0 && received % header.chunk_size() == 0) {
-      uint64_t index = received / header.chunk_size();
-      if (index < static_cast<uint64_t>(header.chunk_sha256_size()) &&
-          msg.data().size() == std::min<uint64_t>(header.chunk_size(), entry.size() - received) &&
-          Sha256::Of(msg.data()) != header.chunk_sha256(static_cast<int>(index))) {
-        problem = absl::DataLossError(absl::StrCat("chunk ", index, " of ", entry.name(),
-                                                   " does not match its digest"));
-        continue;
-      }
-    }
-    problem = (*writer)->Append(msg.data());
-    received += msg.data().size();
+    if (data->empty()) continue;
+    problem = (*writer)->Append(*data);
     {
       absl::MutexLock lock(&mu_);
-      status_.set_bytes_full(status_.bytes_full() + msg.data().size());
+      status_.set_bytes_full(status_.bytes_full() + data->size());
     }
     v1::FileRecord flushed = (*writer)->Flushed();
     flushed.set_sha256(entry.sha256());
@@ -314,14 +248,17 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
   }
   if (!problem.ok()) {
     ctx.TryCancel();
-    reader->Finish();
+    grpc::Status ignored = reader->Finish();  // refused either way; `problem` says why
+    (void)ignored;
     return Prefixed(upstream, problem);
   }
-  grpc::Status s = reader->Finish();
+  absl::Status s = FromGrpcStatus(reader->Finish());
+  if (s.ok()) s = check.Finish();
   if (!s.ok()) {
     return UpstreamError(upstream, s,
                          absl::StrCat("downloading ", entry.name(), " ", entry.version(),
-                                      " (", received, " of ", entry.size(), " bytes kept)"));
+                                      " (", check.received(), " of ", entry.size(),
+                                      " bytes kept)"));
   }
   absl::StatusOr<v1::FileRecord> record = (*writer)->Finish();
   if (!record.ok()) return record.status();
@@ -354,7 +291,7 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
     grpc::Status s = stub->GetManifest(&ctx, v1::GetManifestRequest(), &signed_manifest);
-    if (!s.ok()) return UpstreamError(upstream, s, "GetManifest");
+    if (!s.ok()) return UpstreamError(upstream, FromGrpcStatus(s), "GetManifest");
   }
   absl::StatusOr<v1::Manifest> manifest = verifier_->Verify(signed_manifest, clock_->Now());
   if (!manifest.ok()) {
@@ -379,8 +316,10 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
   }
   if (held && manifest->serial() == held->serial()) return response;  // current
   for (const v1::ComponentEntry& e : manifest->components()) {
-    absl::StatusOr<ComponentSpec> spec = FindComponent(e.name());
-    if (!spec.ok()) return Prefixed(upstream, spec.status());
+    // Any component the origin signed is carried, known here or not.
+    if (absl::Status name = ValidateComponentName(e.name()); !name.ok()) {
+      return Prefixed(upstream, name);
+    }
     if (e.size() > options_.max_file_size) {
       return Prefixed(upstream, absl::FailedPreconditionError(absl::StrCat(
                                     e.name(), " ", e.version(), " is ", e.size(),
@@ -413,17 +352,13 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
       update->set_from_version(old_entry->version());
       for (const v1::IncrementalEntry& ie : e.incrementals()) {
         if (ie.from_version() != old_entry->version()) continue;
-        absl::StatusOr<std::string> incr =
-            FetchIncremental(stub.get(), upstream, e.name(), ie.from_version(), e.version(), ie);
+        absl::StatusOr<std::string> incr = FetchIncremental(stub.get(), upstream, e, ie);
         absl::StatusOr<std::string> rebuilt = absl::UnknownError("not rebuilt");
         if (!incr.ok()) {
           rebuilt = incr.status();
         } else {
           absl::StatusOr<std::string> old = ReadFull(*view, e.name(), ie.from_version());
-          rebuilt = old.ok() ? codec_.Decode(*old, *incr, e.size()) : old.status();
-          if (rebuilt.ok() && Sha256::Of(*rebuilt) != e.sha256()) {
-            rebuilt = absl::DataLossError("rebuilt file does not match the signed digest");
-          }
+          rebuilt = old.ok() ? ApplyVerified(codec_, *old, *incr, e) : old.status();
         }
         if (rebuilt.ok()) {
           content = std::move(*rebuilt);
@@ -486,8 +421,7 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
     for (const v1::IncrementalEntry& ie : e.incrementals()) {
       auto it = incrementals.find(ie.from_version());
       if (it == incrementals.end()) {
-        absl::StatusOr<std::string> fetched =
-            FetchIncremental(stub.get(), upstream, e.name(), ie.from_version(), e.version(), ie);
+        absl::StatusOr<std::string> fetched = FetchIncremental(stub.get(), upstream, e, ie);
         if (!fetched.ok()) return fetched.status();
         it = incrementals.emplace(ie.from_version(), std::move(*fetched)).first;
       }

@@ -20,10 +20,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "core/clock.h"
-#include "core/delta_codec.h"
-#include "core/manifest.h"
-#include "core/version_store.h"
+#include "core/base/clock.h"
+#include "core/model/delta_codec.h"
+#include "core/model/manifest.h"
+#include "core/store/version_store.h"
 #include "sigrelay/v1/admin.pb.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
@@ -69,8 +69,7 @@ class UpstreamSync {
   absl::StatusOr<v1::SyncNowResponse> SyncFrom(size_t i);
   absl::StatusOr<std::string> FetchIncremental(v1::UpdateService::Stub* stub,
                                                const std::string& upstream,
-                                               const std::string& component,
-                                               uint32_t from, uint32_t to,
+                                               const v1::ComponentEntry& entry,
                                                const v1::IncrementalEntry& signed_entry);
   absl::StatusOr<v1::FileRecord> FetchFull(v1::UpdateService::Stub* stub,
                                            const std::string& upstream,
@@ -80,7 +79,7 @@ class UpstreamSync {
   bool UsesProxy(const std::string& upstream) const;
   // A gRPC failure as an operator should read it (names the upstream, and
   // the proxy when it refused).
-  absl::Status UpstreamError(const std::string& upstream, const grpc::Status& s,
+  absl::Status UpstreamError(const std::string& upstream, const absl::Status& s,
                              absl::string_view doing) const;
   // Writes `bytes` as a file; the writer joins `writers` so its chunks stay
   // pinned until the commit.

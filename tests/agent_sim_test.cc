@@ -7,7 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "core/file_util.h"
+#include "core/base/file_util.h"
+#include "core/base/transport.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
@@ -70,10 +71,9 @@ class AgentSimTest : public ::testing::Test {
   // A client whose reads stop at HTTP/2's first 64 KB window: BDP probing,
   // which would widen it, is off.
   static std::unique_ptr<v1::UpdateService::Stub> StallingStub(const Daemon& server) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-    return v1::UpdateService::NewStub(
-        grpc::CreateCustomChannel(server.address(), grpc::InsecureChannelCredentials(), args));
+    ChannelOptions slow_reader;
+    slow_reader.disable_bdp_probe = true;
+    return v1::UpdateService::NewStub(MakeChannel(server.address(), slow_reader));
   }
 
   TempDir work_;

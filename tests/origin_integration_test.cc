@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "core/digest.h"
-#include "core/file_util.h"
-#include "core/manifest.h"
+#include "core/base/digest.h"
+#include "core/base/file_util.h"
+#include "core/model/manifest.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
@@ -179,8 +179,9 @@ TEST_F(OriginTest, WatchPushesEachNewManifest) {
   ctx.TryCancel();
 }
 
-// A watcher whose report is wrong (a component nobody publishes, one listed
-// twice) hears what is wrong, and nothing changes.
+// A watcher whose report is malformed (a bad name, a component listed twice)
+// hears what is wrong, and nothing changes; one that names a component this
+// node does not carry (a newer agent, an older origin) gets what the node has.
 TEST_F(OriginTest, WatchRefusesABadReport) {
   Publish("spyware", GenPattern("p1", "", 1));
   auto stub = v1::UpdateService::NewStub(
@@ -203,8 +204,24 @@ TEST_F(OriginTest, WatchRefusesABadReport) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     return s.error_message();
   };
-  EXPECT_THAT(refused({"spywarex"}), HasSubstr("spywarex"));
+  EXPECT_THAT(refused({"Spyware/.."}), HasSubstr("component name"));
   EXPECT_THAT(refused({"spyware", "spyware"}), HasSubstr("lists spyware twice"));
+  {
+    grpc::ClientContext ctx;
+    auto stream = stub->Watch(&ctx);
+    v1::WatchRequest report;
+    report.set_agent_id("agent-2");
+    for (const char* c : {"spyware", "scan-engine-from-the-future"}) {
+      v1::ComponentVersion* cv = report.add_versions();
+      cv->set_component(c);
+      cv->set_version(1);
+    }
+    ASSERT_TRUE(stream->Write(report));
+    v1::WatchResponse pushed;
+    ASSERT_TRUE(stream->Read(&pushed)) << "the stream ended instead of answering";
+    EXPECT_EQ(ParseTrustedManifest(pushed.manifest())->serial(), 1u);
+    ctx.TryCancel();
+  }
   EXPECT_EQ(Serial(), 1u);  // nothing changed
 }
 

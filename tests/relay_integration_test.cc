@@ -7,9 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "core/file_util.h"
-#include "core/manifest.h"
-#include "core/version_store.h"
+#include "core/base/file_util.h"
+#include "core/model/manifest.h"
+#include "core/store/version_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"

@@ -1,5 +1,7 @@
 #include "tests/testutil/daemons.h"
 
+#include "core/client/fetch_client.h"
+
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -10,9 +12,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "core/admin_token.h"
-#include "core/file_util.h"
-#include "core/manifest.h"
+#include "core/base/admin_token.h"
+#include "core/base/file_util.h"
+#include "core/model/manifest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
@@ -130,20 +132,14 @@ uint64_t ServedSerial(const std::string& addr) {
 }
 
 std::string FetchFull(const std::string& addr, const std::string& component) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(8 << 20);
+  // A stock channel on gRPC's default limits, as an independent client has.
   auto stub = v1::UpdateService::NewStub(
-      grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args));
-  grpc::ClientContext ctx;
+      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
   v1::FetchRequest req;
   req.set_component(component);
-  auto reader = stub->Fetch(&ctx, req);
-  v1::FetchResponse msg;
-  std::string body;
-  while (reader->Read(&msg)) {
-    body += msg.data();
-  }
-  return reader->Finish().ok() ? body : "";
+  absl::StatusOr<FetchedBody> body =
+      FetchToMemory(stub.get(), req, std::nullopt, absl::Now() + absl::Minutes(2));
+  return body.ok() ? std::move(body->data) : "";
 }
 
 v1::GetStatusResponse AdminStatus(const Daemon& node) {

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "core/file_util.h"
+#include "core/base/file_util.h"
 #include "tests/testutil/testutil.h"
 
 namespace sigrelay::testing {

@@ -1,0 +1,68 @@
+#include "core/base/admin_token.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
+#include "core/base/digest.h"
+#include "core/base/file_util.h"
+
+namespace sigrelay {
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  absl::StatusOr<std::string> raw = ReadFileToString(path);
+  if (!raw.ok()) {
+    return absl::Status(raw.status().code(),
+                        absl::StrCat("admin token: ", raw.status().message(),
+                                     "; pass the daemon's DATA_DIR/admin.token with --token-file"));
+  }
+  std::string token(absl::StripAsciiWhitespace(*raw));
+  if (token.size() < 16) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "admin token file ", path, " holds ", token.size(),
+        " characters; a token needs at least 16"));
+  }
+  return token;
+}
+
+absl::StatusOr<AdminToken> AdminToken::LoadOrCreate(const std::string& path,
+                                                    bool create) {
+  if (create && !FileExists(path)) {
+    unsigned char random[32];
+    if (RAND_bytes(random, sizeof random) != 1) {
+      return absl::InternalError("cannot draw random bytes for the admin token");
+    }
+    std::string token = ToHex(absl::string_view(reinterpret_cast<char*>(random), 32));
+    absl::Status s = WriteFileAtomically(path, token + "\n", 0600);
+    if (!s.ok()) return s;
+  }
+  absl::StatusOr<std::string> token = ReadTokenFile(path);
+  if (!token.ok()) return token.status();
+  return AdminToken(*token);
+}
+
+grpc::Status AdminToken::Check(const grpc::CallbackServerContext* context) const {
+  const auto& md = context->client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "admin call without a token: pass --token-file with the "
+                        "daemon's admin.token");
+  }
+  absl::string_view value(it->second.data(), it->second.size());
+  if (!absl::ConsumePrefix(&value, "Bearer ")) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "authorization metadata must be \"Bearer <token>\"");
+  }
+  if (value.size() != token_.size() ||
+      CRYPTO_memcmp(value.data(), token_.data(), token_.size()) != 0) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "wrong admin token: use the daemon's current admin.token");
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace sigrelay

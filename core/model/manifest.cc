@@ -1,0 +1,184 @@
+#include "core/model/manifest.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/base/file_util.h"
+#include "absl/strings/string_view.h"
+
+namespace sigrelay {
+
+void EvpPkeyDeleter::operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+
+namespace {
+
+std::string OpenSslError() {
+  unsigned long e = ERR_get_error();
+  if (e == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+
+std::string BioContents(BIO* bio) {
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+absl::StatusOr<EvpPkeyPtr> ParsePrivateKey(const std::string& pem,
+                                           const std::string& path) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!key || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " is not a PEM Ed25519 private key (", OpenSslError(),
+        "); give the origin's origin.key, or remove it to generate a new pair"));
+  }
+  return key;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ManifestSigner>> ManifestSigner::Load(
+    const std::string& key_path) {
+  absl::StatusOr<std::string> pem = ReadFileToString(key_path);
+  if (!pem.ok()) return pem.status();
+  absl::StatusOr<EvpPkeyPtr> key = ParsePrivateKey(*pem, key_path);
+  if (!key.ok()) return key.status();
+  return std::unique_ptr<ManifestSigner>(new ManifestSigner(std::move(*key)));
+}
+
+absl::StatusOr<std::unique_ptr<ManifestSigner>> ManifestSigner::LoadOrCreate(
+    const std::string& key_path, const std::string& pub_path) {
+  if (FileExists(key_path)) return Load(key_path);
+  EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  if (!key) {
+    return absl::InternalError(
+        absl::StrCat("cannot generate an Ed25519 key: ", OpenSslError()));
+  }
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0,
+                               nullptr, nullptr) != 1) {
+    return absl::InternalError(absl::StrCat("cannot encode the key: ", OpenSslError()));
+  }
+  std::unique_ptr<ManifestSigner> signer(new ManifestSigner(std::move(key)));
+  // The public half first: a crash in between leaves no private key, so the
+  // next start makes a fresh, consistent pair.
+  absl::Status s = WriteFileAtomically(pub_path, signer->PublicKeyPem(), 0644);
+  if (s.ok()) s = WriteFileAtomically(key_path, BioContents(bio.get()), 0600);
+  if (!s.ok()) return s;
+  return signer;
+}
+
+std::string ManifestSigner::PublicKeyPem() const {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_PUBKEY(bio.get(), key_.get());
+  return BioContents(bio.get());
+}
+
+absl::StatusOr<v1::SignedManifest> ManifestSigner::Sign(
+    const v1::Manifest& manifest) const {
+  v1::SignedManifest out;
+  if (!manifest.SerializeToString(out.mutable_manifest())) {
+    return absl::InternalError("cannot serialize the manifest");
+  }
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  size_t sig_len = 0;
+  const auto* msg = reinterpret_cast<const unsigned char*>(out.manifest().data());
+  if (EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &sig_len, msg, out.manifest().size()) != 1) {
+    return absl::InternalError(absl::StrCat("Ed25519 sign: ", OpenSslError()));
+  }
+  std::string sig(sig_len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()),
+                     &sig_len, msg, out.manifest().size()) != 1) {
+    return absl::InternalError(absl::StrCat("Ed25519 sign: ", OpenSslError()));
+  }
+  sig.resize(sig_len);
+  out.set_signature(std::move(sig));
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<ManifestVerifier>> ManifestVerifier::FromPem(
+    const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  EvpPkeyPtr key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (!key || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "not a PEM Ed25519 public key (", OpenSslError(),
+        "); use the origin's origin.pub"));
+  }
+  return std::unique_ptr<ManifestVerifier>(new ManifestVerifier(std::move(key)));
+}
+
+absl::StatusOr<std::unique_ptr<ManifestVerifier>> ManifestVerifier::FromPemFile(
+    const std::string& path) {
+  absl::StatusOr<std::string> pem = ReadFileToString(path);
+  if (!pem.ok()) return pem.status();
+  auto verifier = FromPem(*pem);
+  if (!verifier.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", verifier.status().message()));
+  }
+  return verifier;
+}
+
+absl::StatusOr<v1::Manifest> ManifestVerifier::Verify(
+    const v1::SignedManifest& signed_manifest, absl::Time now) const {
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  const std::string& body = signed_manifest.manifest();
+  const std::string& sig = signed_manifest.signature();
+  if (EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
+      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
+                       sig.size(), reinterpret_cast<const unsigned char*>(body.data()),
+                       body.size()) != 1) {
+    ERR_clear_error();
+    return absl::UnauthenticatedError(
+        "manifest signature does not verify with the pinned origin public key: "
+        "it was altered or signed by another key; check --origin-pubkey");
+  }
+  absl::StatusOr<v1::Manifest> manifest = ParseTrustedManifest(signed_manifest);
+  if (!manifest.ok()) return manifest.status();
+  absl::Time expires = absl::FromUnixSeconds(manifest->expires_unix());
+  if (now >= expires) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "manifest serial ", manifest->serial(), " expired at ",
+        absl::FormatTime(expires, absl::UTCTimeZone()),
+        "; the origin must re-sign it (is the origin running?)"));
+  }
+  return manifest;
+}
+
+absl::StatusOr<v1::Manifest> ParseTrustedManifest(
+    const v1::SignedManifest& signed_manifest) {
+  v1::Manifest manifest;
+  if (!manifest.ParseFromString(signed_manifest.manifest())) {
+    return absl::DataLossError("manifest body is not a valid sigrelay.v1.Manifest");
+  }
+  return manifest;
+}
+
+const v1::ComponentEntry* FindEntry(const v1::Manifest& manifest,
+                                    absl::string_view component) {
+  for (const v1::ComponentEntry& e : manifest.components()) {
+    if (e.name() == component) return &e;
+  }
+  return nullptr;
+}
+
+}  // namespace sigrelay

@@ -1,0 +1,82 @@
+// Signing and verifying manifests with Ed25519 (OpenSSL EVP).
+//
+// The origin signs the serialized Manifest; relays pass the SignedManifest
+// through unchanged; relays and agents verify it with the origin's pinned
+// public key before they believe a byte of it.
+//
+//   auto signer = ManifestSigner::LoadOrCreate(dir + "/origin.key", dir + "/origin.pub");
+//   auto signed_manifest = (*signer)->Sign(manifest);
+//   auto verifier = ManifestVerifier::FromPemFile(dir + "/origin.pub");
+//   absl::StatusOr<v1::Manifest> m = (*verifier)->Verify(*signed_manifest, now);
+#ifndef SIGRELAY_CORE_MODEL_MANIFEST_H_
+#define SIGRELAY_CORE_MODEL_MANIFEST_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "sigrelay/v1/update.pb.h"
+#include "absl/strings/string_view.h"
+
+typedef struct evp_pkey_st EVP_PKEY;
+
+namespace sigrelay {
+
+namespace v1 = ::sigrelay::v1;
+
+struct EvpPkeyDeleter {
+  void operator()(EVP_PKEY* key) const;
+};
+using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
+
+// Holds the origin's private key. Thread-safe after construction.
+class ManifestSigner {
+ public:
+  // Loads the PEM private key at `key_path`; when it does not exist, creates
+  // a new pair: `key_path` (mode 0600) and `pub_path` (0644).
+  static absl::StatusOr<std::unique_ptr<ManifestSigner>> LoadOrCreate(
+      const std::string& key_path, const std::string& pub_path);
+  // Loads an existing PEM private key; NotFound/InvalidArgument otherwise.
+  static absl::StatusOr<std::unique_ptr<ManifestSigner>> Load(
+      const std::string& key_path);
+
+  absl::StatusOr<v1::SignedManifest> Sign(const v1::Manifest& manifest) const;
+  std::string PublicKeyPem() const;
+
+ private:
+  explicit ManifestSigner(EvpPkeyPtr key) : key_(std::move(key)) {}
+  EvpPkeyPtr key_;
+};
+
+// Holds a pinned public key. Thread-safe after construction.
+class ManifestVerifier {
+ public:
+  static absl::StatusOr<std::unique_ptr<ManifestVerifier>> FromPem(
+      const std::string& pem);
+  static absl::StatusOr<std::unique_ptr<ManifestVerifier>> FromPemFile(
+      const std::string& path);
+
+  // The manifest inside `signed_manifest`, after checking the signature and
+  // that it has not expired at `now`. Unauthenticated for a bad signature,
+  // FailedPrecondition for an expired one, DataLoss for undecodable bytes.
+  absl::StatusOr<v1::Manifest> Verify(const v1::SignedManifest& signed_manifest,
+                                      absl::Time now) const;
+
+ private:
+  explicit ManifestVerifier(EvpPkeyPtr key) : key_(std::move(key)) {}
+  EvpPkeyPtr key_;
+};
+
+// Parses a SignedManifest's body without checking the signature: only for
+// data that was verified before it was stored.
+absl::StatusOr<v1::Manifest> ParseTrustedManifest(
+    const v1::SignedManifest& signed_manifest);
+
+// The entry for `component`, or nullptr.
+const v1::ComponentEntry* FindEntry(const v1::Manifest& manifest,
+                                    absl::string_view component);
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_CORE_MODEL_MANIFEST_H_

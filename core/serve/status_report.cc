@@ -1,0 +1,67 @@
+#include "core/serve/status_report.h"
+
+#include "core/model/manifest.h"
+
+namespace sigrelay {
+
+namespace {
+
+void FillComponentStatus(const StoreView& view, v1::GetStatusResponse* response) {
+  if (!view.manifest()) return;
+  absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*view.manifest());
+  if (!m.ok()) return;
+  response->set_manifest_serial(m->serial());
+  response->set_manifest_issued_unix(m->issued_unix());
+  response->set_manifest_expires_unix(m->expires_unix());
+  for (const v1::ComponentEntry& e : m->components()) {
+    v1::ComponentStatus* c = response->add_components();
+    c->set_name(e.name());
+    c->set_version(e.version());
+    c->set_size(e.size());
+    c->set_sha256(e.sha256());
+    for (const v1::IncrementalEntry& ie : e.incrementals()) {
+      v1::IncrementalStatus* is = c->add_incrementals();
+      is->set_from_version(ie.from_version());
+      is->set_size(ie.size());
+    }
+    for (uint32_t v : view.FullVersions(e.name())) c->add_retained_versions(v);
+  }
+}
+
+void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& agents,
+                       v1::GetStatusResponse* response) {
+  response->set_watchers(update.WatcherCount());
+  TransferGate::Stats t = update.TransferStats();
+  v1::TransferStatus* ts = response->mutable_transfers();
+  ts->set_active(t.active);
+  ts->set_queued(t.queued);
+  ts->set_peak_active(t.peak_active);
+  ts->set_peak_queued(t.peak_queued);
+  ts->set_refused(t.refused);
+  ts->set_admitted(t.admitted);
+  ts->set_max_active(update.max_transfers());
+  ts->set_fetches(update.fetches());
+  ts->set_pushed(update.pushed());
+  ts->set_stalled(update.stalled());
+  response->set_agents_reported(agents.AgentCount());
+  for (const auto& [component, versions] : agents.VersionCounts()) {
+    for (const auto& [version, count] : versions) {
+      v1::AgentVersionCount* c = response->add_agent_versions();
+      c->set_component(component);
+      c->set_version(version);
+      c->set_agents(count);
+    }
+  }
+}
+
+}  // namespace
+
+void FillNodeStatus(const std::string& role, const StoreView& view,
+                    const UpdateServiceImpl& update, const AgentRegistry& agents,
+                    v1::GetStatusResponse* response) {
+  response->set_role(role);
+  FillComponentStatus(view, response);
+  FillServingStatus(update, agents, response);
+}
+
+}  // namespace sigrelay

@@ -1,0 +1,573 @@
+#include "core/serve/update_service.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include <grpcpp/support/proto_buffer_reader.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "core/model/component.h"
+#include "core/base/grpc_status.h"
+#include "core/base/log.h"
+#include "core/base/transport.h"
+#include "core/model/manifest.h"
+
+namespace sigrelay {
+
+// One Watch stream: the current manifest, then each newer one, once the
+// watcher has sent its first WatchRequest (or half-closed). Only the newest
+// unsent manifest is kept, so a slow subscriber costs one pointer, not a
+// queue. A push that carries incrementals passes the transfer gate like a
+// Fetch, so a burst of pushes is paced the same way and all pushes of one
+// manifest share one immutable response per distinct set of held versions.
+class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  WatchReactor(UpdateServiceImpl* service, grpc::CallbackServerContext* ctx)
+      : service_(service), ctx_(ctx) {
+    StartRead(&request_);
+  }
+
+  void Offer(std::shared_ptr<const v1::SignedManifest> manifest) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || manifest == last_offered_) return;
+      last_offered_ = manifest;
+      pending_ = std::move(manifest);
+    }
+    TrySend();
+  }
+
+  void End(grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    Finish(std::move(status));
+  }
+
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      v1::WatchRequest request;
+      grpc::ProtoBufferReader reader(&request_);
+      absl::StatusOr<HeldVersions> held =
+          request.ParseFromZeroCopyStream(&reader)
+              ? service_->OnWatchRequest(request)
+              : absl::InvalidArgumentError("WatchRequest is not a valid sigrelay.v1.WatchRequest");
+      request_.Clear();
+      if (!held.ok()) {
+        End(ToGrpcStatus(held.status()));
+        return;
+      }
+      absl::MutexLock lock(&mu_);
+      held_ = std::move(*held);
+      started_ = true;
+    } else {
+      absl::MutexLock lock(&mu_);
+      started_ = true;  // half-closed: a follower that says nothing
+    }
+    if (ok) StartRead(&request_);
+    TrySend();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::shared_ptr<StallSweeper::Guard> leave;  // set when a slot is held
+    {
+      absl::MutexLock lock(&mu_);
+      if (holds_slot_) leave = guard_;
+      holds_slot_ = false;
+      in_flight_ = nullptr;
+    }
+    if (leave != nullptr) {
+      leave->WriteEnded();
+      service_->sweeper_.Untrack(leave);
+      service_->gate_.Leave();
+    }
+    if (!ok) {
+      End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "watch stream broken"));
+      return;
+    }
+    TrySend();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (waiting_gate_ && service_->gate_.Cancel(ticket_)) {
+        waiting_gate_ = false;
+        gated_ = nullptr;
+      }
+    }
+    End(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    service_->Remove(this);
+    {
+      absl::MutexLock lock(&mu_);
+      if (guard_ != nullptr) {
+        StallSweeper::Dead(*guard_);
+        service_->sweeper_.Untrack(guard_);
+      }
+      done_ = true;
+      if (waiting_gate_) return;  // GateOpened comes later and deletes
+    }
+    delete this;
+  }
+
+ private:
+  // Writes the newest pending manifest when nothing is being written.
+  void TrySend() {
+    std::shared_ptr<const WatchPush> now;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || !started_ || in_flight_ != nullptr || waiting_gate_ ||
+          pending_ == nullptr) {
+        return;
+      }
+      std::shared_ptr<const v1::SignedManifest> manifest = std::move(pending_);
+      std::shared_ptr<const WatchPush> response = service_->PushFor(manifest, held_);
+      if (response->payloads > 0) {
+        switch (service_->gate_.Enter(&ticket_, [this] { GateOpened(); })) {
+          case TransferGate::Admit::kNow:
+            HoldSlotLocked();
+            break;
+          case TransferGate::Admit::kQueued:
+            waiting_gate_ = true;
+            gated_ = std::move(response);
+            return;
+          case TransferGate::Admit::kRefused:
+            // Full: the manifest alone; the watcher fetches when it can.
+            response = service_->PushFor(manifest, {});
+            break;
+        }
+      }
+      in_flight_ = response;
+      now = std::move(response);
+    }
+    Write(*now);
+  }
+
+  // `push` is in_flight_, which keeps it alive until OnWriteDone.
+  void Write(const WatchPush& push) {
+    service_->pushed_ += push.payloads;
+    StartWrite(&push.bytes);
+  }
+
+  // A push with incrementals got a transfer slot; its write is watched.
+  void HoldSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    holds_slot_ = true;
+    if (guard_ == nullptr) guard_ = StallSweeper::NewGuard(ctx_);
+    guard_->WriteStarted();
+    service_->sweeper_.Track(guard_);
+  }
+
+  // The gate admitted the queued push.
+  void GateOpened() {
+    mu_.Lock();
+    waiting_gate_ = false;
+    std::shared_ptr<const WatchPush> response = std::move(gated_);
+    if (done_ || finished_) {
+      const bool done = done_;
+      mu_.Unlock();
+      service_->gate_.Leave();
+      if (done) delete this;
+      return;
+    }
+    HoldSlotLocked();
+    in_flight_ = response;
+    mu_.Unlock();
+    Write(*response);
+  }
+
+  UpdateServiceImpl* const service_;
+  grpc::CallbackServerContext* const ctx_;
+  grpc::ByteBuffer request_;  // the read in progress
+  absl::Mutex mu_;
+  std::shared_ptr<StallSweeper::Guard> guard_ ABSL_GUARDED_BY(mu_);  // once it held a slot
+  HeldVersions held_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const WatchPush> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const WatchPush> gated_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::SignedManifest> pending_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::SignedManifest> last_offered_ ABSL_GUARDED_BY(mu_);
+  uint64_t ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool waiting_gate_ ABSL_GUARDED_BY(mu_) = false;
+  bool holds_slot_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+namespace {
+
+// A client tells this apart by its code (FAILED_PRECONDITION from
+// GetManifest or Fetch): the node is up but has nothing to serve yet.
+absl::Status NoManifestYet() {
+  return absl::FailedPreconditionError(
+      "this node holds no manifest yet: nothing has been published or synced; retry later");
+}
+
+struct FetchPlan {
+  v1::FetchHeader header;
+  v1::FileRecord record;
+};
+
+absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view, const ComponentCatalog* catalog,
+                                    const v1::FetchRequest& req) {
+  if (catalog != nullptr) {
+    absl::StatusOr<ComponentSpec> spec = catalog->Find(req.component());
+    if (!spec.ok()) return spec.status();
+  }
+  if (!view.manifest()) return NoManifestYet();
+  absl::StatusOr<v1::Manifest> manifest = ParseTrustedManifest(*view.manifest());
+  if (!manifest.ok()) return manifest.status();
+  const v1::ComponentEntry* entry = FindEntry(*manifest, req.component());
+  if (entry == nullptr) {
+    std::vector<std::string> carried;
+    for (const v1::ComponentEntry& e : manifest->components()) carried.push_back(e.name());
+    return absl::NotFoundError(absl::StrCat(
+        "no version of ", absl::CHexEscape(req.component().substr(0, 80)),
+        " is published yet; this node carries: ", absl::StrJoin(carried, ", ")));
+  }
+  const uint32_t want = req.want_version() != 0 ? req.want_version() : entry->version();
+  FetchPlan plan;
+  v1::FetchHeader& h = plan.header;
+  h.set_component(req.component());
+  h.set_version(want);
+  absl::StatusOr<v1::FileRecord> record;
+  if (want == entry->version() && req.have_version() != 0 &&
+      req.have_version() != want) {
+    for (const v1::IncrementalEntry& ie : entry->incrementals()) {
+      if (ie.from_version() != req.have_version()) continue;
+      record = view.Incremental(req.component(), ie.from_version(), want);
+      if (!record.ok()) return record.status();
+      h.set_kind(v1::PAYLOAD_KIND_INCREMENTAL);
+      h.set_from_version(ie.from_version());
+    }
+  }
+  if (h.kind() == v1::PAYLOAD_KIND_UNSPECIFIED) {
+    if (want > entry->version()) {
+      return absl::NotFoundError(absl::StrCat(req.component(), " ", want,
+                                              " is not published; the newest is ",
+                                              entry->version()));
+    }
+    record = view.Full(req.component(), want);
+    if (absl::IsNotFound(record.status())) {
+      return absl::NotFoundError(absl::StrCat(
+          req.component(), " ", want, " is no longer retained; retained versions: ",
+          absl::StrJoin(view.FullVersions(req.component()), ", "),
+          "; ask for the newest (want_version 0)"));
+    }
+    if (!record.ok()) return record.status();
+    h.set_kind(v1::PAYLOAD_KIND_FULL);
+  }
+  plan.record = std::move(*record);
+  if (req.offset() > plan.record.size()) {
+    return absl::OutOfRangeError(absl::StrCat("offset ", req.offset(),
+                                              " is past the end of the ",
+                                              plan.record.size(), "-byte body"));
+  }
+  h.set_size(plan.record.size());
+  h.set_sha256(plan.record.sha256());
+  h.set_offset(req.offset());
+  h.set_chunk_size(plan.record.chunk_size());
+  for (const std::string& d : plan.record.chunks()) h.add_chunk_sha256(d);
+  return plan;
+}
+
+// One Fetch stream: admitted through the transfer gate, then the header,
+// then the body from the requested offset, one stored chunk per message, read
+// only when the previous one is sent (a slow client holds one chunk).
+class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
+ public:
+  FetchReactor(std::shared_ptr<const StoreView> view, const ComponentCatalog* catalog,
+               const v1::FetchRequest& req,
+               TransferGate* gate, StallSweeper* sweeper, grpc::CallbackServerContext* ctx)
+      : view_(std::move(view)), gate_(gate), sweeper_(sweeper),
+        guard_(StallSweeper::NewGuard(ctx)) {
+    absl::StatusOr<FetchPlan> plan = PlanFetch(*view_, catalog, req);
+    if (!plan.ok()) {
+      Finish(ToGrpcStatus(plan.status()));
+      return;
+    }
+    record_ = std::move(plan->record);
+    const uint64_t chunk_size = record_.chunk_size();
+    if (chunk_size > 0) {
+      next_chunk_ = static_cast<int>(req.offset() / chunk_size);
+      skip_ = req.offset() % chunk_size;
+    }
+    header_ = std::move(plan->header);
+    switch (gate_->Enter(&ticket_, [this] { Begin(); })) {
+      case TransferGate::Admit::kNow:
+        Begin();
+        break;
+      case TransferGate::Admit::kQueued:
+        break;  // Begin() runs when a slot frees
+      case TransferGate::Admit::kRefused: {
+        TransferGate::Stats s = gate_->stats();
+        Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            absl::StrCat("node busy: ", s.active, " transfers running and ",
+                                         s.queued, " waiting; retry with backoff")));
+        break;
+      }
+    }
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    if (!begun_ && gate_->Cancel(ticket_)) {
+      cancelled_ = true;
+      Finish(grpc::Status::CANCELLED);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    guard_->WriteEnded();
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "client went away"));
+      return;
+    }
+    SendNext();
+  }
+
+  void OnDone() override {
+    bool holds_slot;
+    {
+      absl::MutexLock lock(&mu_);
+      holds_slot = begun_;
+    }
+    StallSweeper::Dead(*guard_);
+    sweeper_->Untrack(guard_);
+    if (holds_slot) gate_->Leave();
+    delete this;
+  }
+
+ private:
+  void Begin() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) return;
+      begun_ = true;
+    }
+    sweeper_->Track(guard_);
+    *message_.mutable_header() = std::move(header_);
+    SendNext();
+  }
+
+  // The next message: the header (first time) with the next chunk of the
+  // body; the last one goes out with the status in the same write.
+  // A header too big to share a message with a whole chunk (many chunk
+  // digests) goes alone, so no message passes kMaxMessageBytes.
+  void SendNext() {
+    if (header_sent_) message_.clear_header();
+    const bool header_alone =
+        !header_sent_ && next_chunk_ < record_.chunks_size() &&
+        message_.header().ByteSizeLong() + record_.chunk_size() + kFramingBytes > kMaxMessageBytes;
+    header_sent_ = true;
+    message_.clear_data();
+    if (!header_alone && next_chunk_ < record_.chunks_size()) {
+      absl::StatusOr<std::string> chunk =
+          view_->ReadChunk(record_, next_chunk_++, /*cache=*/true);
+      if (!chunk.ok()) {
+        Finish(ToGrpcStatus(chunk.status()));
+        return;
+      }
+      if (skip_ > 0) {
+        chunk->erase(0, std::min<uint64_t>(skip_, chunk->size()));
+        skip_ = 0;
+      }
+      *message_.mutable_data() = std::move(*chunk);
+    }
+    guard_->WriteStarted();
+    if (next_chunk_ >= record_.chunks_size()) {
+      StartWriteAndFinish(&message_, grpc::WriteOptions(), grpc::Status::OK);
+    } else {
+      StartWrite(&message_);
+    }
+  }
+
+  std::shared_ptr<const StoreView> view_;
+  TransferGate* const gate_;
+  StallSweeper* const sweeper_;
+  const std::shared_ptr<StallSweeper::Guard> guard_;
+  v1::FileRecord record_;
+  int next_chunk_ = 0;
+  uint64_t skip_ = 0;
+  uint64_t ticket_ = 0;
+  v1::FetchHeader header_;
+  bool header_sent_ = false;
+  v1::FetchResponse message_;
+  absl::Mutex mu_;
+  bool begun_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+UpdateServiceImpl::UpdateServiceImpl(VersionStore* store, AgentRegistry* agents,
+                                     const UpdateServiceOptions& options)
+    : store_(store),
+      agents_(agents),
+      catalog_(options.catalog),
+      max_transfers_(options.max_transfers),
+      gate_(options.max_transfers, options.max_queued),
+      sweeper_(options.stall_timeout) {
+  store_->SetCommitObserver(
+      [this](std::shared_ptr<const v1::SignedManifest> m) { Announce(std::move(m)); });
+}
+
+UpdateServiceImpl::~UpdateServiceImpl() { store_->SetCommitObserver(nullptr); }
+
+void UpdateServiceImpl::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shut_down_ = true;
+  for (WatchReactor* w : watchers_) {
+    w->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+  }
+}
+
+size_t UpdateServiceImpl::WatcherCount() const {
+  absl::MutexLock lock(&mu_);
+  return watchers_.size();
+}
+
+void UpdateServiceImpl::Announce(std::shared_ptr<const v1::SignedManifest> manifest) {
+  absl::MutexLock lock(&mu_);
+  for (WatchReactor* w : watchers_) w->Offer(manifest);
+}
+
+void UpdateServiceImpl::Remove(WatchReactor* watcher) {
+  absl::MutexLock lock(&mu_);
+  watchers_.erase(watcher);
+}
+
+grpc::ServerUnaryReactor* UpdateServiceImpl::GetManifest(
+    grpc::CallbackServerContext* context, const v1::GetManifestRequest*,
+    v1::SignedManifest* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::shared_ptr<const v1::SignedManifest> m = store_->CurrentManifest();
+  if (m == nullptr) {
+    reactor->Finish(ToGrpcStatus(NoManifestYet()));
+  } else {
+    *response = *m;
+    reactor->Finish(grpc::Status::OK);
+  }
+  return reactor;
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* UpdateServiceImpl::Watch(
+    grpc::CallbackServerContext* ctx) {
+  auto* reactor = new WatchReactor(this, ctx);
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) {
+    reactor->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+    return reactor;
+  }
+  watchers_.insert(reactor);
+  // Under mu_, so a commit cannot slip between this read and the insert.
+  if (auto current = store_->CurrentManifest()) reactor->Offer(std::move(current));
+  return reactor;
+}
+
+absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
+    const v1::WatchRequest& request) {
+  HeldVersions held;
+  for (const v1::ComponentVersion& cv : request.versions()) {
+    if (absl::Status s = ValidateComponentName(cv.component()); !s.ok()) return s;
+    // A component this node does not carry is no reason to end the stream:
+    // the watcher gets what the node has. Version 0 means "holds nothing".
+    held.emplace_back(cv.component(), cv.version());
+  }
+  std::sort(held.begin(), held.end());
+  for (size_t i = 1; i < held.size(); ++i) {
+    if (held[i].first == held[i - 1].first) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("WatchRequest lists ", held[i].first, " twice; list each component once"));
+    }
+  }
+  if (!request.agent_id().empty()) {
+    v1::ReportStatusRequest report;
+    report.set_agent_id(request.agent_id());
+    *report.mutable_versions() = request.versions();
+    absl::Status s = agents_->Report(report, absl::Now());
+    if (!s.ok()) return s;
+  }
+  return held;
+}
+
+std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(
+    const std::shared_ptr<const v1::SignedManifest>& manifest, const HeldVersions& held) {
+  std::string key;
+  for (const auto& [component, version] : held) absl::StrAppend(&key, component, "=", version, ";");
+  absl::MutexLock lock(&push_mu_);
+  if (push_manifest_ != manifest) {
+    pushes_.clear();
+    push_manifest_ = manifest;
+  }
+  auto it = pushes_.find(key);
+  if (it != pushes_.end()) return it->second;
+  v1::WatchResponse built;
+  *built.mutable_manifest() = *manifest;
+  absl::StatusOr<v1::Manifest> parsed = ParseTrustedManifest(*manifest);
+  std::shared_ptr<const StoreView> view = held.empty() ? nullptr : store_->Snapshot();
+  for (const auto& [component, have] : held) {
+    const v1::ComponentEntry* entry = parsed.ok() ? FindEntry(*parsed, component) : nullptr;
+    if (entry == nullptr || have == 0 || have >= entry->version()) continue;
+    v1::FetchRequest request;
+    request.set_component(component);
+    request.set_have_version(have);
+    request.set_want_version(entry->version());
+    // The snapshot may already hold a newer commit: push only what matches.
+    absl::StatusOr<FetchPlan> plan = PlanFetch(*view, catalog_, request);
+    if (!plan.ok() || plan->header.kind() != v1::PAYLOAD_KIND_INCREMENTAL ||
+        plan->header.version() != entry->version() || plan->record.chunks_size() != 1) {
+      continue;  // too big for one message, or not there: the watcher fetches
+    }
+    // The whole push must fit a stock client's message limit; what does
+    // not fit is fetched.
+    if (built.ByteSizeLong() + plan->header.ByteSizeLong() + plan->record.size() +
+            kFramingBytes >
+        kMaxMessageBytes) {
+      continue;
+    }
+    absl::StatusOr<std::string> chunk = view->ReadChunk(plan->record, 0, /*cache=*/true);
+    if (!chunk.ok()) {
+      // The watcher fetches it instead, and the Fetch reports the error.
+      Log(LogLevel::kWarning, absl::StrCat("push of ", component, " incremental left out: ",
+                                           chunk.status().message()));
+      continue;
+    }
+    v1::FetchResponse* payload = built.add_payloads();
+    *payload->mutable_header() = std::move(plan->header);
+    *payload->mutable_data() = std::move(*chunk);
+  }
+  auto push = std::make_shared<WatchPush>();
+  push->payloads = built.payloads_size();
+  auto* wire = new std::string(built.SerializeAsString());
+  grpc::Slice slice(
+      wire->data(), wire->size(), [](void* p) { delete static_cast<std::string*>(p); }, wire);
+  push->bytes = grpc::ByteBuffer(&slice, 1);
+  constexpr size_t kMaxPushes = 256;  // distinct held-version sets kept per manifest
+  if (pushes_.size() < kMaxPushes) pushes_[key] = push;
+  return push;
+}
+
+grpc::ServerWriteReactor<v1::FetchResponse>* UpdateServiceImpl::Fetch(
+    grpc::CallbackServerContext* ctx, const v1::FetchRequest* request) {
+  ++fetches_;
+  return new FetchReactor(store_->Snapshot(), catalog_, *request, &gate_, &sweeper_, ctx);
+}
+
+grpc::ServerUnaryReactor* UpdateServiceImpl::ReportStatus(
+    grpc::CallbackServerContext* context, const v1::ReportStatusRequest* request,
+    v1::ReportStatusResponse*) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(agents_->Report(*request, absl::Now())));
+  return reactor;
+}
+
+}  // namespace sigrelay

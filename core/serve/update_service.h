@@ -1,0 +1,124 @@
+// The UpdateService over a VersionStore: what origins and relays both serve,
+// so a relay serves exactly what an origin serves and relays chain.
+//
+//   UpdateServiceImpl service(store.get());
+//   builder.RegisterService(&service);
+//   ... server runs; every store commit is pushed to Watch subscribers ...
+//   service.Shutdown();  // ends Watch streams so server->Shutdown() returns
+//
+// Callback API throughout: one reactor per stream with one write in flight,
+// never a thread per client. Fetch streams a file chunk by chunk from a store
+// snapshot, so memory per transfer is one chunk and a commit during the
+// transfer does not disturb it.
+#ifndef SIGRELAY_CORE_SERVE_UPDATE_SERVICE_H_
+#define SIGRELAY_CORE_SERVE_UPDATE_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "core/model/component.h"
+#include "core/serve/agent_registry.h"
+#include "core/serve/stall_sweeper.h"
+#include "core/serve/transfer_gate.h"
+#include "core/store/version_store.h"
+#include "sigrelay/v1/update.grpc.pb.h"
+
+namespace sigrelay {
+
+class WatchReactor;
+
+// What a watcher holds, from its WatchRequest: (component, version) pairs.
+using HeldVersions = std::vector<std::pair<std::string, uint32_t>>;
+
+// A WatchResponse serialized once and written to every watcher it suits:
+// each write takes references to the same bytes, not a copy.
+struct WatchPush {
+  grpc::ByteBuffer bytes;
+  int payloads = 0;  // incrementals inside
+};
+
+// Watch is served raw (bytes in, bytes out) so pushes are shared as WatchPush;
+// every other method is typed.
+using UpdateServiceBase = v1::UpdateService::WithCallbackMethod_GetManifest<
+    v1::UpdateService::WithRawCallbackMethod_Watch<v1::UpdateService::WithCallbackMethod_Fetch<
+        v1::UpdateService::WithCallbackMethod_ReportStatus<v1::UpdateService::Service>>>>;
+
+struct UpdateServiceOptions {
+  size_t max_transfers = 64;     // transfers (Fetch streams, pushes with incrementals) at once
+  size_t max_queued = 1 << 20;   // transfers waiting for a slot
+  // A transfer whose write makes no progress this long is cancelled
+  // (zero: never).
+  absl::Duration stall_timeout = absl::Seconds(60);
+  // An origin's catalog: a Fetch of a component outside it is told so.
+  // Null on relays, which carry whatever the signed manifest names.
+  const ComponentCatalog* catalog = nullptr;
+};
+
+class UpdateServiceImpl final : public UpdateServiceBase {
+ public:
+  // `store` and `agents` must outlive the service. Becomes the store's commit
+  // observer.
+  UpdateServiceImpl(VersionStore* store, AgentRegistry* agents,
+                    const UpdateServiceOptions& options = {});
+  ~UpdateServiceImpl() override;
+
+  // Ends every Watch stream and refuses new ones; call before the server's
+  // Shutdown so it does not wait on open streams.
+  void Shutdown();
+  size_t WatcherCount() const;
+  TransferGate::Stats TransferStats() const { return gate_.stats(); }
+  size_t max_transfers() const { return max_transfers_; }
+  uint64_t fetches() const { return fetches_.load(); }
+  uint64_t pushed() const { return pushed_.load(); }
+  uint64_t stalled() const { return sweeper_.cancelled(); }
+
+  grpc::ServerUnaryReactor* GetManifest(grpc::CallbackServerContext* context,
+                                        const v1::GetManifestRequest* request,
+                                        v1::SignedManifest* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerWriteReactor<v1::FetchResponse>* Fetch(
+      grpc::CallbackServerContext* context,
+      const v1::FetchRequest* request) override;
+  grpc::ServerUnaryReactor* ReportStatus(
+      grpc::CallbackServerContext* context,
+      const v1::ReportStatusRequest* request,
+      v1::ReportStatusResponse* response) override;
+
+ private:
+  friend class WatchReactor;
+  void Announce(std::shared_ptr<const v1::SignedManifest> manifest);
+  void Remove(WatchReactor* watcher);
+  // A watcher's report: checked, recorded when it names an agent, and
+  // returned as the versions its pushes are made for.
+  absl::StatusOr<HeldVersions> OnWatchRequest(const v1::WatchRequest& request);
+  // The push of `manifest` to a watcher holding `held`: one shared response
+  // per distinct `held`, with the incrementals that fit in one message.
+  std::shared_ptr<const WatchPush> PushFor(
+      const std::shared_ptr<const v1::SignedManifest>& manifest, const HeldVersions& held);
+
+  VersionStore* const store_;
+  AgentRegistry* const agents_;
+  const ComponentCatalog* const catalog_;
+  const size_t max_transfers_;
+  TransferGate gate_;
+  StallSweeper sweeper_;
+  std::atomic<uint64_t> fetches_{0}, pushed_{0};
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<WatchReactor*> watchers_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex push_mu_;
+  std::shared_ptr<const v1::SignedManifest> push_manifest_ ABSL_GUARDED_BY(push_mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<const WatchPush>> pushes_
+      ABSL_GUARDED_BY(push_mu_);  // "component=version;..." -> push of push_manifest_
+};
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_CORE_SERVE_UPDATE_SERVICE_H_

@@ -1,0 +1,125 @@
+// The wire contract as an independent client meets it: stock gRPC defaults
+// (4 MiB receive limit), and an origin whose catalog a relay has never heard
+// of. Real origin and relay binaries on loopback.
+#include <grpcpp/grpcpp.h>
+
+#include <random>
+
+#include "core/base/file_util.h"
+#include "core/model/manifest.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "sigrelay/v1/update.grpc.pb.h"
+#include "tests/testutil/daemons.h"
+
+namespace sigrelay {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Daemon;
+using testing::TempDir;
+using testing::WaitFor;
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string out(n, '\0');
+  for (char& c : out) c = static_cast<char>(rng());
+  return out;
+}
+
+TEST(WireContractTest, ChunksOverAStockClientsLimitAreRefusedAtStartSayingWhy) {
+  TempDir work;
+  std::string out;
+  EXPECT_EQ(testing::RunCommand({testing::BinDir() + "/sigrelay-origin", "--data-dir",
+                                 work.File("o"), "--listen", "127.0.0.1:0", "--chunk-size",
+                                 "4MiB"},
+                                &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("--chunk-size 4194304"));
+  EXPECT_THAT(out, HasSubstr("4 MiB receive limit"));
+  // Small chunks of big files: the digests would not fit one header.
+  EXPECT_EQ(testing::RunCommand({testing::BinDir() + "/sigrelay-relay", "--data-dir",
+                                 work.File("r"), "--listen", "127.0.0.1:0", "--upstream",
+                                 "127.0.0.1:1", "--origin-pubkey", work.File("none"),
+                                 "--chunk-size", "4KiB"},
+                                &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("raise --chunk-size or lower --max-file-size"));
+}
+
+TEST(WireContractTest, StockClientFetchesFromTheLargestChunkSizeAccepted) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"), {"--chunk-size", "4095KiB"});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  const std::string content = RandomBytes(9 << 20, 7);  // three chunks, none compressible
+  ASSERT_TRUE(WriteFileAtomically(work.File("big"), content).ok());
+  ASSERT_EQ(testing::Publish(origin, "virus", work.File("big")), 1u);
+  // FetchFull reads on a stock channel: default 4 MiB receive limit.
+  EXPECT_EQ(testing::FetchFull(origin.address(), "virus"), content);
+
+  // A relay takes it over its own transport and serves it on.
+  Daemon relay("sigrelay-relay", work.File("relay"),
+               {"--upstream", origin.address(), "--origin-pubkey",
+                origin.data_dir() + "/origin.pub"});
+  ASSERT_FALSE(relay.address().empty()) << relay.output();
+  ASSERT_TRUE(WaitFor([&] { return testing::ServedVersion(relay.address(), "virus") == 1; },
+                      absl::Seconds(30)))
+      << relay.output();
+  EXPECT_EQ(testing::FetchFull(relay.address(), "virus"), content);
+}
+
+TEST(WireContractTest, RelayCarriesAComponentItHasNeverHeardOf) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"),
+                {"--component", "virus", "--component", "scan-engine:full"});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  const std::string engine = RandomBytes(300 << 10, 3);
+  ASSERT_TRUE(WriteFileAtomically(work.File("engine"), engine).ok());
+  ASSERT_EQ(testing::Publish(origin, "scan-engine", work.File("engine")), 1u);
+  std::string p1 = testing::GenPattern(work.path(), "v1", 2000, 1);
+  ASSERT_EQ(testing::Publish(origin, "virus", p1), 1u);
+  // Outside the origin's catalog: refused, naming what it publishes.
+  std::string out;
+  EXPECT_EQ(testing::Ctl({"--server", origin.address(), "--token-file", origin.token_file(),
+                          "publish", "spyware", p1},
+                         &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("known components: virus, scan-engine"));
+
+  // A relay with a default config has never heard of scan-engine.
+  Daemon relay("sigrelay-relay", work.File("relay"),
+               {"--upstream", origin.address(), "--origin-pubkey",
+                origin.data_dir() + "/origin.pub"});
+  ASSERT_FALSE(relay.address().empty()) << relay.output();
+  ASSERT_TRUE(WaitFor([&] { return testing::ServedVersion(relay.address(), "scan-engine") == 1; },
+                      absl::Seconds(30)))
+      << relay.output();
+  EXPECT_EQ(testing::FetchFull(relay.address(), "scan-engine"), engine);
+
+  // The signed entry says it is full-only.
+  auto stub = v1::UpdateService::NewStub(
+      grpc::CreateChannel(relay.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::SignedManifest signed_manifest;
+  ASSERT_TRUE(stub->GetManifest(&ctx, {}, &signed_manifest).ok());
+  auto verifier = ManifestVerifier::FromPemFile(origin.data_dir() + "/origin.pub");
+  ASSERT_TRUE(verifier.ok());
+  auto manifest = (*verifier)->Verify(signed_manifest, absl::Now());
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  const v1::ComponentEntry* e = FindEntry(*manifest, "scan-engine");
+  ASSERT_NE(e, nullptr);
+  EXPECT_TRUE(e->full_only());
+  EXPECT_FALSE(FindEntry(*manifest, "virus")->full_only());
+
+  // A second version moves down too, as a full file.
+  const std::string engine2 = RandomBytes(300 << 10, 4);
+  ASSERT_TRUE(WriteFileAtomically(work.File("engine2"), engine2).ok());
+  ASSERT_EQ(testing::Publish(origin, "scan-engine", work.File("engine2")), 3u);
+  ASSERT_TRUE(WaitFor([&] { return testing::ServedVersion(relay.address(), "scan-engine") == 3; },
+                      absl::Seconds(30)))
+      << relay.output();
+  EXPECT_EQ(testing::FetchFull(relay.address(), "scan-engine"), engine2);
+}
+
+}  // namespace
+}  // namespace sigrelay
