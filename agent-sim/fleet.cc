@@ -5,12 +5,12 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "core/model/component.h"
 #include "core/base/digest.h"
 #include "core/base/grpc_status.h"
 #include "core/base/transport.h"
 #include "core/base/upstream_resolver.h"
 #include "core/client/fetch_client.h"
+#include "core/model/component.h"
 
 namespace sigrelay {
 // ------------------------------------------------------------------ Agent
@@ -164,8 +164,7 @@ class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
  public:
   FetchCall(Agent* agent, v1::UpdateService::Stub* stub, std::atomic<int>* live,
             std::string component, uint32_t have, const v1::ComponentEntry& entry)
-      : component_(std::move(component)), have_(have), entry_(entry), agent_(agent),
-        live_(live) {
+      : component_(std::move(component)), have_(have), entry_(entry), agent_(agent), live_(live) {
     ++*live_;
     request_.set_component(component_);
     request_.set_have_version(have);
@@ -298,10 +297,10 @@ void Agent::OnWatchEnded(WatchCall* call, const grpc::Status& s) {
   if (watch_ == call) watch_ = nullptr;
   if (fleet_->stopping_) return;
   ++watch_failures_;
-  std::string message = s.error_code() == grpc::StatusCode::UNAVAILABLE
-                            ? absl::StrCat("cannot reach ", fleet_->options_.server, ": ",
-                                           s.error_message())
-                            : s.error_message();
+  std::string message =
+      s.error_code() == grpc::StatusCode::UNAVAILABLE
+          ? absl::StrCat("cannot reach ", fleet_->options_.server, ": ", s.error_message())
+          : s.error_message();
   fleet_->CountError(absl::StrCat("watch ", GrpcCodeName(s.error_code())), message);
   fleet_->timers_.After(Backoff(watch_failures_), [this] { OpenWatch(); });
 }
@@ -314,10 +313,10 @@ void Agent::MaybeFetchLocked() {
     if (it != held_.end() && it->second.version >= e.version()) continue;
     fetch_pending_ = true;
     std::string component = e.name();
-    absl::Duration wait = fleet_->options_.jitter > absl::ZeroDuration()
-                              ? fleet_->options_.jitter *
-                                    std::uniform_real_distribution<double>(0, 1)(rng_)
-                              : absl::ZeroDuration();
+    absl::Duration wait =
+        fleet_->options_.jitter > absl::ZeroDuration()
+            ? fleet_->options_.jitter * std::uniform_real_distribution<double>(0, 1)(rng_)
+            : absl::ZeroDuration();
     if (wait == absl::ZeroDuration()) {
       StartFetchLocked(component);
     } else {
@@ -405,8 +404,8 @@ absl::Status Agent::AbsorbLocked(const v1::ComponentEntry& entry, const v1::Fetc
     result = fleet_->Known(component, entry.version(), entry.sha256());
     if (result == nullptr || *result != body) {
       if (Sha256::Of(body) != entry.sha256()) {
-        return absl::DataLossError(absl::StrCat(component, " ", entry.version(),
-                                                " does not match its signed digest"));
+        return absl::DataLossError(
+            absl::StrCat(component, " ", entry.version(), " does not match its signed digest"));
       }
       result = fleet_->Remember(component, entry.version(), entry.sha256(), body);
     }
@@ -505,8 +504,8 @@ Fleet::Bytes Fleet::Remember(const std::string& component, uint32_t version,
   return slot;
 }
 
-absl::StatusOr<std::shared_ptr<const v1::Manifest>> Fleet::Verify(
-    const v1::SignedManifest& m, absl::Time now) {
+absl::StatusOr<std::shared_ptr<const v1::Manifest>> Fleet::Verify(const v1::SignedManifest& m,
+                                                                  absl::Time now) {
   std::string key = absl::StrCat(m.signature().size(), ":", m.signature(), m.manifest());
   std::shared_ptr<const v1::Manifest> manifest;
   {
@@ -526,11 +525,10 @@ absl::StatusOr<std::shared_ptr<const v1::Manifest>> Fleet::Verify(
 }
 
 absl::StatusOr<Fleet::Bytes> Fleet::Rebuild(const std::string& component, uint32_t from,
-                                             const Bytes& old, const std::string& incremental,
-                                             const v1::ComponentEntry& entry) {
+                                            const Bytes& old, const std::string& incremental,
+                                            const v1::ComponentEntry& entry) {
   const std::string key = absl::StrCat(component, "/", from, "/", entry.version(), "/",
-                                       entry.sha256(), "/",
-                                       reinterpret_cast<uintptr_t>(old.get()));
+                                       entry.sha256(), "/", reinterpret_cast<uintptr_t>(old.get()));
   {
     absl::MutexLock lock(&mu_);
     auto it = rebuilt_.find(key);
@@ -559,12 +557,12 @@ absl::StatusOr<Fleet::Bytes> Fleet::FetchWhole(const std::string& component, uin
   absl::StatusOr<FetchedBody> fetched =
       FetchToMemory(stub.get(), req, expect, absl::Now() + absl::Minutes(5));
   if (!fetched.ok()) {
-    return absl::Status(fetched.status().code(),
-                        absl::StrCat("loading the start version ", component, " ", version,
-                                     " from ", options_.start_source, ": ",
-                                     fetched.status().message(),
-                                     " (--start-source can name a node that keeps it, "
-                                     "e.g. the origin)"));
+    return absl::Status(
+        fetched.status().code(),
+        absl::StrCat("loading the start version ", component, " ", version, " from ",
+                     options_.start_source, ": ", fetched.status().message(),
+                     " (--start-source can name a node that keeps it, "
+                     "e.g. the origin)"));
   }
   const std::string want_sha = fetched->header.sha256();
   std::string body = std::move(fetched->data);
@@ -575,8 +573,7 @@ absl::Status Fleet::Start() {
   started_ = absl::Now();
   // Resolve once, keeping only addresses this node can route: an agent in an
   // IPv6-only segment told of an IPv4-only server hears why at once.
-  absl::StatusOr<UpstreamTarget> resolved =
-      ResolveUpstream(options_.server, "", absl::Seconds(10));
+  absl::StatusOr<UpstreamTarget> resolved = ResolveUpstream(options_.server, "", absl::Seconds(10));
   if (!resolved.ok()) return resolved.status();
   target_ = resolved->grpc_target;
   shared_channel_ = NewChannel();
@@ -584,10 +581,11 @@ absl::Status Fleet::Start() {
     // The shared channel only loads start versions; agents get their own.
     shared_channel_ = MakeChannel(target_, {});
   }
-  start_channel_ = MakeChannel(options_.start_source.empty() || options_.start_source == options_.server
-                                   ? target_
-                                   : options_.start_source,
-                               {});
+  start_channel_ =
+      MakeChannel(options_.start_source.empty() || options_.start_source == options_.server
+                      ? target_
+                      : options_.start_source,
+                  {});
   auto stub = v1::UpdateService::NewStub(shared_channel_);
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
@@ -646,8 +644,7 @@ absl::Status Fleet::Start() {
       }
     }
     agents_.push_back(std::make_unique<Agent>(
-        this, i, options_.per_agent_connections ? NewChannel() : shared_channel_,
-        std::move(held)));
+        this, i, options_.per_agent_connections ? NewChannel() : shared_channel_, std::move(held)));
   }
   for (int i = 0; i < options_.agents; ++i) {
     absl::Duration delay = options_.ramp * (static_cast<double>(i) / options_.agents);

@@ -32,14 +32,14 @@ struct FleetOptions {
   std::string server;
   std::string start_source;  // where start versions are loaded (default: server)
   int agents = 1;
-  std::vector<std::string> components;          // empty: all in the manifest
-  std::map<std::string, uint32_t> until;        // converged at these versions
+  std::vector<std::string> components;    // empty: all in the manifest
+  std::map<std::string, uint32_t> until;  // converged at these versions
   bool per_agent_connections = false;
   // Start mix: (version, weight); version 0 = nothing held, UINT32_MAX = the
   // newest at start.
   std::vector<std::pair<uint32_t, double>> start_mix = {{UINT32_MAX, 1.0}};
-  absl::Duration ramp = absl::ZeroDuration();   // agents start spread over this
-  absl::Duration jitter = absl::ZeroDuration(); // random wait before each fetch
+  absl::Duration ramp = absl::ZeroDuration();    // agents start spread over this
+  absl::Duration jitter = absl::ZeroDuration();  // random wait before each fetch
   absl::Duration max_backoff = absl::Seconds(10);
   bool report = true;
   uint64_t seed = 1;
@@ -51,8 +51,8 @@ struct FleetSummary {
   double seconds_to_p50 = -1, seconds_to_p99 = -1, seconds_to_all = -1;
   double all_converged_unix = -1;  // wall clock when the last agent converged
   uint64_t bytes_incremental = 0, bytes_full = 0;
-  std::map<std::string, uint64_t> errors;         // kind -> count
-  std::map<std::string, std::string> first_error; // kind -> first message
+  std::map<std::string, uint64_t> errors;          // kind -> count
+  std::map<std::string, std::string> first_error;  // kind -> first message
 };
 
 class Agent;

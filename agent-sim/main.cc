@@ -11,9 +11,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "agent-sim/fleet.h"
-#include "core/model/component.h"
 #include "core/base/flags.h"
 #include "core/base/process.h"
+#include "core/model/component.h"
 
 namespace sigrelay {
 namespace {
@@ -24,9 +24,10 @@ absl::Status ParseMix(const std::string& text, FleetOptions* o) {
     std::vector<std::string> kv = absl::StrSplit(part, ':');
     double weight = 1;
     if (kv.size() > 2 || (kv.size() == 2 && !absl::SimpleAtod(kv[1], &weight))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--start \"", text, "\": expected VERSION[:WEIGHT],... with VERSION a number, "
-          "\"current\" or \"none\", e.g. current:90,171:5,none:5"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--start \"", text,
+                       "\": expected VERSION[:WEIGHT],... with VERSION a number, "
+                       "\"current\" or \"none\", e.g. current:90,171:5,none:5"));
     }
     uint32_t v = 0;
     if (kv[0] == "current") {
@@ -50,17 +51,16 @@ std::string Json(const FleetSummary& s, double elapsed) {
       if (c == '"' || c == '\\') escaped.push_back('\\');
       if (static_cast<unsigned char>(c) >= 0x20) escaped.push_back(c);
     }
-    errors.push_back(absl::StrCat("{\"kind\":\"", kind, "\",\"count\":", n, ",\"first\":\"",
-                                  escaped, "\"}"));
+    errors.push_back(
+        absl::StrCat("{\"kind\":\"", kind, "\",\"count\":", n, ",\"first\":\"", escaped, "\"}"));
   }
-  return absl::StrCat("{\"agents\":", s.agents, ",\"converged\":", s.converged,
-                      ",\"seconds_to_p50\":", s.seconds_to_p50, ",\"seconds_to_p99\":",
-                      s.seconds_to_p99, ",\"seconds_to_all\":", s.seconds_to_all,
-                      ",\"seconds_elapsed\":", elapsed, ",\"all_converged_unix\":",
-                      absl::StrFormat("%.3f", s.all_converged_unix),
-                      ",\"bytes_incremental\":", s.bytes_incremental,
-                      ",\"bytes_full\":", s.bytes_full, ",\"errors\":[",
-                      absl::StrJoin(errors, ","), "]}");
+  return absl::StrCat(
+      "{\"agents\":", s.agents, ",\"converged\":", s.converged,
+      ",\"seconds_to_p50\":", s.seconds_to_p50, ",\"seconds_to_p99\":", s.seconds_to_p99,
+      ",\"seconds_to_all\":", s.seconds_to_all, ",\"seconds_elapsed\":", elapsed,
+      ",\"all_converged_unix\":", absl::StrFormat("%.3f", s.all_converged_unix),
+      ",\"bytes_incremental\":", s.bytes_incremental, ",\"bytes_full\":", s.bytes_full,
+      ",\"errors\":[", absl::StrJoin(errors, ","), "]}");
 }
 
 int Main(int argc, char** argv) {
@@ -77,7 +77,8 @@ int Main(int argc, char** argv) {
   flags.Add("server", &o.server, "HOST:PORT", "relay or origin the agents use (required)");
   flags.Add("agents", &agents, "N", "number of simulated agents (default 1)");
   flags.Add("origin-pubkey", &pubkey, "FILE", "the origin's origin.pub (required)");
-  flags.Add("components", &components, "a,b", "components the agents keep (default: all published)");
+  flags.Add("components", &components, "a,b",
+            "components the agents keep (default: all published)");
   flags.Add("until", &until, "C=V[,C=V]",
             "converged when holding at least these versions (default: the newest seen)");
   flags.Add("timeout", &timeout, "give up after this long (default 60s)");
@@ -91,7 +92,9 @@ int Main(int argc, char** argv) {
   flags.Add("jitter", &o.jitter, "random wait before each fetch, up to this (default 0)");
   flags.Add("max-backoff", &o.max_backoff, "longest reconnect/retry wait (default 10s)");
   flags.Add("seed", &o.seed, "S", "random seed (default 1)");
-  flags.AddBool("no-report", &no_report, "agents give no id, so the server records no status (their versions still go on Watch for pushes)");
+  flags.AddBool("no-report", &no_report,
+                "agents give no id, so the server records no status (their versions still go on "
+                "Watch for pushes)");
   flags.AddBool("json", &json, "print the summary as one JSON object");
   absl::Status parsed = flags.ParseFlagsOnly(argc, argv);
   if (flags.help_requested()) {
@@ -145,8 +148,8 @@ int Main(int argc, char** argv) {
     int done = fleet.converged();
     int width = 30, filled = static_cast<int>(static_cast<double>(done) / agents * width);
     std::fprintf(stderr, "\r[%s%s] %d/%d converged, %.1f MB received, %.1fs ",
-                 std::string(filled, '#').c_str(), std::string(width - filled, ' ').c_str(),
-                 done, agents, fleet.bytes() / 1e6, absl::ToDoubleSeconds(absl::Now() - begin));
+                 std::string(filled, '#').c_str(), std::string(width - filled, ' ').c_str(), done,
+                 agents, fleet.bytes() / 1e6, absl::ToDoubleSeconds(absl::Now() - begin));
   });
   if (tty) std::fprintf(stderr, "\n");
   fleet.Stop();

@@ -37,9 +37,7 @@ class TimerQueue {
     absl::Time when;
     uint64_t seq;
     std::function<void()> fn;
-    bool operator>(const Item& o) const {
-      return when != o.when ? when > o.when : seq > o.seq;
-    }
+    bool operator>(const Item& o) const { return when != o.when ? when > o.when : seq > o.seq; }
   };
 
   void Run() {

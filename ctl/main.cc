@@ -16,9 +16,9 @@
 #include "core/base/digest.h"
 #include "core/base/file_util.h"
 #include "core/base/flags.h"
+#include "core/base/grpc_status.h"
 #include "core/base/transport.h"
 #include "core/client/fetch_client.h"
-#include "core/base/grpc_status.h"
 #include "core/model/delta_codec.h"
 #include "core/model/manifest.h"
 #include "ctl/pattern_gen.h"
@@ -62,9 +62,8 @@ struct Options {
 absl::Status WithServer(const Options& o, const grpc::Status& s) {
   absl::Status status = FromGrpcStatus(s);
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot reach ", o.server, ": ", s.error_message(),
-        " (is the daemon running and listening there?)"));
+    return absl::UnavailableError(absl::StrCat("cannot reach ", o.server, ": ", s.error_message(),
+                                               " (is the daemon running and listening there?)"));
   }
   return absl::Status(status.code(), absl::StrCat(o.server, ": ", status.message()));
 }
@@ -124,8 +123,8 @@ absl::Status Publish(const Options& o, const std::vector<std::string>& args) {
   writer->WritesDone();
   grpc::Status s = writer->Finish();
   if (!s.ok()) return WithServer(o, s);
-  std::cout << "published " << response.size() << " bytes, sha256 "
-            << ToHex(response.sha256()) << "\n"
+  std::cout << "published " << response.size() << " bytes, sha256 " << ToHex(response.sha256())
+            << "\n"
             << response.component() << " " << response.version() << std::endl;
   return absl::OkStatus();
 }
@@ -167,8 +166,8 @@ absl::Status Status(const Options& o) {
     grpc::ClientContext actx;
     SetDeadline(&actx, absl::Seconds(15));
     if (absl::Status t = AddToken(o, &actx); !t.ok()) return t;
-    grpc::Status as = v1::AdminService::NewStub(channel)->GetStatus(
-        &actx, v1::GetStatusRequest(), &node);
+    grpc::Status as =
+        v1::AdminService::NewStub(channel)->GetStatus(&actx, v1::GetStatusRequest(), &node);
     if (!as.ok()) return WithServer(o, as);
     have_node = true;
   }
@@ -189,27 +188,28 @@ absl::Status Status(const Options& o) {
         incrs.push_back(absl::StrCat("{\"from\":", ie.from_version(), ",\"size\":", ie.size(),
                                      ",\"sha256\":\"", ToHex(ie.sha256()), "\"}"));
       }
-      std::string c = absl::StrCat(
-          "{\"name\":", JsonString(e.name()), ",\"version\":", e.version(),
-          ",\"size\":", e.size(), ",\"sha256\":\"", ToHex(e.sha256()),
-          "\",\"incrementals_from\":[", absl::StrJoin(from, ","), "],\"incrementals\":[",
-          absl::StrJoin(incrs, ","), "]");
+      std::string c = absl::StrCat("{\"name\":", JsonString(e.name()), ",\"version\":", e.version(),
+                                   ",\"size\":", e.size(), ",\"sha256\":\"", ToHex(e.sha256()),
+                                   "\",\"incrementals_from\":[", absl::StrJoin(from, ","),
+                                   "],\"incrementals\":[", absl::StrJoin(incrs, ","), "]");
       if (have_node) {
-        absl::StrAppend(&c, ",\"retained_versions\":[", absl::StrJoin(retained(e.name()), ","), "]");
+        absl::StrAppend(&c, ",\"retained_versions\":[", absl::StrJoin(retained(e.name()), ","),
+                        "]");
       }
       comps.push_back(c + "}");
     }
-    std::string out = absl::StrCat(
-        "{\"server\":", JsonString(o.server), ",\"manifest_serial\":", manifest.serial(),
-        ",\"manifest_issued_unix\":", manifest.issued_unix(),
-        ",\"manifest_expires_unix\":", manifest.expires_unix());
+    std::string out = absl::StrCat("{\"server\":", JsonString(o.server),
+                                   ",\"manifest_serial\":", manifest.serial(),
+                                   ",\"manifest_issued_unix\":", manifest.issued_unix(),
+                                   ",\"manifest_expires_unix\":", manifest.expires_unix());
     if (have_node) {
-      absl::StrAppend(&out, ",\"role\":", JsonString(node.role()), ",\"watchers\":",
-                      node.watchers(), ",\"agents_reported\":", node.agents_reported());
+      absl::StrAppend(&out, ",\"role\":", JsonString(node.role()),
+                      ",\"watchers\":", node.watchers(),
+                      ",\"agents_reported\":", node.agents_reported());
       std::vector<std::string> counts;
       for (const v1::AgentVersionCount& c : node.agent_versions()) {
-        counts.push_back(absl::StrCat("{\"component\":", JsonString(c.component()),
-                                      ",\"version\":", c.version(), ",\"agents\":", c.agents(), "}"));
+        counts.push_back(absl::StrCat("{\"component\":", JsonString(c.component()), ",\"version\":",
+                                      c.version(), ",\"agents\":", c.agents(), "}"));
       }
       absl::StrAppend(&out, ",\"agent_versions\":[", absl::StrJoin(counts, ","), "]");
       const v1::TransferStatus& t = node.transfers();
@@ -223,19 +223,18 @@ absl::Status Status(const Options& o) {
       const v1::RelayStatus& r = node.relay();
       std::vector<std::string> ups;
       for (const v1::UpstreamStatus& u : r.upstreams()) {
-        ups.push_back(absl::StrCat("{\"address\":", JsonString(u.address()), ",\"state\":",
-                                   JsonString(u.state()), ",\"last_error\":",
-                                   JsonString(u.last_error()), "}"));
+        ups.push_back(absl::StrCat("{\"address\":", JsonString(u.address()),
+                                   ",\"state\":", JsonString(u.state()),
+                                   ",\"last_error\":", JsonString(u.last_error()), "}"));
       }
-      absl::StrAppend(&out, ",\"relay\":{\"upstream\":", JsonString(r.upstream_in_use()),
-                      ",\"upstreams\":[", absl::StrJoin(ups, ","), "]",
-                      ",\"last_update_unix\":", r.last_success_unix(),
-                      ",\"next_update_unix\":", r.next_scheduled_unix(),
-                      ",\"schedule_seconds\":", r.schedule_seconds(),
-                      ",\"bytes_incremental\":", r.bytes_incremental(),
-                      ",\"bytes_full\":", r.bytes_full(), ",\"syncs_ok\":", r.syncs_ok(),
-                      ",\"syncs_failed\":", r.syncs_failed(),
-                      ",\"last_error\":", JsonString(r.last_error()), "}");
+      absl::StrAppend(
+          &out, ",\"relay\":{\"upstream\":", JsonString(r.upstream_in_use()), ",\"upstreams\":[",
+          absl::StrJoin(ups, ","), "]", ",\"last_update_unix\":", r.last_success_unix(),
+          ",\"next_update_unix\":", r.next_scheduled_unix(),
+          ",\"schedule_seconds\":", r.schedule_seconds(),
+          ",\"bytes_incremental\":", r.bytes_incremental(), ",\"bytes_full\":", r.bytes_full(),
+          ",\"syncs_ok\":", r.syncs_ok(), ",\"syncs_failed\":", r.syncs_failed(),
+          ",\"last_error\":", JsonString(r.last_error()), "}");
     }
     absl::StrAppend(&out, ",\"components\":[", absl::StrJoin(comps, ","), "]}");
     std::cout << out << std::endl;
@@ -245,12 +244,11 @@ absl::Status Status(const Options& o) {
     std::cout << o.server << ": nothing published yet\n";
     return absl::OkStatus();
   }
-  std::cout << absl::StrFormat("%s%s  manifest serial %d, expires %s\n\n", o.server,
-                               have_node ? absl::StrCat(" (", node.role(), ")") : "",
-                               manifest.serial(),
-                               absl::FormatTime("%Y-%m-%d %H:%M:%SZ",
-                                                absl::FromUnixSeconds(manifest.expires_unix()),
-                                                absl::UTCTimeZone()));
+  std::cout << absl::StrFormat(
+      "%s%s  manifest serial %d, expires %s\n\n", o.server,
+      have_node ? absl::StrCat(" (", node.role(), ")") : "", manifest.serial(),
+      absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixSeconds(manifest.expires_unix()),
+                       absl::UTCTimeZone()));
   std::cout << absl::StrFormat("%-22s %8s %12s  %-16s %s\n", "COMPONENT", "VERSION", "SIZE",
                                "SHA256", "INCREMENTALS FROM");
   for (const v1::ComponentEntry& e : manifest.components()) {
@@ -267,8 +265,8 @@ absl::Status Status(const Options& o) {
                     : absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixSeconds(t),
                                        absl::UTCTimeZone());
     };
-    std::cout << "\nupstream in use: " << (r.upstream_in_use().empty() ? "none yet" : r.upstream_in_use())
-              << "\n";
+    std::cout << "\nupstream in use: "
+              << (r.upstream_in_use().empty() ? "none yet" : r.upstream_in_use()) << "\n";
     for (const v1::UpstreamStatus& u : r.upstreams()) {
       std::cout << "  " << u.address() << "  " << u.state()
                 << (u.last_error().empty() ? "" : "  (" + u.last_error() + ")") << "\n";
@@ -278,14 +276,14 @@ absl::Status Status(const Options& o) {
               << r.schedule_seconds() << "s)\n"
               << "downloaded: " << r.bytes_incremental() << " bytes as incrementals, "
               << r.bytes_full() << " bytes as full files\n"
-              << "watch streams: " << node.watchers() << ", agents reported: " << node.agents_reported()
-              << "\n";
+              << "watch streams: " << node.watchers()
+              << ", agents reported: " << node.agents_reported() << "\n";
   }
   if (have_node) {
     const v1::TransferStatus& t = node.transfers();
     std::cout << "transfers: " << t.active() << " running, " << t.queued() << " queued (at most "
-              << t.max_active() << " at once); " << t.fetches() << " fetches served, "
-              << t.pushed() << " incrementals pushed, " << t.stalled() << " stalled and cancelled, "
+              << t.max_active() << " at once); " << t.fetches() << " fetches served, " << t.pushed()
+              << " incrementals pushed, " << t.stalled() << " stalled and cancelled, "
               << t.refused() << " refused\n";
   }
   return absl::OkStatus();
@@ -367,9 +365,8 @@ absl::Status Codec(const Options& o, bool make, const std::vector<std::string>& 
   absl::StatusOr<std::string> input = ReadFileToString(args[1]);
   if (!input.ok()) return input.status();
   IncrementalCodec codec(o.level);
-  absl::StatusOr<std::string> out =
-      make ? codec.Encode(*old_version, *input)
-           : codec.Decode(*old_version, *input, uint64_t{1} << 32);
+  absl::StatusOr<std::string> out = make ? codec.Encode(*old_version, *input)
+                                         : codec.Decode(*old_version, *input, uint64_t{1} << 32);
   if (!out.ok()) return out.status();
   return WriteFileAtomically(o.out, *out);
 }
@@ -402,8 +399,7 @@ int Main(int argc, char** argv) {
   if (result.ok()) {
     const std::string command = args[0];
     args.erase(args.begin());
-    const bool needs_server =
-        command != "gen-pattern" && command != "delta" && command != "patch";
+    const bool needs_server = command != "gen-pattern" && command != "delta" && command != "patch";
     if (needs_server && o.server.empty()) {
       result = absl::InvalidArgumentError(absl::StrCat(command, " needs --server HOST:PORT"));
     } else if (command == "publish") {

@@ -21,8 +21,8 @@ std::string GeneratePattern(uint64_t records, uint64_t seed);
 // The next version of `previous`: churn_percent of its records (rounded)
 // removed and as many new ones added. InvalidArgument when `previous` is not
 // a pattern file or churn_percent is outside 0..100.
-absl::StatusOr<std::string> NextPattern(const std::string& previous,
-                                        double churn_percent, uint64_t seed);
+absl::StatusOr<std::string> NextPattern(const std::string& previous, double churn_percent,
+                                        uint64_t seed);
 
 }  // namespace sigrelay
 

@@ -37,8 +37,7 @@ TEST(PatternGenTest, NextVersionChurnsExactlyThePercentage) {
 }
 
 TEST(PatternGenTest, RejectsNonPatternInputAndBadChurn) {
-  EXPECT_EQ(NextPattern("hello world\n", 1, 1).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(NextPattern("hello world\n", 1, 1).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(NextPattern(GeneratePattern(10, 1), 101, 1).status().code(),
             absl::StatusCode::kInvalidArgument);
 }

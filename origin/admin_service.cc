@@ -6,9 +6,9 @@
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
-#include "core/model/component.h"
 #include "core/base/grpc_status.h"
 #include "core/base/log.h"
+#include "core/model/component.h"
 #include "core/model/manifest.h"
 #include "core/serve/status_report.h"
 
@@ -47,7 +47,8 @@ class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> 
         Fail(grpc::StatusCode::INVALID_ARGUMENT, "the component is named twice in one upload");
         return;
       }
-      absl::StatusOr<ComponentSpec> spec = admin_->publisher_->options().catalog.Find(request_.component());
+      absl::StatusOr<ComponentSpec> spec =
+          admin_->publisher_->options().catalog.Find(request_.component());
       if (!spec.ok()) {
         Fail(ToGrpcStatus(spec.status()));
         return;
@@ -116,8 +117,7 @@ class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> 
     // Publishing computes incrementals: minutes of CPU for big files, so it
     // runs on the worker, never inside a reaction.
     admin_->worker_.Post([this] {
-      absl::StatusOr<v1::PublishResponse> r =
-          admin_->publisher_->Publish(component_, spool_path_);
+      absl::StatusOr<v1::PublishResponse> r = admin_->publisher_->Publish(component_, spool_path_);
       if (!r.ok()) {
         Fail(ToGrpcStatus(r.status()));
         return;
@@ -151,9 +151,9 @@ grpc::ServerReadReactor<v1::PublishRequest>* OriginAdminService::Publish(
   return new PublishReactor(this, context, response);
 }
 
-grpc::ServerUnaryReactor* OriginAdminService::GetStatus(
-    grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
-    v1::GetStatusResponse* response) {
+grpc::ServerUnaryReactor* OriginAdminService::GetStatus(grpc::CallbackServerContext* context,
+                                                        const v1::GetStatusRequest*,
+                                                        v1::GetStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!token_->Admit(context, reactor)) return reactor;
   FillNodeStatus("origin", *store_->Snapshot(), *update_, *agents_, response);

@@ -7,9 +7,9 @@
 #include <string>
 
 #include "core/base/admin_token.h"
+#include "core/base/serial_executor.h"
 #include "core/serve/agent_registry.h"
 #include "core/serve/update_service.h"
-#include "core/base/serial_executor.h"
 #include "core/store/version_store.h"
 #include "origin/publisher.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
@@ -19,12 +19,12 @@ namespace sigrelay {
 class OriginAdminService final : public v1::AdminService::CallbackService {
  public:
   // Uploads are spooled under `spool_dir`. All pointers must outlive this.
-  OriginAdminService(const AdminToken* token, Publisher* publisher,
-                     VersionStore* store, const UpdateServiceImpl* update,
-                     const AgentRegistry* agents, std::string spool_dir);
+  OriginAdminService(const AdminToken* token, Publisher* publisher, VersionStore* store,
+                     const UpdateServiceImpl* update, const AgentRegistry* agents,
+                     std::string spool_dir);
 
-  grpc::ServerReadReactor<v1::PublishRequest>* Publish(
-      grpc::CallbackServerContext* context, v1::PublishResponse* response) override;
+  grpc::ServerReadReactor<v1::PublishRequest>* Publish(grpc::CallbackServerContext* context,
+                                                       v1::PublishResponse* response) override;
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const v1::GetStatusRequest* request,
                                       v1::GetStatusResponse* response) override;

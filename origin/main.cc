@@ -13,10 +13,10 @@
 #include "core/base/clock.h"
 #include "core/base/file_util.h"
 #include "core/base/flags.h"
-#include "core/base/process.h"
 #include "core/base/log.h"
-#include "core/model/manifest.h"
+#include "core/base/process.h"
 #include "core/base/transport.h"
+#include "core/model/manifest.h"
 #include "core/serve/update_service.h"
 #include "core/store/version_store.h"
 #include "origin/admin_service.h"
@@ -47,12 +47,15 @@ int Main(int argc, char** argv) {
   flags.Add("signing-key", &signing_key, "FILE",
             "Ed25519 private key in PEM (default: DIR/origin.key, created with "
             "DIR/origin.pub on first start)");
-  flags.Add("first-version", &options.policy.first, "N", "version of a component's first publish (default 1)");
-  flags.Add("version-step", &options.policy.step, "N", "added to the version at each publish (default 2)");
+  flags.Add("first-version", &options.policy.first, "N",
+            "version of a component's first publish (default 1)");
+  flags.Add("version-step", &options.policy.step, "N",
+            "added to the version at each publish (default 2)");
   flags.Add("retain", &options.policy.retain, "K",
             "older versions kept, each with an incremental to the newest (default 8)");
   flags.AddBytes("max-file-size", &options.max_file_size, "largest accepted upload (default 1GiB)");
-  flags.Add("zstd-level", &options.zstd_level, "N", "zstd level for incrementals, 1..22 (default 12)");
+  flags.Add("zstd-level", &options.zstd_level, "N",
+            "zstd level for incrementals, 1..22 (default 12)");
   flags.Add("manifest-validity", &options.manifest_validity,
             "how long a signed manifest stays valid; re-signed at half (default 168h)");
   flags.AddBytes("chunk-size", &chunk_size,
@@ -64,7 +67,8 @@ int Main(int argc, char** argv) {
                     "virus, smartscan-agent, damage-cleanup, intellitrap-exception, spyware "
                     "and outbreak-policy:full)");
   flags.Add("max-transfers", &serve.max_transfers, "N",
-            "transfers (Fetch streams, pushes with incrementals) at once; more wait in a queue (default 64)");
+            "transfers (Fetch streams, pushes with incrementals) at once; more wait in a queue "
+            "(default 64)");
   flags.Add("stall-timeout", &serve.stall_timeout,
             "cancel a transfer whose write makes no progress this long, freeing its slot "
             "(default 60s, 0s: never)");
@@ -99,17 +103,16 @@ int Main(int argc, char** argv) {
   // Signals are taken by WaitForStopSignal below.
   const sigset_t stop_signals = BlockStopSignals();
 
-  auto signer = signing_key.empty()
-                    ? ManifestSigner::LoadOrCreate(data_dir + "/origin.key",
-                                                   data_dir + "/origin.pub")
-                    : ManifestSigner::Load(signing_key);
+  auto signer = signing_key.empty() ? ManifestSigner::LoadOrCreate(data_dir + "/origin.key",
+                                                                   data_dir + "/origin.pub")
+                                    : ManifestSigner::Load(signing_key);
   if (!signer.ok()) return Fail(signer.status());
   const bool default_token = admin_token_file.empty();
   if (default_token) admin_token_file = data_dir + "/admin.token";
   auto token = AdminToken::LoadOrCreate(admin_token_file, default_token);
   if (!token.ok()) return Fail(token.status());
-  auto store = VersionStore::Open(data_dir + "/store",
-                                  {.chunk_size = static_cast<uint32_t>(chunk_size)});
+  auto store =
+      VersionStore::Open(data_dir + "/store", {.chunk_size = static_cast<uint32_t>(chunk_size)});
   if (!store.ok()) return Fail(store.status());
 
   Publisher publisher(store->get(), signer->get(), RealClock::Get(), options);

@@ -7,16 +7,16 @@
 
 namespace sigrelay {
 
-Publisher::Publisher(VersionStore* store, const ManifestSigner* signer,
-                     const Clock* clock, const PublisherOptions& options)
+Publisher::Publisher(VersionStore* store, const ManifestSigner* signer, const Clock* clock,
+                     const PublisherOptions& options)
     : store_(store),
       signer_(signer),
       clock_(clock),
       options_(options),
       codec_(options.zstd_level) {}
 
-absl::StatusOr<v1::SignedManifest> Publisher::SignNext(
-    const v1::Manifest* previous, const v1::ComponentEntry* replace) {
+absl::StatusOr<v1::SignedManifest> Publisher::SignNext(const v1::Manifest* previous,
+                                                       const v1::ComponentEntry* replace) {
   v1::Manifest next;
   next.set_serial(previous ? previous->serial() + 1 : 1);
   absl::Time now = clock_->Now();
@@ -50,8 +50,8 @@ absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& compon
   absl::StatusOr<std::string> content = ReadFileToString(path);
   if (!content.ok()) return content.status();
   if (content->empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the ", component, " file is empty; a pattern must have content"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ", component, " file is empty; a pattern must have content"));
   }
   if (content->size() > options_.max_file_size) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -67,13 +67,11 @@ absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& compon
     if (!m.ok()) return m.status();
     previous = std::move(*m);
   }
-  const v1::ComponentEntry* newest =
-      previous ? FindEntry(*previous, component) : nullptr;
+  const v1::ComponentEntry* newest = previous ? FindEntry(*previous, component) : nullptr;
   const std::string sha256 = Sha256::Of(*content);
   if (newest != nullptr && newest->sha256() == sha256) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "this file is identical to ", component, " ", newest->version(),
-        "; nothing was published"));
+    return absl::AlreadyExistsError(absl::StrCat("this file is identical to ", component, " ",
+                                                 newest->version(), "; nothing was published"));
   }
   absl::StatusOr<uint32_t> version = options_.policy.Next(newest ? newest->version() : 0);
   if (!version.ok()) return version.status();
@@ -116,10 +114,10 @@ absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& compon
         *content, /*verify=*/true);
     for (size_t i = 0; i < from.size(); ++i) {
       if (!made[i].ok()) {
-        return absl::Status(made[i].status().code(),
-                            absl::StrCat("incremental ", component, " v_", from[i], ".",
-                                         *version, ": ", made[i].status().message(),
-                                         "; nothing was published"));
+        return absl::Status(
+            made[i].status().code(),
+            absl::StrCat("incremental ", component, " v_", from[i], ".", *version, ": ",
+                         made[i].status().message(), "; nothing was published"));
       }
       absl::StatusOr<v1::FileRecord> record = put(*made[i]);
       if (!record.ok()) return record.status();
@@ -136,9 +134,8 @@ absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& compon
   absl::Status committed = store_->Commit({commit}, *signed_manifest);
   if (!committed.ok()) return committed;
 
-  Log(LogLevel::kInfo,
-      absl::StrCat("published ", component, " ", *version, " (", content->size(),
-                   " bytes, ", entry.incrementals_size(), " incrementals)"));
+  Log(LogLevel::kInfo, absl::StrCat("published ", component, " ", *version, " (", content->size(),
+                                    " bytes, ", entry.incrementals_size(), " incrementals)"));
   v1::PublishResponse response;
   response.set_component(component);
   response.set_version(*version);

@@ -17,16 +17,16 @@ class RefusedUpload final : public grpc::ServerReadReactor<v1::PublishRequest> {
 grpc::ServerReadReactor<v1::PublishRequest>* RelayAdminService::Publish(
     grpc::CallbackServerContext* context, v1::PublishResponse*) {
   grpc::Status auth = token_->Check(context);
-  return new RefusedUpload(
-      auth.ok() ? grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                               "this is a relay: publish at the origin; relays take "
-                               "only what the origin signed")
-                : auth);
+  return new RefusedUpload(auth.ok()
+                               ? grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                              "this is a relay: publish at the origin; relays take "
+                                              "only what the origin signed")
+                               : auth);
 }
 
-grpc::ServerUnaryReactor* RelayAdminService::GetStatus(
-    grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
-    v1::GetStatusResponse* response) {
+grpc::ServerUnaryReactor* RelayAdminService::GetStatus(grpc::CallbackServerContext* context,
+                                                       const v1::GetStatusRequest*,
+                                                       v1::GetStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!token_->Admit(context, reactor)) return reactor;
   FillNodeStatus("relay", *store_->Snapshot(), *update_, *agents_, response);

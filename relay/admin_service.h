@@ -19,11 +19,15 @@ class RelayAdminService final : public v1::AdminService::CallbackService {
   RelayAdminService(const AdminToken* token, VersionStore* store, UpstreamSync* sync,
                     SyncScheduler* scheduler, const UpdateServiceImpl* update,
                     const AgentRegistry* agents)
-      : token_(token), store_(store), sync_(sync), scheduler_(scheduler),
-        update_(update), agents_(agents) {}
+      : token_(token),
+        store_(store),
+        sync_(sync),
+        scheduler_(scheduler),
+        update_(update),
+        agents_(agents) {}
 
-  grpc::ServerReadReactor<v1::PublishRequest>* Publish(
-      grpc::CallbackServerContext* context, v1::PublishResponse* response) override;
+  grpc::ServerReadReactor<v1::PublishRequest>* Publish(grpc::CallbackServerContext* context,
+                                                       v1::PublishResponse* response) override;
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const v1::GetStatusRequest* request,
                                       v1::GetStatusResponse* response) override;

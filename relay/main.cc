@@ -11,14 +11,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/base/admin_token.h"
-#include "core/serve/agent_registry.h"
 #include "core/base/clock.h"
 #include "core/base/file_util.h"
 #include "core/base/flags.h"
-#include "core/base/process.h"
 #include "core/base/log.h"
-#include "core/model/manifest.h"
+#include "core/base/process.h"
 #include "core/base/transport.h"
+#include "core/model/manifest.h"
+#include "core/serve/agent_registry.h"
 #include "core/serve/update_service.h"
 #include "core/store/version_store.h"
 #include "relay/admin_service.h"
@@ -93,9 +93,8 @@ absl::Status ApplyConfigFile(const std::string& path, RelaySettings* s) {
   if (!config.no_proxy().empty()) s->no_proxy = absl::StrJoin(config.no_proxy(), ",");
   if (!config.dns_server().empty()) s->dns_server = config.dns_server();
   if (!config.schedule().empty() && !absl::ParseDuration(config.schedule(), &s->schedule)) {
-    return absl::InvalidArgumentError(absl::StrCat("config file ", path, ": schedule \"",
-                                                   config.schedule(),
-                                                   "\" is not a duration like 60m"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config file ", path, ": schedule \"", config.schedule(), "\" is not a duration like 60m"));
   }
   return absl::OkStatus();
 }
@@ -109,18 +108,21 @@ int Main(int argc, char** argv) {
   flags.Add("config", &s.config, "FILE",
             "protobuf text-format RelayConfig (proto/sigrelay/v1/config.proto); flags override it");
   flags.Add("data-dir", &s.data_dir, "DIR", "store and admin token live here (required)");
-  flags.AddRepeated("listen", &s.listen, "HOST:PORT",
-                    "address to serve agents and relays on, either family: 0.0.0.0:7443, [::]:7443");
+  flags.AddRepeated(
+      "listen", &s.listen, "HOST:PORT",
+      "address to serve agents and relays on, either family: 0.0.0.0:7443, [::]:7443");
   flags.AddRepeated("upstream", &s.upstreams, "HOST:PORT",
                     "origin or relay to pull from; several are tried in order");
   flags.Add("origin-pubkey", &s.origin_pubkey, "FILE",
             "the origin's origin.pub; every manifest must verify with it (required)");
   flags.Add("schedule", &s.schedule, "how often to sync besides pushes (default 60m)");
-  flags.Add("max-backoff", &s.max_backoff, "longest wait between retries while the upstream fails (default 1m)");
+  flags.Add("max-backoff", &s.max_backoff,
+            "longest wait between retries while the upstream fails (default 1m)");
   flags.Add("admin-token-file", &s.admin_token_file, "FILE",
             "admin bearer token (default: DIR/admin.token, created on first start)");
   flags.Add("zstd-level", &s.zstd_level, "N", "zstd level for incrementals made here (default 12)");
-  flags.AddBytes("max-file-size", &s.max_file_size, "largest file accepted from upstream (default 1GiB)");
+  flags.AddBytes("max-file-size", &s.max_file_size,
+                 "largest file accepted from upstream (default 1GiB)");
   flags.AddBytes("chunk-size", &s.chunk_size,
                  "store chunk size, 4KiB..4032KiB: one chunk and its Fetch header fit a stock "
                  "gRPC client's 4MiB message (default 1MiB)");
@@ -130,7 +132,8 @@ int Main(int argc, char** argv) {
   flags.Add("dns-server", &s.dns_server, "IP[:PORT]",
             "DNS server for upstream names (default: /etc/resolv.conf); /etc/hosts is read first");
   flags.Add("max-transfers", &s.serve.max_transfers, "N",
-            "transfers (Fetch streams, pushes with incrementals) at once; more wait in a queue (default 64)");
+            "transfers (Fetch streams, pushes with incrementals) at once; more wait in a queue "
+            "(default 64)");
   flags.Add("stall-timeout", &s.serve.stall_timeout,
             "cancel a transfer whose write makes no progress this long, freeing its slot "
             "(default 60s, 0s: never)");
@@ -193,9 +196,9 @@ int Main(int argc, char** argv) {
   RelayAdminService admin(&*token, store->get(), &sync, &scheduler, &update, &agents);
   auto server = StartServer(s.listen, {&update, &admin}, s.data_dir + "/listening");
   if (!server.ok()) return Fail(server.status());
-  Log(LogLevel::kInfo, absl::StrCat("sigrelay-relay serving on ", absl::StrJoin(server->bound, ", "),
-                                    "; upstream ", absl::StrJoin(s.upstreams, ", "),
-                                    "; admin token in ", s.admin_token_file));
+  Log(LogLevel::kInfo,
+      absl::StrCat("sigrelay-relay serving on ", absl::StrJoin(server->bound, ", "), "; upstream ",
+                   absl::StrJoin(s.upstreams, ", "), "; admin token in ", s.admin_token_file));
   scheduler.Start();
 
   const int sig = WaitForStopSignal(stop_signals);

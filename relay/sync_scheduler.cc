@@ -65,13 +65,12 @@ void SyncScheduler::SyncLoop() {
       // Wake for a request, for stop, or when the next run is due (waiting
       // in slices of at most a second, so a wall-clock jump is noticed).
       while (!stopping_ && !requested_ && clock_->Now() < next_run_) {
-        mu_.AwaitWithTimeout(
-            absl::Condition(
-                +[](SyncScheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-                  return s->stopping_ || s->requested_;
-                },
-                this),
-            std::min(next_run_ - clock_->Now(), absl::Seconds(1)));
+        mu_.AwaitWithTimeout(absl::Condition(
+                                 +[](SyncScheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+                                   return s->stopping_ || s->requested_;
+                                 },
+                                 this),
+                             std::min(next_run_ - clock_->Now(), absl::Seconds(1)));
       }
       if (stopping_) break;
       requested_ = false;
@@ -90,8 +89,10 @@ void SyncScheduler::SyncLoop() {
       absl::Duration wait = BackoffFor(failures);
       absl::MutexLock lock(&mu_);
       next_run_ = clock_->Now() + wait;
-      Log(LogLevel::kWarning, absl::StrCat("sync failed (", failures, " in a row); serving what is stored, retrying in ",
-                                           absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(100)))));
+      Log(LogLevel::kWarning,
+          absl::StrCat("sync failed (", failures,
+                       " in a row); serving what is stored, retrying in ",
+                       absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(100)))));
     }
     for (Done& d : done) d(result);
   }
@@ -166,9 +167,10 @@ void SyncScheduler::WatchLoop() {
     if (!got_any) ++failures;
     wait = BackoffFor(std::max(failures, 1));
     if (failures > 0 && failures % sync_->upstreams().size() == 0) {
-      Log(LogLevel::kWarning, absl::StrCat("watch on upstream ", sync_->upstreams()[i],
-                                           " ended: ", s.error_message(), "; retrying in ",
-                                           absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(100)))));
+      Log(LogLevel::kWarning,
+          absl::StrCat("watch on upstream ", sync_->upstreams()[i], " ended: ", s.error_message(),
+                       "; retrying in ",
+                       absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(100)))));
     }
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait);

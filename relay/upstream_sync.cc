@@ -5,14 +5,13 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "core/model/component.h"
 #include "core/base/digest.h"
-#include "core/base/transport.h"
-#include "core/client/fetch_client.h"
 #include "core/base/grpc_status.h"
 #include "core/base/log.h"
 #include "core/base/transport.h"
 #include "core/base/upstream_resolver.h"
+#include "core/client/fetch_client.h"
+#include "core/model/component.h"
 
 namespace sigrelay {
 namespace {
@@ -119,9 +118,9 @@ absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const absl
   std::string via = UsesProxy(upstream)
                         ? absl::StrCat(" (through proxy ", ProxyDisplay(options_.proxy), ")")
                         : "";
-  return absl::Status(s.code(), absl::StrCat("upstream ", upstream, via, " ", doing, ": ",
-                                              GrpcCodeName(static_cast<grpc::StatusCode>(s.code())),
-                                              ": ", msg));
+  return absl::Status(
+      s.code(), absl::StrCat("upstream ", upstream, via, " ", doing, ": ",
+                             GrpcCodeName(static_cast<grpc::StatusCode>(s.code())), ": ", msg));
 }
 
 void UpstreamSync::Record(size_t i, const absl::Status& s) {
@@ -205,8 +204,8 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
       Log(LogLevel::kInfo, absl::StrCat("resuming ", entry.name(), " ", entry.version(),
                                         " at byte ", (*partial)->size()));
     } else {
-      Log(LogLevel::kWarning, absl::StrCat("cannot resume ", entry.name(), ": ",
-                                           resumed.status().message()));
+      Log(LogLevel::kWarning,
+          absl::StrCat("cannot resume ", entry.name(), ": ", resumed.status().message()));
     }
   }
   if (*writer == nullptr) *writer = store_->NewFileWriter();
@@ -256,19 +255,18 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
   if (s.ok()) s = check.Finish();
   if (!s.ok()) {
     return UpstreamError(upstream, s,
-                         absl::StrCat("downloading ", entry.name(), " ", entry.version(),
-                                      " (", check.received(), " of ", entry.size(),
-                                      " bytes kept)"));
+                         absl::StrCat("downloading ", entry.name(), " ", entry.version(), " (",
+                                      check.received(), " of ", entry.size(), " bytes kept)"));
   }
   absl::StatusOr<v1::FileRecord> record = (*writer)->Finish();
   if (!record.ok()) return record.status();
   if (record->size() != entry.size() || record->sha256() != entry.sha256()) {
     absl::Status dropped = store_->DropPartial(partial_name);
     (void)dropped;  // the download is refused either way
-    return Prefixed(upstream, absl::DataLossError(absl::StrCat(
-                                  entry.name(), " ", entry.version(),
-                                  " as downloaded does not match its signed digest; "
-                                  "discarded, the next sync starts over")));
+    return Prefixed(upstream, absl::DataLossError(
+                                  absl::StrCat(entry.name(), " ", entry.version(),
+                                               " as downloaded does not match its signed digest; "
+                                               "discarded, the next sync starts over")));
   }
   return record;
 }
@@ -295,9 +293,9 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
   }
   absl::StatusOr<v1::Manifest> manifest = verifier_->Verify(signed_manifest, clock_->Now());
   if (!manifest.ok()) {
-    return Prefixed(upstream, absl::Status(manifest.status().code(),
-                                           absl::StrCat("manifest refused: ",
-                                                        manifest.status().message())));
+    return Prefixed(upstream,
+                    absl::Status(manifest.status().code(),
+                                 absl::StrCat("manifest refused: ", manifest.status().message())));
   }
   std::shared_ptr<const StoreView> view = store_->Snapshot();
   std::optional<v1::Manifest> held;
@@ -309,10 +307,10 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
   response.set_upstream(upstream);
   response.set_manifest_serial(manifest->serial());
   if (held && manifest->serial() < held->serial()) {
-    return Prefixed(upstream, absl::FailedPreconditionError(absl::StrCat(
-                                  "offers manifest serial ", manifest->serial(),
-                                  ", older than serial ", held->serial(),
-                                  " held here; rollback refused")));
+    return Prefixed(upstream,
+                    absl::FailedPreconditionError(absl::StrCat(
+                        "offers manifest serial ", manifest->serial(), ", older than serial ",
+                        held->serial(), " held here; rollback refused")));
   }
   if (held && manifest->serial() == held->serial()) return response;  // current
   for (const v1::ComponentEntry& e : manifest->components()) {
@@ -321,10 +319,10 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
       return Prefixed(upstream, name);
     }
     if (e.size() > options_.max_file_size) {
-      return Prefixed(upstream, absl::FailedPreconditionError(absl::StrCat(
-                                    e.name(), " ", e.version(), " is ", e.size(),
-                                    " bytes, over this relay's limit of ",
-                                    options_.max_file_size)));
+      return Prefixed(upstream,
+                      absl::FailedPreconditionError(absl::StrCat(
+                          e.name(), " ", e.version(), " is ", e.size(),
+                          " bytes, over this relay's limit of ", options_.max_file_size)));
     }
   }
 
@@ -341,7 +339,9 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
     update->set_component(e.name());
     update->set_version(e.version());
     const std::vector<uint32_t> fulls = view->FullVersions(e.name());
-    auto holds = [&](uint32_t v) { return std::find(fulls.begin(), fulls.end(), v) != fulls.end(); };
+    auto holds = [&](uint32_t v) {
+      return std::find(fulls.begin(), fulls.end(), v) != fulls.end();
+    };
 
     // The new full version: rebuilt from an incremental when one reaches it
     // from the version held here, else downloaded whole.
@@ -411,8 +411,8 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
     // cores. A result that is not the signed bytes is fetched below instead.
     std::vector<absl::StatusOr<std::string>> made = codec_.EncodeEach(
         to_make.size(),
-        [&](size_t k) { return ReadFull(*view, e.name(), to_make[k]->from_version()); },
-        *content, /*verify=*/false);
+        [&](size_t k) { return ReadFull(*view, e.name(), to_make[k]->from_version()); }, *content,
+        /*verify=*/false);
     for (size_t k = 0; k < to_make.size(); ++k) {
       if (made[k].ok() && Sha256::Of(*made[k]) == to_make[k]->sha256()) {
         incrementals[to_make[k]->from_version()] = std::move(*made[k]);
@@ -435,7 +435,8 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
   if (!committed.ok()) return committed;
   for (const std::string& p : partials) {
     absl::Status s = store_->DropPartial(p);
-    if (!s.ok()) Log(LogLevel::kWarning, absl::StrCat("cannot drop partial ", p, ": ", s.message()));
+    if (!s.ok())
+      Log(LogLevel::kWarning, absl::StrCat("cannot drop partial ", p, ": ", s.message()));
   }
   for (const v1::ComponentUpdate& u : response.updated()) {
     Log(LogLevel::kInfo, absl::StrCat("synced ", u.component(), " ", u.version(), " from ",

@@ -48,8 +48,8 @@ struct UpstreamSyncOptions {
 // thread); FillStatus and UpstreamSerial are thread-safe.
 class UpstreamSync {
  public:
-  UpstreamSync(VersionStore* store, const ManifestVerifier* verifier,
-               const Clock* clock, UpstreamSyncOptions options);
+  UpstreamSync(VersionStore* store, const ManifestVerifier* verifier, const Clock* clock,
+               UpstreamSyncOptions options);
 
   // Tries each upstream in order until one sync succeeds. The error of the
   // last upstream tried (each one's is logged and kept for status) names the
@@ -83,8 +83,8 @@ class UpstreamSync {
                              absl::string_view doing) const;
   // Writes `bytes` as a file; the writer joins `writers` so its chunks stay
   // pinned until the commit.
-  absl::StatusOr<v1::FileRecord> Put(absl::string_view bytes,
-                                     std::vector<std::unique_ptr<VersionStore::FileWriter>>* writers);
+  absl::StatusOr<v1::FileRecord> Put(
+      absl::string_view bytes, std::vector<std::unique_ptr<VersionStore::FileWriter>>* writers);
 
   VersionStore* const store_;
   const ManifestVerifier* const verifier_;

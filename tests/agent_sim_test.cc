@@ -19,12 +19,11 @@
 namespace sigrelay {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::AdminStatus;
 using testing::Daemon;
+using ::testing::HasSubstr;
 using testing::TempDir;
 using testing::WaitFor;
-
 
 // The number after "key": in a flat JSON object.
 double JsonNumber(const std::string& json, const std::string& key) {
@@ -60,10 +59,16 @@ class AgentSimTest : public ::testing::Test {
   }
 
   std::vector<std::string> Sim(const Daemon& server, int agents, std::vector<std::string> extra) {
-    std::vector<std::string> argv = {testing::BinDir() + "/sigrelay-agent-sim", "--server",
-                                     server.address(), "--agents", std::to_string(agents),
-                                     "--origin-pubkey", pub_, "--start-source",
-                                     origin_->address(), "--json"};
+    std::vector<std::string> argv = {testing::BinDir() + "/sigrelay-agent-sim",
+                                     "--server",
+                                     server.address(),
+                                     "--agents",
+                                     std::to_string(agents),
+                                     "--origin-pubkey",
+                                     pub_,
+                                     "--start-source",
+                                     origin_->address(),
+                                     "--json"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
   }
@@ -96,9 +101,9 @@ TEST_F(AgentSimTest, ThreeHundredAgentsConvergeWithExactByteCounts) {
   const uint64_t v_1_3 = incremental_size(AdminStatus(*relay), 1);
   ASSERT_GT(v_1_3, 0u);
   // 240 agents at 3, 30 at 1 (they take v_1.3), 30 new (they take 3 whole).
-  testing::ChildProcess sim(Sim(*relay, 300, {"--connections", "per-agent", "--start",
-                                              "current:80,1:10,none:10", "--until", "virus=5",
-                                              "--timeout", "60s"}));
+  testing::ChildProcess sim(Sim(*relay, 300,
+                                {"--connections", "per-agent", "--start", "current:80,1:10,none:10",
+                                 "--until", "virus=5", "--timeout", "60s"}));
   ASSERT_TRUE(WaitFor(
       [&] {
         v1::GetStatusResponse st = AdminStatus(*relay);
@@ -118,8 +123,7 @@ TEST_F(AgentSimTest, ThreeHundredAgentsConvergeWithExactByteCounts) {
   ASSERT_EQ(st.components(0).version(), 5u);
   const uint64_t v_3_5 = incremental_size(st, 3);
   ASSERT_GT(v_3_5, 0u);
-  EXPECT_EQ(static_cast<uint64_t>(JsonNumber(json, "bytes_incremental")),
-            30 * v_1_3 + 300 * v_3_5);
+  EXPECT_EQ(static_cast<uint64_t>(JsonNumber(json, "bytes_incremental")), 30 * v_1_3 + 300 * v_3_5);
   EXPECT_EQ(static_cast<uint64_t>(JsonNumber(json, "bytes_full")),
             30 * ReadFileToString(p2_)->size());
   // Incrementals rode on the Watch pushes (30 v_1.3 at connect, 300 v_3.5);
@@ -228,8 +232,8 @@ TEST_F(AgentSimTest, AdmissionControlCapsConcurrentTransfers) {
 // is back and a new version arrives.
 TEST_F(AgentSimTest, AgentsReconnectAfterTheRelayRestarts) {
   auto relay = StartRelay();
-  testing::ChildProcess sim(Sim(*relay, 50, {"--until", "virus=5", "--max-backoff", "500ms",
-                                             "--timeout", "60s"}));
+  testing::ChildProcess sim(
+      Sim(*relay, 50, {"--until", "virus=5", "--max-backoff", "500ms", "--timeout", "60s"}));
   ASSERT_TRUE(WaitFor([&] { return AdminStatus(*relay).watchers() >= 50; }, absl::Seconds(30)))
       << sim.Output();
   relay->Stop(SIGKILL);
@@ -264,10 +268,10 @@ TEST_F(AgentSimTest, FailuresNameTheirCause) {
   // A pinned key that is not the origin's: every manifest is refused.
   testing::TempDir other;
   Daemon stranger("sigrelay-origin", other.File("o"), {});
-  EXPECT_NE(testing::RunCommand({testing::BinDir() + "/sigrelay-agent-sim", "--server",
-                                 origin_->address(), "--agents", "2", "--origin-pubkey",
-                                 other.File("o") + "/origin.pub"},
-                                &out),
+  EXPECT_NE(testing::RunCommand(
+                {testing::BinDir() + "/sigrelay-agent-sim", "--server", origin_->address(),
+                 "--agents", "2", "--origin-pubkey", other.File("o") + "/origin.pub"},
+                &out),
             0);
   EXPECT_THAT(out, HasSubstr("signature"));
 }

@@ -22,8 +22,7 @@ using ::testing::HasSubstr;
 using testing::RunCommand;
 
 std::string LastLine(const std::string& out) {
-  std::vector<std::string> lines =
-      absl::StrSplit(absl::StripTrailingAsciiWhitespace(out), '\n');
+  std::vector<std::string> lines = absl::StrSplit(absl::StripTrailingAsciiWhitespace(out), '\n');
   return lines.empty() ? "" : lines.back();
 }
 
@@ -68,8 +67,8 @@ class OriginTest : public ::testing::Test {
 
   std::string GenPattern(const std::string& name, const std::string& from, int seed) {
     std::string path = work_.File(name), out;
-    std::vector<std::string> argv = {Bin("sigrelayctl"), "gen-pattern", "--seed",
-                                     std::to_string(seed), "--out", path};
+    std::vector<std::string> argv = {Bin("sigrelayctl"),   "gen-pattern", "--seed",
+                                     std::to_string(seed), "--out",       path};
     if (from.empty()) {
       argv.insert(argv.end(), {"--records", "20000"});
     } else {
@@ -80,8 +79,8 @@ class OriginTest : public ::testing::Test {
   }
 
   uint64_t Serial() {
-    auto stub = v1::UpdateService::NewStub(
-        grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+    auto stub =
+        v1::UpdateService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     v1::SignedManifest m;
     if (!stub->GetManifest(&ctx, {}, &m).ok()) return 0;
@@ -116,9 +115,8 @@ TEST_F(OriginTest, PublishesVersionsAndServesIncrementalsAndFullsByteForByte) {
     EXPECT_LT(incr_size * 10, ReadFileToString(p3)->size()) << "an incremental must be small";
     // Stock zstd rebuilds the newest version from the incremental.
     std::string rebuilt = incr + ".new";
-    ASSERT_EQ(RunCommand({"zstd", "-q", "-d", "--patch-from=" + old_file, incr, "-o", rebuilt},
-                         &out),
-              0)
+    ASSERT_EQ(
+        RunCommand({"zstd", "-q", "-d", "--patch-from=" + old_file, incr, "-o", rebuilt}, &out), 0)
         << out;
     EXPECT_EQ(*ReadFileToString(rebuilt), *ReadFileToString(p3));
   }
@@ -144,8 +142,8 @@ TEST_F(OriginTest, ManifestIsSignedWithTheKeyInTheDataDir) {
 
   auto verifier = ManifestVerifier::FromPemFile(data_.File("origin.pub"));
   ASSERT_TRUE(verifier.ok());
-  auto stub = v1::UpdateService::NewStub(
-      grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::UpdateService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   v1::SignedManifest m;
   ASSERT_TRUE(stub->GetManifest(&ctx, {}, &m).ok());
@@ -161,8 +159,8 @@ TEST_F(OriginTest, WatchPushesEachNewManifest) {
   std::string p1 = GenPattern("p1", "", 1);
   std::string p2 = GenPattern("p2", p1, 2);
   Publish("spyware", p1);
-  auto stub = v1::UpdateService::NewStub(
-      grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::UpdateService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   auto reader = stub->Watch(&ctx);
   ASSERT_TRUE(reader->WritesDone());  // a watcher that says nothing about itself
@@ -184,8 +182,8 @@ TEST_F(OriginTest, WatchPushesEachNewManifest) {
 // node does not carry (a newer agent, an older origin) gets what the node has.
 TEST_F(OriginTest, WatchRefusesABadReport) {
   Publish("spyware", GenPattern("p1", "", 1));
-  auto stub = v1::UpdateService::NewStub(
-      grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::UpdateService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
   auto refused = [&](std::vector<std::string> components) {
     grpc::ClientContext ctx;
     auto stream = stub->Watch(&ctx);
@@ -267,9 +265,10 @@ TEST_F(OriginTest, BadInputGetsClearErrorsAndChangesNothing) {
 
   // Malformed uploads from a raw client: data before the component, no
   // component at all.
-  auto admin = v1::AdminService::NewStub(
-      grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
-  std::string token = std::string(absl::StripAsciiWhitespace(*ReadFileToString(data_.File("admin.token"))));
+  auto admin =
+      v1::AdminService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  std::string token =
+      std::string(absl::StripAsciiWhitespace(*ReadFileToString(data_.File("admin.token"))));
   for (bool send_component : {false, true}) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer " + token);

@@ -20,16 +20,15 @@
 namespace sigrelay {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::AdminStatus;
 using testing::Daemon;
 using testing::FetchFull;
 using testing::GenPattern;
+using ::testing::HasSubstr;
 using testing::ServedSerial;
 using testing::ServedVersion;
 using testing::TempDir;
 using testing::WaitFor;
-
 
 class RelayTest : public ::testing::Test {
  protected:
@@ -45,8 +44,8 @@ class RelayTest : public ::testing::Test {
                                      const std::vector<std::string>& upstreams,
                                      const std::string& pubkey,
                                      std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--origin-pubkey", pubkey, "--max-backoff", "1s",
-                                     "--chunk-size", "256KiB"};
+    std::vector<std::string> args = {"--origin-pubkey", pubkey,  "--max-backoff", "1s",
+                                     "--chunk-size",    "256KiB"};
     for (const std::string& u : upstreams) args.insert(args.end(), {"--upstream", u});
     args.insert(args.end(), extra.begin(), extra.end());
     auto d = std::make_unique<Daemon>("sigrelay-relay", work_.File(name), args);
@@ -74,26 +73,26 @@ TEST_F(RelayTest, ChainPropagatesAPublishWithinSeconds) {
   std::string p1 = Pattern("p1", 20000, 1);
   std::string p2 = Pattern("p2", 0, 2, p1);
   ASSERT_EQ(testing::Publish(*origin, "virus", p1), 1u);
-  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay_b->address(), "virus") == 1; },
-                      absl::Seconds(10)))
+  ASSERT_TRUE(
+      WaitFor([&] { return ServedVersion(relay_b->address(), "virus") == 1; }, absl::Seconds(10)))
       << relay_a->output() << relay_b->output();
 
   ASSERT_EQ(testing::Publish(*origin, "virus", p2), 3u);
   absl::Time published = absl::Now();
-  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay_b->address(), "virus") == 3; },
-                      absl::Seconds(5)))
+  ASSERT_TRUE(
+      WaitFor([&] { return ServedVersion(relay_b->address(), "virus") == 3; }, absl::Seconds(5)))
       << relay_a->output() << relay_b->output();
   EXPECT_LT(absl::Now() - published, absl::Seconds(5));
   EXPECT_EQ(FetchFull(relay_b->address(), "virus"), *ReadFileToString(p2));
   // The second relay serves the incremental exactly as the origin does.
   std::string out_b, out_o;
-  ASSERT_EQ(testing::Ctl({"--server", relay_b->address(), "fetch", "virus", "--have", "1",
-                          "--out", work_.File("from-b")},
+  ASSERT_EQ(testing::Ctl({"--server", relay_b->address(), "fetch", "virus", "--have", "1", "--out",
+                          work_.File("from-b")},
                          &out_b),
             0)
       << out_b;
-  ASSERT_EQ(testing::Ctl({"--server", origin->address(), "fetch", "virus", "--have", "1",
-                          "--out", work_.File("from-o")},
+  ASSERT_EQ(testing::Ctl({"--server", origin->address(), "fetch", "virus", "--have", "1", "--out",
+                          work_.File("from-o")},
                          &out_o),
             0);
   EXPECT_EQ(out_b, out_o);
@@ -214,8 +213,8 @@ TEST_F(RelayTest, SigkillDuringFullDownloadResumesAndLosesNothing) {
     }
   }
   relay->Restart();
-  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; },
-                      absl::Seconds(30)))
+  ASSERT_TRUE(
+      WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }, absl::Seconds(30)))
       << relay->output();
   EXPECT_EQ(FetchFull(relay->address(), "virus"), *ReadFileToString(big));
   EXPECT_EQ(FetchFull(relay->address(), "spyware"), *ReadFileToString(small));
@@ -225,8 +224,8 @@ TEST_F(RelayTest, SigkillDuringFullDownloadResumesAndLosesNothing) {
   // upstream message cut in half (256 KiB) and the relay's unsaved chunk
   // (64 KiB).
   uint64_t carried = wire.bytes_from_target() - wire_start;
-  std::cerr << "carried " << carried << " bytes for a " << big_size << "-byte file over "
-            << kills << " kills\n";
+  std::cerr << "carried " << carried << " bytes for a " << big_size << "-byte file over " << kills
+            << " kills\n";
   EXPECT_LT(carried, big_size + big_size / 20 + kills * (320u << 10))
       << "carried " << carried << " bytes for a " << big_size << "-byte file";
 }
@@ -257,8 +256,8 @@ TEST_F(RelayTest, UpstreamDownAtStartServesStoreAndCatchesUp) {
   origin->Restart(/*same_port=*/true);
   ASSERT_FALSE(origin->address().empty()) << origin->output();
   ASSERT_EQ(testing::Publish(*origin, "virus", p2), 3u);
-  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 3; },
-                      absl::Seconds(15)))
+  ASSERT_TRUE(
+      WaitFor([&] { return ServedVersion(relay->address(), "virus") == 3; }, absl::Seconds(15)))
       << relay->output();
   EXPECT_EQ(FetchFull(relay->address(), "virus"), *ReadFileToString(p2));
 }
@@ -268,8 +267,7 @@ TEST_F(RelayTest, FirstUpstreamDeadSecondAlive) {
   std::string p1 = Pattern("p1", 5000, 1);
   ASSERT_EQ(testing::Publish(*origin, "smartscan-agent", p1), 1u);
   std::string dead = absl::StrCat("127.0.0.1:", testing::UnusedPort());
-  auto relay = StartRelay("relay", {dead, origin->address()},
-                          origin->data_dir() + "/origin.pub");
+  auto relay = StartRelay("relay", {dead, origin->address()}, origin->data_dir() + "/origin.pub");
   ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "smartscan-agent") == 1; }))
       << relay->output();
   v1::RelayStatus st = AdminStatus(*relay).relay();
@@ -296,13 +294,13 @@ TEST_F(RelayTest, ForgedManifestIsRefusedAndTheStoreIsUnchanged) {
   ASSERT_EQ(relay->Stop(SIGTERM), 0);
 
   // Same relay, now pointed at the forger.
-  Daemon evil_relay("sigrelay-relay", relay->data_dir(),
-                    {"--origin-pubkey", pub, "--upstream", forger->address(), "--max-backoff",
-                     "1s"});
+  Daemon evil_relay(
+      "sigrelay-relay", relay->data_dir(),
+      {"--origin-pubkey", pub, "--upstream", forger->address(), "--max-backoff", "1s"});
   ASSERT_FALSE(evil_relay.address().empty()) << evil_relay.output();
   std::string out;
-  EXPECT_EQ(testing::Ctl({"--server", evil_relay.address(), "--token-file",
-                          evil_relay.token_file(), "update"},
+  EXPECT_EQ(testing::Ctl({"--server", evil_relay.address(), "--token-file", evil_relay.token_file(),
+                          "update"},
                          &out),
             1);
   EXPECT_THAT(out, HasSubstr("manifest refused"));
@@ -323,10 +321,10 @@ TEST_F(RelayTest, ManualUpdateAndStatusJsonCarryRelayFields) {
   std::string p2 = Pattern("p2", 0, 2, p1);
   std::string out;
   ASSERT_EQ(testing::Publish(*origin, "damage-cleanup", p2), 3u);
-  ASSERT_EQ(testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(),
-                          "update"},
-                         &out),
-            0)
+  ASSERT_EQ(
+      testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(), "update"},
+                   &out),
+      0)
       << out;
   EXPECT_EQ(ServedVersion(relay->address(), "damage-cleanup"), 3u);
   ASSERT_EQ(testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(),
@@ -353,10 +351,10 @@ TEST_F(RelayTest, ListensOnBothFamilyWildcardsOfOnePort) {
   std::string p1 = Pattern("p1", 2000, 1);
   ASSERT_EQ(testing::Publish(*origin, "virus", p1), 1u);
   const int port = testing::UnusedPort();
-  Daemon relay("sigrelay-relay", work_.File("relay"),
-               {"--upstream", origin->address(), "--origin-pubkey",
-                origin->data_dir() + "/origin.pub"},
-               {absl::StrCat("0.0.0.0:", port), absl::StrCat("[::]:", port)});
+  Daemon relay(
+      "sigrelay-relay", work_.File("relay"),
+      {"--upstream", origin->address(), "--origin-pubkey", origin->data_dir() + "/origin.pub"},
+      {absl::StrCat("0.0.0.0:", port), absl::StrCat("[::]:", port)});
   ASSERT_EQ(relay.addresses().size(), 2u) << relay.output();
   for (const std::string& addr : {absl::StrCat("127.0.0.1:", port), absl::StrCat("[::1]:", port)}) {
     EXPECT_TRUE(WaitFor([&] { return ServedVersion(addr, "virus") == 1; })) << addr;
@@ -368,10 +366,9 @@ TEST_F(RelayTest, ConfigFileSetsWhatFlagsDoAndBadOnesAreExplained) {
   std::string p1 = Pattern("p1", 2000, 1);
   ASSERT_EQ(testing::Publish(*origin, "spyware", p1), 1u);
   std::string config = work_.File("relay.conf");
-  ASSERT_TRUE(WriteFileAtomically(
-                  config, absl::StrCat("upstream: \"", origin->address(), "\"\n",
-                                       "origin_pubkey: \"", origin->data_dir(), "/origin.pub\"\n",
-                                       "schedule: \"45m\"\n"))
+  ASSERT_TRUE(WriteFileAtomically(config, absl::StrCat("upstream: \"", origin->address(), "\"\n",
+                                                       "origin_pubkey: \"", origin->data_dir(),
+                                                       "/origin.pub\"\n", "schedule: \"45m\"\n"))
                   .ok());
   Daemon relay("sigrelay-relay", work_.File("relay"), {"--config", config});
   ASSERT_FALSE(relay.address().empty()) << relay.output();
@@ -380,9 +377,8 @@ TEST_F(RelayTest, ConfigFileSetsWhatFlagsDoAndBadOnesAreExplained) {
 
   ASSERT_TRUE(WriteFileAtomically(work_.File("bad.conf"), "upstream: 7443\nbogus: 1\n").ok());
   std::string out;
-  EXPECT_EQ(testing::RunCommand({testing::BinDir() + "/sigrelay-relay", "--config",
-                                 work_.File("bad.conf")},
-                                &out),
+  EXPECT_EQ(testing::RunCommand(
+                {testing::BinDir() + "/sigrelay-relay", "--config", work_.File("bad.conf")}, &out),
             1);
   EXPECT_THAT(out, HasSubstr("line 1"));
   EXPECT_THAT(out, HasSubstr("config.proto"));

@@ -15,8 +15,8 @@
 namespace sigrelay {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Daemon;
+using ::testing::HasSubstr;
 using testing::TempDir;
 using testing::WaitFor;
 
@@ -31,19 +31,18 @@ TEST(WireContractTest, ChunksOverAStockClientsLimitAreRefusedAtStartSayingWhy) {
   TempDir work;
   std::string out;
   EXPECT_EQ(testing::RunCommand({testing::BinDir() + "/sigrelay-origin", "--data-dir",
-                                 work.File("o"), "--listen", "127.0.0.1:0", "--chunk-size",
-                                 "4MiB"},
+                                 work.File("o"), "--listen", "127.0.0.1:0", "--chunk-size", "4MiB"},
                                 &out),
             1);
   EXPECT_THAT(out, HasSubstr("--chunk-size 4194304"));
   EXPECT_THAT(out, HasSubstr("4 MiB receive limit"));
   // Small chunks of big files: the digests would not fit one header.
-  EXPECT_EQ(testing::RunCommand({testing::BinDir() + "/sigrelay-relay", "--data-dir",
-                                 work.File("r"), "--listen", "127.0.0.1:0", "--upstream",
-                                 "127.0.0.1:1", "--origin-pubkey", work.File("none"),
-                                 "--chunk-size", "4KiB"},
-                                &out),
-            1);
+  EXPECT_EQ(
+      testing::RunCommand({testing::BinDir() + "/sigrelay-relay", "--data-dir", work.File("r"),
+                           "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1",
+                           "--origin-pubkey", work.File("none"), "--chunk-size", "4KiB"},
+                          &out),
+      1);
   EXPECT_THAT(out, HasSubstr("raise --chunk-size or lower --max-file-size"));
 }
 
@@ -58,9 +57,9 @@ TEST(WireContractTest, StockClientFetchesFromTheLargestChunkSizeAccepted) {
   EXPECT_EQ(testing::FetchFull(origin.address(), "virus"), content);
 
   // A relay takes it over its own transport and serves it on.
-  Daemon relay("sigrelay-relay", work.File("relay"),
-               {"--upstream", origin.address(), "--origin-pubkey",
-                origin.data_dir() + "/origin.pub"});
+  Daemon relay(
+      "sigrelay-relay", work.File("relay"),
+      {"--upstream", origin.address(), "--origin-pubkey", origin.data_dir() + "/origin.pub"});
   ASSERT_FALSE(relay.address().empty()) << relay.output();
   ASSERT_TRUE(WaitFor([&] { return testing::ServedVersion(relay.address(), "virus") == 1; },
                       absl::Seconds(30)))
@@ -87,9 +86,9 @@ TEST(WireContractTest, RelayCarriesAComponentItHasNeverHeardOf) {
   EXPECT_THAT(out, HasSubstr("known components: virus, scan-engine"));
 
   // A relay with a default config has never heard of scan-engine.
-  Daemon relay("sigrelay-relay", work.File("relay"),
-               {"--upstream", origin.address(), "--origin-pubkey",
-                origin.data_dir() + "/origin.pub"});
+  Daemon relay(
+      "sigrelay-relay", work.File("relay"),
+      {"--upstream", origin.address(), "--origin-pubkey", origin.data_dir() + "/origin.pub"});
   ASSERT_FALSE(relay.address().empty()) << relay.output();
   ASSERT_TRUE(WaitFor([&] { return testing::ServedVersion(relay.address(), "scan-engine") == 1; },
                       absl::Seconds(30)))

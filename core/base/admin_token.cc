@@ -5,8 +5,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "core/base/digest.h"
 #include "core/base/file_util.h"
 
@@ -21,15 +21,14 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
   }
   std::string token(absl::StripAsciiWhitespace(*raw));
   if (token.size() < 16) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "admin token file ", path, " holds ", token.size(),
-        " characters; a token needs at least 16"));
+    return absl::InvalidArgumentError(absl::StrCat("admin token file ", path, " holds ",
+                                                   token.size(),
+                                                   " characters; a token needs at least 16"));
   }
   return token;
 }
 
-absl::StatusOr<AdminToken> AdminToken::LoadOrCreate(const std::string& path,
-                                                    bool create) {
+absl::StatusOr<AdminToken> AdminToken::LoadOrCreate(const std::string& path, bool create) {
   if (create && !FileExists(path)) {
     unsigned char random[32];
     if (RAND_bytes(random, sizeof random) != 1) {

@@ -17,8 +17,7 @@ class AdminToken {
  public:
   // Reads `path`; when it does not exist and `create` is true, writes a new
   // random token there (0600). InvalidArgument for an empty or short token.
-  static absl::StatusOr<AdminToken> LoadOrCreate(const std::string& path,
-                                                 bool create);
+  static absl::StatusOr<AdminToken> LoadOrCreate(const std::string& path, bool create);
 
   // OK when `context` carries this token; Unauthenticated otherwise, saying
   // what was wrong. Constant-time comparison.
@@ -26,8 +25,7 @@ class AdminToken {
 
   // For unary admin calls: true when `context` carries the token; otherwise
   // finishes `reactor` with the Check error and returns false.
-  bool Admit(const grpc::CallbackServerContext* context,
-             grpc::ServerUnaryReactor* reactor) const {
+  bool Admit(const grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor) const {
     grpc::Status auth = Check(context);
     if (!auth.ok()) reactor->Finish(auth);
     return auth.ok();

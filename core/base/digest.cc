@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <cstdlib>
+
 #include "absl/strings/string_view.h"
 
 namespace sigrelay {
@@ -15,8 +16,7 @@ struct Sha256::Ctx {
 Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
   // Failing to initialise SHA-256 means OpenSSL itself is broken: no caller
   // can recover, so stop rather than hand out wrong digests.
-  if (ctx_->md == nullptr ||
-      EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1) {
+  if (ctx_->md == nullptr || EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1) {
     std::abort();
   }
 }
@@ -30,8 +30,7 @@ void Sha256::Update(absl::string_view data) {
 std::string Sha256::Finish() {
   std::string out(32, '\0');
   unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx_->md, reinterpret_cast<unsigned char*>(out.data()),
-                         &len) != 1 ||
+  if (EVP_DigestFinal_ex(ctx_->md, reinterpret_cast<unsigned char*>(out.data()), &len) != 1 ||
       len != 32) {
     std::abort();
   }

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace sigrelay {

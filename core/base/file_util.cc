@@ -44,8 +44,7 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   return out;
 }
 
-absl::Status WriteFileAtomically(const std::string& path,
-                                 absl::string_view content, int mode) {
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view content, int mode) {
   std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoError("cannot create", tmp);
@@ -81,8 +80,7 @@ absl::Status MakeDirs(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) return absl::OkStatus();
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, " exists and is not a directory"));
+    return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a directory"));
   }
   size_t slash = path.find_last_of('/');
   if (slash != std::string::npos && slash > 0) {

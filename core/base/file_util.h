@@ -13,8 +13,8 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
 // Writes via a temporary file, fsync and rename, so readers see the old
 // content or the new, never part; `mode` applies from creation on.
-absl::Status WriteFileAtomically(const std::string& path,
-                                 absl::string_view content, int mode = 0644);
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view content,
+                                 int mode = 0644);
 
 // mkdir -p; FailedPrecondition naming the path when it cannot be made.
 absl::Status MakeDirs(const std::string& path);

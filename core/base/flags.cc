@@ -21,9 +21,8 @@ absl::StatusOr<uint64_t> ParseBytes(const std::string& text) {
     const char* suffix;
     uint64_t factor;
   };
-  static constexpr Unit kUnits[] = {{"GiB", 1ull << 30}, {"MiB", 1ull << 20},
-                                    {"KiB", 1ull << 10}, {"G", 1ull << 30},
-                                    {"M", 1ull << 20},   {"K", 1ull << 10}};
+  static constexpr Unit kUnits[] = {{"GiB", 1ull << 30}, {"MiB", 1ull << 20}, {"KiB", 1ull << 10},
+                                    {"G", 1ull << 30},   {"M", 1ull << 20},   {"K", 1ull << 10}};
   std::string number = text;
   uint64_t factor = 1;
   for (const Unit& u : kUnits) {
@@ -41,24 +40,24 @@ absl::StatusOr<uint64_t> ParseBytes(const std::string& text) {
   return n * factor;
 }
 
-void FlagParser::Add(const std::string& name, std::string* dst,
-                     const std::string& value_name, const std::string& help) {
+void FlagParser::Add(const std::string& name, std::string* dst, const std::string& value_name,
+                     const std::string& help) {
   AddFlag({name, value_name, help, [dst](const std::string& v) {
              *dst = v;
              return absl::OkStatus();
            }});
 }
 
-void FlagParser::Add(const std::string& name, uint32_t* dst,
-                     const std::string& value_name, const std::string& help) {
+void FlagParser::Add(const std::string& name, uint32_t* dst, const std::string& value_name,
+                     const std::string& help) {
   AddFlag({name, value_name, help, [dst, name](const std::string& v) {
              return absl::SimpleAtoi(v, dst) ? absl::OkStatus()
                                              : BadValue(name, v, "a whole number");
            }});
 }
 
-void FlagParser::Add(const std::string& name, uint64_t* dst,
-                     const std::string& value_name, const std::string& help) {
+void FlagParser::Add(const std::string& name, uint64_t* dst, const std::string& value_name,
+                     const std::string& help) {
   AddFlag({name, value_name, help, [dst, name](const std::string& v) {
              return absl::SimpleAtoi(v, dst) ? absl::OkStatus()
                                              : BadValue(name, v, "a whole number");
@@ -73,16 +72,14 @@ void FlagParser::Add(const std::string& name, int* dst, const std::string& value
            }});
 }
 
-void FlagParser::Add(const std::string& name, double* dst,
-                     const std::string& value_name, const std::string& help) {
+void FlagParser::Add(const std::string& name, double* dst, const std::string& value_name,
+                     const std::string& help) {
   AddFlag({name, value_name, help, [dst, name](const std::string& v) {
-             return absl::SimpleAtod(v, dst) ? absl::OkStatus()
-                                             : BadValue(name, v, "a number");
+             return absl::SimpleAtod(v, dst) ? absl::OkStatus() : BadValue(name, v, "a number");
            }});
 }
 
-void FlagParser::Add(const std::string& name, absl::Duration* dst,
-                     const std::string& help) {
+void FlagParser::Add(const std::string& name, absl::Duration* dst, const std::string& help) {
   AddFlag({name, "DURATION", help, [dst, name](const std::string& v) {
              return absl::ParseDuration(v, dst) && *dst >= absl::ZeroDuration()
                         ? absl::OkStatus()
@@ -103,8 +100,7 @@ void FlagParser::AddBool(const std::string& name, bool* dst, const std::string& 
            }});
 }
 
-void FlagParser::AddBytes(const std::string& name, uint64_t* dst,
-                          const std::string& help) {
+void FlagParser::AddBytes(const std::string& name, uint64_t* dst, const std::string& help) {
   AddFlag({name, "BYTES", help, [dst](const std::string& v) -> absl::Status {
              absl::StatusOr<uint64_t> n = ParseBytes(v);
              if (!n.ok()) return n.status();
@@ -116,8 +112,7 @@ void FlagParser::AddBytes(const std::string& name, uint64_t* dst,
 void FlagParser::AddRepeated(const std::string& name, std::vector<std::string>* dst,
                              const std::string& value_name, const std::string& help) {
   auto cleared = std::make_shared<bool>(false);
-  AddFlag({name, value_name, help + " (repeatable)",
-           [dst, cleared](const std::string& v) {
+  AddFlag({name, value_name, help + " (repeatable)", [dst, cleared](const std::string& v) {
              // The first use on the command line replaces the default list.
              if (!*cleared) dst->clear();
              *cleared = true;
@@ -126,8 +121,7 @@ void FlagParser::AddRepeated(const std::string& name, std::vector<std::string>* 
            }});
 }
 
-absl::Status FlagParser::Parse(int argc, char** argv,
-                               std::vector<std::string>* positional) {
+absl::Status FlagParser::Parse(int argc, char** argv, std::vector<std::string>* positional) {
   bool flags_done = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -176,8 +170,8 @@ absl::Status FlagParser::ParseFlagsOnly(int argc, char** argv) {
   std::vector<std::string> positional;
   absl::Status s = Parse(argc, argv, &positional);
   if (s.ok() && !help_ && !positional.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", positional[0],
-                                                   "\"; see ", program_, " --help"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument \"", positional[0], "\"; see ", program_, " --help"));
   }
   return s;
 }
@@ -185,8 +179,7 @@ absl::Status FlagParser::ParseFlagsOnly(int argc, char** argv) {
 std::string FlagParser::Usage() const {
   std::string out = absl::StrCat("usage: ", synopsis_, "\n\nflags:\n");
   for (const Flag& f : flags_) {
-    std::string left = absl::StrCat("  --", f.name,
-                                    f.value_name.empty() ? "" : " " + f.value_name);
+    std::string left = absl::StrCat("  --", f.name, f.value_name.empty() ? "" : " " + f.value_name);
     if (left.size() < 30) left.resize(30, ' ');
     absl::StrAppend(&out, left, " ", f.help, "\n");
   }

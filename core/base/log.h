@@ -7,7 +7,6 @@
 
 #include "absl/strings/string_view.h"
 
-
 namespace sigrelay {
 
 enum class LogLevel { kInfo, kWarning, kError };

@@ -14,8 +14,8 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& add
   int port = 0;
   if (colon == std::string::npos || colon == 0 ||
       !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "address \"", addr, "\" is not HOST:PORT (use [v6addr]:PORT for IPv6)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", addr, "\" is not HOST:PORT (use [v6addr]:PORT for IPv6)"));
   }
   std::string host = addr.substr(0, colon);
   if (host.find(':') != std::string::npos && host.front() != '[') {
@@ -36,10 +36,11 @@ absl::Status CheckChunkSize(uint64_t chunk_size, uint64_t max_file_size) {
   // 32 digest bytes and 2 of framing per chunk, in the first message.
   const uint64_t chunks = (max_file_size + chunk_size - 1) / chunk_size;
   if (chunks * 34 + kFramingBytes > kMaxMessageBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--chunk-size ", chunk_size, " splits a file of --max-file-size ", max_file_size,
-        " bytes into ", chunks, " chunks, whose digests do not fit one Fetch header; "
-        "raise --chunk-size or lower --max-file-size"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--chunk-size ", chunk_size, " splits a file of --max-file-size ",
+                     max_file_size, " bytes into ", chunks,
+                     " chunks, whose digests do not fit one Fetch header; "
+                     "raise --chunk-size or lower --max-file-size"));
   }
   return absl::OkStatus();
 }
@@ -49,7 +50,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
-  const int initial_ms = static_cast<int>(absl::ToInt64Milliseconds(options.initial_reconnect_backoff));
+  const int initial_ms =
+      static_cast<int>(absl::ToInt64Milliseconds(options.initial_reconnect_backoff));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, initial_ms);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, initial_ms);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
@@ -66,10 +68,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 
-absl::StatusOr<RunningServer> StartServer(
-    const std::vector<std::string>& listen,
-    const std::vector<grpc::Service*>& services,
-    const std::string& listening_file) {
+absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen,
+                                          const std::vector<grpc::Service*>& services,
+                                          const std::string& listening_file) {
   if (listen.empty()) {
     return absl::InvalidArgumentError("no --listen address given");
   }
@@ -106,13 +107,12 @@ absl::StatusOr<RunningServer> StartServer(
   }
   if (!failed.empty()) {
     if (out.server) out.server->Shutdown();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot listen on ", absl::StrJoin(failed, ", "),
-        ": the port is in use or the address is not on this host"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot listen on ", absl::StrJoin(failed, ", "),
+                     ": the port is in use or the address is not on this host"));
   }
   if (!listening_file.empty()) {
-    absl::Status s =
-        WriteFileAtomically(listening_file, absl::StrJoin(out.bound, "\n") + "\n");
+    absl::Status s = WriteFileAtomically(listening_file, absl::StrJoin(out.bound, "\n") + "\n");
     if (!s.ok()) return s;
   }
   return out;

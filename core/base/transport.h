@@ -65,10 +65,9 @@ struct RunningServer {
 // bound: a node that silently skips a segment is worse than one that stops.
 // When `listening_file` is not empty, writes the bound addresses there, one
 // per line, once serving (tests and scripts wait for it).
-absl::StatusOr<RunningServer> StartServer(
-    const std::vector<std::string>& listen,
-    const std::vector<grpc::Service*>& services,
-    const std::string& listening_file);
+absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen,
+                                          const std::vector<grpc::Service*>& services,
+                                          const std::string& listening_file);
 
 // "HOST:PORT" -> {HOST, PORT}; "[v6]:PORT" keeps the brackets in HOST.
 absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& addr);

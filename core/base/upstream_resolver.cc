@@ -31,11 +31,10 @@ void OnAddrInfo(void* arg, int status, int /*timeouts*/, struct ares_addrinfo* r
   if (status != ARES_SUCCESS || result == nullptr) return;
   for (ares_addrinfo_node* n = result->nodes; n != nullptr; n = n->ai_next) {
     char text[INET6_ADDRSTRLEN] = {};
-    const void* raw = n->ai_family == AF_INET
-                          ? static_cast<const void*>(
-                                &reinterpret_cast<sockaddr_in*>(n->ai_addr)->sin_addr)
-                          : static_cast<const void*>(
-                                &reinterpret_cast<sockaddr_in6*>(n->ai_addr)->sin6_addr);
+    const void* raw =
+        n->ai_family == AF_INET
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(n->ai_addr)->sin_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(n->ai_addr)->sin6_addr);
     if (inet_ntop(n->ai_family, raw, text, sizeof text) != nullptr) {
       bool seen = false;
       for (const auto& a : lookup->addresses) seen = seen || a.second == text;
@@ -67,7 +66,6 @@ bool Routable(int family, const std::string& ip) {
   close(fd);
   return rc == 0;
 }
-
 
 }  // namespace
 
@@ -127,10 +125,10 @@ absl::StatusOr<UpstreamTarget> ResolveUpstream(const std::string& upstream,
   }
   ares_destroy(channel);  // calls back with ARES_EDESTRUCTION if still pending
   if (!lookup.done || lookup.status == ARES_EDESTRUCTION || lookup.status == ARES_ETIMEOUT) {
-    return absl::UnavailableError(absl::StrCat(
-        "upstream \"", upstream, "\": no DNS answer for ", host, " within ",
-        absl::FormatDuration(timeout),
-        dns_server.empty() ? "" : absl::StrCat(" from DNS server ", dns_server)));
+    return absl::UnavailableError(
+        absl::StrCat("upstream \"", upstream, "\": no DNS answer for ", host, " within ",
+                     absl::FormatDuration(timeout),
+                     dns_server.empty() ? "" : absl::StrCat(" from DNS server ", dns_server)));
   }
   if (lookup.status != ARES_SUCCESS || lookup.addresses.empty()) {
     return absl::NotFoundError(absl::StrCat("upstream \"", upstream, "\": cannot resolve ", host,
@@ -162,7 +160,8 @@ absl::StatusOr<UpstreamTarget> ResolveUpstream(const std::string& upstream,
     parts.push_back(family == AF_INET ? absl::StrCat(ip, ":", hp->second)
                                       : absl::StrCat("[", ip, "]:", hp->second));
   }
-  target.grpc_target = absl::StrCat(family == AF_INET ? "ipv4:" : "ipv6:", absl::StrJoin(parts, ","));
+  target.grpc_target =
+      absl::StrCat(family == AF_INET ? "ipv4:" : "ipv6:", absl::StrJoin(parts, ","));
   return target;
 }
 

@@ -30,8 +30,7 @@ ExpectedBody ExpectedBody::Incremental(const v1::ComponentEntry& entry,
   return e;
 }
 
-ExpectedBody ExpectedBody::Claimed(const v1::ComponentEntry& entry,
-                                   const v1::FetchHeader& header) {
+ExpectedBody ExpectedBody::Claimed(const v1::ComponentEntry& entry, const v1::FetchHeader& header) {
   if (header.kind() == v1::PAYLOAD_KIND_INCREMENTAL) {
     for (const v1::IncrementalEntry& ie : entry.incrementals()) {
       if (ie.from_version() == header.from_version()) return Incremental(entry, ie);
@@ -60,10 +59,10 @@ absl::StatusOr<absl::string_view> FetchStreamCheck::Take(const v1::FetchResponse
     }
     if (expect_) {
       const ExpectedBody& e = *expect_;
-      const bool same = h.kind() == e.kind && h.version() == e.version && h.size() == e.size &&
-                        h.sha256() == e.sha256 &&
-                        (e.kind != v1::PAYLOAD_KIND_INCREMENTAL ||
-                         h.from_version() == e.from_version);
+      const bool same =
+          h.kind() == e.kind && h.version() == e.version && h.size() == e.size &&
+          h.sha256() == e.sha256 &&
+          (e.kind != v1::PAYLOAD_KIND_INCREMENTAL || h.from_version() == e.from_version);
       if (!same) {
         return absl::DataLossError(absl::StrCat(
             "offered ", h.kind() == v1::PAYLOAD_KIND_INCREMENTAL ? "an incremental" : "a file",
@@ -79,9 +78,9 @@ absl::StatusOr<absl::string_view> FetchStreamCheck::Take(const v1::FetchResponse
   if (!has_header_) return absl::DataLossError("sent data before the Fetch header");
   const uint64_t bound = expect_ ? expect_->size : header_.size();
   if (received_ + data.size() > bound) {
-    return absl::DataLossError(absl::StrCat("sent more than the ", bound, " bytes ",
-                                            expect_ ? "the signed manifest allows"
-                                                    : "its header announced"));
+    return absl::DataLossError(
+        absl::StrCat("sent more than the ", bound, " bytes ",
+                     expect_ ? "the signed manifest allows" : "its header announced"));
   }
   // A message that is one whole chunk is checked before it is kept.
   const uint64_t chunk = header_.chunk_size();
@@ -143,9 +142,9 @@ absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub
   out.header = check.header();
   if (request.offset() == 0 &&
       Sha256::Of(out.data) != (expect ? expect->sha256 : out.header.sha256())) {
-    return absl::DataLossError(absl::StrCat(
-        expect ? expect->Describe() : request.component(),
-        " as received does not match its ", expect ? "signed" : "announced", " digest"));
+    return absl::DataLossError(absl::StrCat(expect ? expect->Describe() : request.component(),
+                                            " as received does not match its ",
+                                            expect ? "signed" : "announced", " digest"));
   }
   return out;
 }
@@ -161,8 +160,8 @@ absl::StatusOr<std::string> ApplyVerified(const IncrementalCodec& codec, absl::s
 
 absl::Status VerifyFull(absl::string_view body, const v1::ComponentEntry& entry) {
   if (body.size() != entry.size() || Sha256::Of(body) != entry.sha256()) {
-    return absl::DataLossError(absl::StrCat(entry.name(), " ", entry.version(),
-                                            " does not match its signed digest"));
+    return absl::DataLossError(
+        absl::StrCat(entry.name(), " ", entry.version(), " does not match its signed digest"));
   }
   return absl::OkStatus();
 }

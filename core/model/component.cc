@@ -15,8 +15,8 @@ namespace sigrelay {
 absl::Status ValidateComponentName(absl::string_view name) {
   bool ok = !name.empty() && name.size() <= 64 && absl::ascii_isalnum(name[0]);
   for (char c : name) {
-    ok = ok && ((c >= 'a' && c <= 'z') || absl::ascii_isdigit(c) || c == '.' || c == '_' ||
-                c == '-');
+    ok = ok &&
+         ((c >= 'a' && c <= 'z') || absl::ascii_isdigit(c) || c == '.' || c == '_' || c == '-');
   }
   if (!ok) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -84,8 +84,8 @@ absl::StatusOr<ComponentSpec> ComponentCatalog::Find(absl::string_view name) con
 absl::Status VersionPolicy::Validate() const {
   if (first < 1 || step < 1 || retain < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "version policy needs first >= 1, step >= 1 and retain >= 1; got first=",
-        first, " step=", step, " retain=", retain));
+        "version policy needs first >= 1, step >= 1 and retain >= 1; got first=", first,
+        " step=", step, " retain=", retain));
   }
   return absl::OkStatus();
 }
@@ -100,8 +100,7 @@ absl::StatusOr<uint32_t> VersionPolicy::Next(uint32_t newest) const {
   return newest + step;
 }
 
-std::vector<uint32_t> VersionPolicy::Retained(std::vector<uint32_t> held,
-                                              uint32_t newest) const {
+std::vector<uint32_t> VersionPolicy::Retained(std::vector<uint32_t> held, uint32_t newest) const {
   std::sort(held.begin(), held.end());
   held.erase(std::unique(held.begin(), held.end()), held.end());
   std::vector<uint32_t> older;

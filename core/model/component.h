@@ -64,8 +64,7 @@ struct VersionPolicy {
 
   // Of `held` (any order), the versions to keep once `newest` is the newest:
   // newest and the `retain` highest below it, ascending.
-  std::vector<uint32_t> Retained(std::vector<uint32_t> held,
-                                 uint32_t newest) const;
+  std::vector<uint32_t> Retained(std::vector<uint32_t> held, uint32_t newest) const;
 };
 
 }  // namespace sigrelay

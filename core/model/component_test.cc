@@ -11,8 +11,8 @@ using ::testing::HasSubstr;
 
 TEST(ComponentCatalogTest, DefaultKnowsIncrementalAndFullOnlyComponents) {
   const ComponentCatalog& catalog = ComponentCatalog::Default();
-  for (const char* name : {"virus", "smartscan-agent", "damage-cleanup",
-                           "intellitrap-exception", "spyware"}) {
+  for (const char* name :
+       {"virus", "smartscan-agent", "damage-cleanup", "intellitrap-exception", "spyware"}) {
     auto spec = catalog.Find(name);
     ASSERT_TRUE(spec.ok()) << name;
     EXPECT_TRUE(spec->incrementals) << name;

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
 #include <memory>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -39,23 +39,21 @@ int PatchWindowLog(uint64_t old_size, uint64_t new_size) {
 }
 
 absl::Status ZstdError(absl::string_view what, size_t code) {
-  return absl::InternalError(
-      absl::StrCat("zstd ", what, ": ", ZSTD_getErrorName(code)));
+  return absl::InternalError(absl::StrCat("zstd ", what, ": ", ZSTD_getErrorName(code)));
 }
 
 }  // namespace
 
-absl::StatusOr<std::string> IncrementalCodec::Encode(
-    absl::string_view old_version, absl::string_view new_version) const {
+absl::StatusOr<std::string> IncrementalCodec::Encode(absl::string_view old_version,
+                                                     absl::string_view new_version) const {
   std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
   if (!cctx) return absl::ResourceExhaustedError("zstd: cannot allocate a compression context");
   ZSTD_CCtx* c = cctx.get();
   const int window_log = PatchWindowLog(old_version.size(), new_version.size());
-  for (auto [param, value] : {std::pair{ZSTD_c_compressionLevel, level_},
-                              std::pair{ZSTD_c_enableLongDistanceMatching, 1},
-                              std::pair{ZSTD_c_windowLog, window_log},
-                              std::pair{ZSTD_c_checksumFlag, 1},
-                              std::pair{ZSTD_c_contentSizeFlag, 1}}) {
+  for (auto [param, value] :
+       {std::pair{ZSTD_c_compressionLevel, level_}, std::pair{ZSTD_c_enableLongDistanceMatching, 1},
+        std::pair{ZSTD_c_windowLog, window_log}, std::pair{ZSTD_c_checksumFlag, 1},
+        std::pair{ZSTD_c_contentSizeFlag, 1}}) {
     size_t rc = ZSTD_CCtx_setParameter(c, param, value);
     if (ZSTD_isError(rc)) return ZstdError("set parameter", rc);
   }
@@ -63,8 +61,8 @@ absl::StatusOr<std::string> IncrementalCodec::Encode(
   std::string old_copy;
   const char* old_end = old_version.data() + old_version.size();
   const char* new_end = new_version.data() + new_version.size();
-  if (!old_version.empty() && !new_version.empty() &&
-      old_version.data() < new_end && new_version.data() < old_end) {
+  if (!old_version.empty() && !new_version.empty() && old_version.data() < new_end &&
+      new_version.data() < old_end) {
     old_copy.assign(old_version.data(), old_version.size());
     old_version = old_copy;
   }
@@ -73,31 +71,28 @@ absl::StatusOr<std::string> IncrementalCodec::Encode(
     if (ZSTD_isError(rc)) return ZstdError("reference old version", rc);
   }
   std::string out(ZSTD_compressBound(new_version.size()), '\0');
-  size_t n = ZSTD_compress2(c, out.data(), out.size(), new_version.data(),
-                            new_version.size());
+  size_t n = ZSTD_compress2(c, out.data(), out.size(), new_version.data(), new_version.size());
   if (ZSTD_isError(n)) return ZstdError("encode incremental", n);
   out.resize(n);
   return out;
 }
 
-absl::StatusOr<std::string> IncrementalCodec::Decode(
-    absl::string_view old_version, absl::string_view incremental,
-    uint64_t max_size) const {
-  unsigned long long size =
-      ZSTD_getFrameContentSize(incremental.data(), incremental.size());
+absl::StatusOr<std::string> IncrementalCodec::Decode(absl::string_view old_version,
+                                                     absl::string_view incremental,
+                                                     uint64_t max_size) const {
+  unsigned long long size = ZSTD_getFrameContentSize(incremental.data(), incremental.size());
   if (size == ZSTD_CONTENTSIZE_ERROR) {
-    return absl::DataLossError(absl::StrCat(
-        "incremental of ", incremental.size(),
-        " bytes is not a zstd frame; fetch the full file instead"));
+    return absl::DataLossError(
+        absl::StrCat("incremental of ", incremental.size(),
+                     " bytes is not a zstd frame; fetch the full file instead"));
   }
   if (size == ZSTD_CONTENTSIZE_UNKNOWN) {
     return absl::DataLossError(
         "incremental does not state its decoded size; fetch the full file instead");
   }
   if (size > max_size) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("incremental would decode to ", size,
-                     " bytes, over the limit of ", max_size, " bytes"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "incremental would decode to ", size, " bytes, over the limit of ", max_size, " bytes"));
   }
   std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
   if (!dctx) return absl::ResourceExhaustedError("zstd: cannot allocate a decompression context");
@@ -109,16 +104,15 @@ absl::StatusOr<std::string> IncrementalCodec::Decode(
     if (ZSTD_isError(rc)) return ZstdError("reference old version", rc);
   }
   std::string out(size, '\0');
-  size_t n = ZSTD_decompressDCtx(d, out.data(), out.size(), incremental.data(),
-                                 incremental.size());
+  size_t n = ZSTD_decompressDCtx(d, out.data(), out.size(), incremental.data(), incremental.size());
   if (ZSTD_isError(n)) {
-    return absl::DataLossError(absl::StrCat(
-        "incremental does not apply to this old version (", ZSTD_getErrorName(n),
-        "); it is corrupt or made from another version; fetch the full file instead"));
+    return absl::DataLossError(
+        absl::StrCat("incremental does not apply to this old version (", ZSTD_getErrorName(n),
+                     "); it is corrupt or made from another version; fetch the full file instead"));
   }
   if (n != size) {
-    return absl::DataLossError(absl::StrCat("incremental decoded to ", n,
-                                            " bytes, its header says ", size));
+    return absl::DataLossError(
+        absl::StrCat("incremental decoded to ", n, " bytes, its header says ", size));
   }
   return out;
 }

@@ -36,8 +36,7 @@ class IncrementalCodec {
   // Rebuilds the new version. DataLoss when `incremental` is corrupt, not a
   // zstd frame, or was made against another old version; FailedPrecondition
   // when the frame would decode to more than `max_size` bytes.
-  absl::StatusOr<std::string> Decode(absl::string_view old_version,
-                                     absl::string_view incremental,
+  absl::StatusOr<std::string> Decode(absl::string_view old_version, absl::string_view incremental,
                                      uint64_t max_size) const;
 
   // Encodes `new_version` against `count` old versions (`load_old(i)` gives

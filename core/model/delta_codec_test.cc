@@ -33,8 +33,7 @@ std::string Edited(std::string base, uint64_t seed) {
   return base;
 }
 
-void RoundTrip(const IncrementalCodec& codec, const std::string& old_v,
-               const std::string& new_v) {
+void RoundTrip(const IncrementalCodec& codec, const std::string& old_v, const std::string& new_v) {
   auto incr = codec.Encode(old_v, new_v);
   ASSERT_TRUE(incr.ok()) << incr.status();
   auto rebuilt = codec.Decode(old_v, *incr, new_v.size());
@@ -144,8 +143,7 @@ TEST(IncrementalCodecTest, LargeInputsDecodeWithStockZstd) {
   ASSERT_TRUE(WriteFileAtomically(dir.File("old"), old_v).ok());
   ASSERT_TRUE(WriteFileAtomically(dir.File("incr"), *incr).ok());
   std::string out;
-  ASSERT_EQ(testing::RunCommand({"zstd", "-q", "-d",
-                                 "--patch-from=" + dir.File("old"),
+  ASSERT_EQ(testing::RunCommand({"zstd", "-q", "-d", "--patch-from=" + dir.File("old"),
                                  dir.File("incr"), "-o", dir.File("new")},
                                 &out),
             0)

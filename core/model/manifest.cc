@@ -6,8 +6,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "core/base/file_util.h"
 #include "absl/strings/string_view.h"
+#include "core/base/file_util.h"
 
 namespace sigrelay {
 
@@ -40,22 +40,20 @@ std::string BioContents(BIO* bio) {
   return std::string(data, static_cast<size_t>(n));
 }
 
-absl::StatusOr<EvpPkeyPtr> ParsePrivateKey(const std::string& pem,
-                                           const std::string& path) {
+absl::StatusOr<EvpPkeyPtr> ParsePrivateKey(const std::string& pem, const std::string& path) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, " is not a PEM Ed25519 private key (", OpenSslError(),
-        "); give the origin's origin.key, or remove it to generate a new pair"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is not a PEM Ed25519 private key (", OpenSslError(),
+                     "); give the origin's origin.key, or remove it to generate a new pair"));
   }
   return key;
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ManifestSigner>> ManifestSigner::Load(
-    const std::string& key_path) {
+absl::StatusOr<std::unique_ptr<ManifestSigner>> ManifestSigner::Load(const std::string& key_path) {
   absl::StatusOr<std::string> pem = ReadFileToString(key_path);
   if (!pem.ok()) return pem.status();
   absl::StatusOr<EvpPkeyPtr> key = ParsePrivateKey(*pem, key_path);
@@ -68,12 +66,10 @@ absl::StatusOr<std::unique_ptr<ManifestSigner>> ManifestSigner::LoadOrCreate(
   if (FileExists(key_path)) return Load(key_path);
   EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
   if (!key) {
-    return absl::InternalError(
-        absl::StrCat("cannot generate an Ed25519 key: ", OpenSslError()));
+    return absl::InternalError(absl::StrCat("cannot generate an Ed25519 key: ", OpenSslError()));
   }
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0,
-                               nullptr, nullptr) != 1) {
+  if (PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return absl::InternalError(absl::StrCat("cannot encode the key: ", OpenSslError()));
   }
   std::unique_ptr<ManifestSigner> signer(new ManifestSigner(std::move(key)));
@@ -91,8 +87,7 @@ std::string ManifestSigner::PublicKeyPem() const {
   return BioContents(bio.get());
 }
 
-absl::StatusOr<v1::SignedManifest> ManifestSigner::Sign(
-    const v1::Manifest& manifest) const {
+absl::StatusOr<v1::SignedManifest> ManifestSigner::Sign(const v1::Manifest& manifest) const {
   v1::SignedManifest out;
   if (!manifest.SerializeToString(out.mutable_manifest())) {
     return absl::InternalError("cannot serialize the manifest");
@@ -105,8 +100,8 @@ absl::StatusOr<v1::SignedManifest> ManifestSigner::Sign(
     return absl::InternalError(absl::StrCat("Ed25519 sign: ", OpenSslError()));
   }
   std::string sig(sig_len, '\0');
-  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()),
-                     &sig_len, msg, out.manifest().size()) != 1) {
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len, msg,
+                     out.manifest().size()) != 1) {
     return absl::InternalError(absl::StrCat("Ed25519 sign: ", OpenSslError()));
   }
   sig.resize(sig_len);
@@ -119,9 +114,8 @@ absl::StatusOr<std::unique_ptr<ManifestVerifier>> ManifestVerifier::FromPem(
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   EvpPkeyPtr key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
   if (!key || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "not a PEM Ed25519 public key (", OpenSslError(),
-        "); use the origin's origin.pub"));
+    return absl::InvalidArgumentError(absl::StrCat("not a PEM Ed25519 public key (", OpenSslError(),
+                                                   "); use the origin's origin.pub"));
   }
   return std::unique_ptr<ManifestVerifier>(new ManifestVerifier(std::move(key)));
 }
@@ -132,21 +126,19 @@ absl::StatusOr<std::unique_ptr<ManifestVerifier>> ManifestVerifier::FromPemFile(
   if (!pem.ok()) return pem.status();
   auto verifier = FromPem(*pem);
   if (!verifier.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", verifier.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", verifier.status().message()));
   }
   return verifier;
 }
 
-absl::StatusOr<v1::Manifest> ManifestVerifier::Verify(
-    const v1::SignedManifest& signed_manifest, absl::Time now) const {
+absl::StatusOr<v1::Manifest> ManifestVerifier::Verify(const v1::SignedManifest& signed_manifest,
+                                                      absl::Time now) const {
   MdCtxPtr ctx(EVP_MD_CTX_new());
   const std::string& body = signed_manifest.manifest();
   const std::string& sig = signed_manifest.signature();
   if (EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
-      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
-                       sig.size(), reinterpret_cast<const unsigned char*>(body.data()),
-                       body.size()) != 1) {
+      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                       reinterpret_cast<const unsigned char*>(body.data()), body.size()) != 1) {
     ERR_clear_error();
     return absl::UnauthenticatedError(
         "manifest signature does not verify with the pinned origin public key: "
@@ -156,16 +148,15 @@ absl::StatusOr<v1::Manifest> ManifestVerifier::Verify(
   if (!manifest.ok()) return manifest.status();
   absl::Time expires = absl::FromUnixSeconds(manifest->expires_unix());
   if (now >= expires) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "manifest serial ", manifest->serial(), " expired at ",
-        absl::FormatTime(expires, absl::UTCTimeZone()),
-        "; the origin must re-sign it (is the origin running?)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("manifest serial ", manifest->serial(), " expired at ",
+                     absl::FormatTime(expires, absl::UTCTimeZone()),
+                     "; the origin must re-sign it (is the origin running?)"));
   }
   return manifest;
 }
 
-absl::StatusOr<v1::Manifest> ParseTrustedManifest(
-    const v1::SignedManifest& signed_manifest) {
+absl::StatusOr<v1::Manifest> ParseTrustedManifest(const v1::SignedManifest& signed_manifest) {
   v1::Manifest manifest;
   if (!manifest.ParseFromString(signed_manifest.manifest())) {
     return absl::DataLossError("manifest body is not a valid sigrelay.v1.Manifest");
@@ -173,8 +164,7 @@ absl::StatusOr<v1::Manifest> ParseTrustedManifest(
   return manifest;
 }
 
-const v1::ComponentEntry* FindEntry(const v1::Manifest& manifest,
-                                    absl::string_view component) {
+const v1::ComponentEntry* FindEntry(const v1::Manifest& manifest, absl::string_view component) {
   for (const v1::ComponentEntry& e : manifest.components()) {
     if (e.name() == component) return &e;
   }

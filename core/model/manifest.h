@@ -15,9 +15,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "sigrelay/v1/update.pb.h"
-#include "absl/strings/string_view.h"
 
 typedef struct evp_pkey_st EVP_PKEY;
 
@@ -35,11 +35,10 @@ class ManifestSigner {
  public:
   // Loads the PEM private key at `key_path`; when it does not exist, creates
   // a new pair: `key_path` (mode 0600) and `pub_path` (0644).
-  static absl::StatusOr<std::unique_ptr<ManifestSigner>> LoadOrCreate(
-      const std::string& key_path, const std::string& pub_path);
+  static absl::StatusOr<std::unique_ptr<ManifestSigner>> LoadOrCreate(const std::string& key_path,
+                                                                      const std::string& pub_path);
   // Loads an existing PEM private key; NotFound/InvalidArgument otherwise.
-  static absl::StatusOr<std::unique_ptr<ManifestSigner>> Load(
-      const std::string& key_path);
+  static absl::StatusOr<std::unique_ptr<ManifestSigner>> Load(const std::string& key_path);
 
   absl::StatusOr<v1::SignedManifest> Sign(const v1::Manifest& manifest) const;
   std::string PublicKeyPem() const;
@@ -52,10 +51,8 @@ class ManifestSigner {
 // Holds a pinned public key. Thread-safe after construction.
 class ManifestVerifier {
  public:
-  static absl::StatusOr<std::unique_ptr<ManifestVerifier>> FromPem(
-      const std::string& pem);
-  static absl::StatusOr<std::unique_ptr<ManifestVerifier>> FromPemFile(
-      const std::string& path);
+  static absl::StatusOr<std::unique_ptr<ManifestVerifier>> FromPem(const std::string& pem);
+  static absl::StatusOr<std::unique_ptr<ManifestVerifier>> FromPemFile(const std::string& path);
 
   // The manifest inside `signed_manifest`, after checking the signature and
   // that it has not expired at `now`. Unauthenticated for a bad signature,
@@ -70,12 +67,10 @@ class ManifestVerifier {
 
 // Parses a SignedManifest's body without checking the signature: only for
 // data that was verified before it was stored.
-absl::StatusOr<v1::Manifest> ParseTrustedManifest(
-    const v1::SignedManifest& signed_manifest);
+absl::StatusOr<v1::Manifest> ParseTrustedManifest(const v1::SignedManifest& signed_manifest);
 
 // The entry for `component`, or nullptr.
-const v1::ComponentEntry* FindEntry(const v1::Manifest& manifest,
-                                    absl::string_view component);
+const v1::ComponentEntry* FindEntry(const v1::Manifest& manifest, absl::string_view component);
 
 }  // namespace sigrelay
 

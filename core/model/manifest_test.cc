@@ -31,8 +31,7 @@ v1::Manifest SampleManifest(absl::Time now) {
 class ManifestTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto signer = ManifestSigner::LoadOrCreate(dir_.File("origin.key"),
-                                               dir_.File("origin.pub"));
+    auto signer = ManifestSigner::LoadOrCreate(dir_.File("origin.key"), dir_.File("origin.pub"));
     ASSERT_TRUE(signer.ok()) << signer.status();
     signer_ = std::move(*signer);
     auto verifier = ManifestVerifier::FromPemFile(dir_.File("origin.pub"));
@@ -77,8 +76,7 @@ TEST_F(ManifestTest, AnotherKeysSignatureIsRefused) {
   auto forger = ManifestSigner::LoadOrCreate(other.File("k"), other.File("p"));
   ASSERT_TRUE(forger.ok());
   auto forged = (*forger)->Sign(SampleManifest(now_));
-  EXPECT_EQ(verifier_->Verify(*forged, now_).status().code(),
-            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(verifier_->Verify(*forged, now_).status().code(), absl::StatusCode::kUnauthenticated);
 }
 
 TEST_F(ManifestTest, ExpiredManifestIsRefused) {
@@ -92,8 +90,7 @@ TEST_F(ManifestTest, KeyFilesArePrivateAndReloadToTheSameKey) {
   struct stat st;
   ASSERT_EQ(stat(dir_.File("origin.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  auto again = ManifestSigner::LoadOrCreate(dir_.File("origin.key"),
-                                            dir_.File("origin.pub"));
+  auto again = ManifestSigner::LoadOrCreate(dir_.File("origin.key"), dir_.File("origin.pub"));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ((*again)->PublicKeyPem(), signer_->PublicKeyPem());
   auto signed_m = (*again)->Sign(SampleManifest(now_));

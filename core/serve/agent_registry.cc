@@ -5,11 +5,10 @@
 
 namespace sigrelay {
 
-absl::Status AgentRegistry::Report(const v1::ReportStatusRequest& report,
-                                   absl::Time now) {
+absl::Status AgentRegistry::Report(const v1::ReportStatusRequest& report, absl::Time now) {
   if (report.agent_id().empty() || report.agent_id().size() > 256) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "agent_id must be 1..256 bytes, got ", report.agent_id().size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("agent_id must be 1..256 bytes, got ", report.agent_id().size()));
   }
   Entry entry{{}, now};
   for (const v1::ComponentVersion& cv : report.versions()) {
@@ -34,8 +33,7 @@ size_t AgentRegistry::AgentCount() const {
   return agents_.size();
 }
 
-std::map<std::string, std::map<uint32_t, uint64_t>> AgentRegistry::VersionCounts()
-    const {
+std::map<std::string, std::map<uint32_t, uint64_t>> AgentRegistry::VersionCounts() const {
   std::map<std::string, std::map<uint32_t, uint64_t>> out;
   absl::MutexLock lock(&mu_);
   for (const auto& [id, entry] : agents_) {

@@ -34,8 +34,7 @@ void StallSweeper::Untrack(const std::shared_ptr<Guard>& guard) {
 }
 
 void StallSweeper::Loop() {
-  const absl::Duration period =
-      std::clamp(timeout_ / 4, absl::Milliseconds(50), absl::Seconds(1));
+  const absl::Duration period = std::clamp(timeout_ / 4, absl::Milliseconds(50), absl::Seconds(1));
   mu_.Lock();
   while (!stop_) {
     mu_.AwaitWithTimeout(absl::Condition(&stop_), period);

@@ -56,9 +56,8 @@ void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& age
 
 }  // namespace
 
-void FillNodeStatus(const std::string& role, const StoreView& view,
-                    const UpdateServiceImpl& update, const AgentRegistry& agents,
-                    v1::GetStatusResponse* response) {
+void FillNodeStatus(const std::string& role, const StoreView& view, const UpdateServiceImpl& update,
+                    const AgentRegistry& agents, v1::GetStatusResponse* response) {
   response->set_role(role);
   FillComponentStatus(view, response);
   FillServingStatus(update, agents, response);

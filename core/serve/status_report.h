@@ -14,9 +14,8 @@ namespace sigrelay {
 // times; per component the newest version, size, digest, incrementals and
 // retained versions; Watch streams, transfer admission and what agents
 // reported.
-void FillNodeStatus(const std::string& role, const StoreView& view,
-                    const UpdateServiceImpl& update, const AgentRegistry& agents,
-                    v1::GetStatusResponse* response);
+void FillNodeStatus(const std::string& role, const StoreView& view, const UpdateServiceImpl& update,
+                    const AgentRegistry& agents, v1::GetStatusResponse* response);
 
 }  // namespace sigrelay
 

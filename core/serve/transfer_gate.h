@@ -22,8 +22,7 @@ class TransferGate {
  public:
   enum class Admit { kNow, kQueued, kRefused };
   struct Stats {
-    uint64_t active = 0, queued = 0, peak_active = 0, peak_queued = 0, refused = 0,
-             admitted = 0;
+    uint64_t active = 0, queued = 0, peak_active = 0, peak_queued = 0, refused = 0, admitted = 0;
   };
 
   TransferGate(size_t max_active, size_t max_queued)

@@ -1,19 +1,19 @@
 #include "core/serve/update_service.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
 #include <algorithm>
 #include <optional>
 #include <utility>
-
-#include <grpcpp/support/proto_buffer_reader.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "core/model/component.h"
 #include "core/base/grpc_status.h"
 #include "core/base/log.h"
 #include "core/base/transport.h"
+#include "core/model/component.h"
 #include "core/model/manifest.h"
 
 namespace sigrelay {
@@ -125,8 +125,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     std::shared_ptr<const WatchPush> now;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || !started_ || in_flight_ != nullptr || waiting_gate_ ||
-          pending_ == nullptr) {
+      if (finished_ || !started_ || in_flight_ != nullptr || waiting_gate_ || pending_ == nullptr) {
         return;
       }
       std::shared_ptr<const v1::SignedManifest> manifest = std::move(pending_);
@@ -229,9 +228,9 @@ absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view, const ComponentCatalo
   if (entry == nullptr) {
     std::vector<std::string> carried;
     for (const v1::ComponentEntry& e : manifest->components()) carried.push_back(e.name());
-    return absl::NotFoundError(absl::StrCat(
-        "no version of ", absl::CHexEscape(req.component().substr(0, 80)),
-        " is published yet; this node carries: ", absl::StrJoin(carried, ", ")));
+    return absl::NotFoundError(
+        absl::StrCat("no version of ", absl::CHexEscape(req.component().substr(0, 80)),
+                     " is published yet; this node carries: ", absl::StrJoin(carried, ", ")));
   }
   const uint32_t want = req.want_version() != 0 ? req.want_version() : entry->version();
   FetchPlan plan;
@@ -239,8 +238,7 @@ absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view, const ComponentCatalo
   h.set_component(req.component());
   h.set_version(want);
   absl::StatusOr<v1::FileRecord> record;
-  if (want == entry->version() && req.have_version() != 0 &&
-      req.have_version() != want) {
+  if (want == entry->version() && req.have_version() != 0 && req.have_version() != want) {
     for (const v1::IncrementalEntry& ie : entry->incrementals()) {
       if (ie.from_version() != req.have_version()) continue;
       record = view.Incremental(req.component(), ie.from_version(), want);
@@ -251,24 +249,22 @@ absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view, const ComponentCatalo
   }
   if (h.kind() == v1::PAYLOAD_KIND_UNSPECIFIED) {
     if (want > entry->version()) {
-      return absl::NotFoundError(absl::StrCat(req.component(), " ", want,
-                                              " is not published; the newest is ",
-                                              entry->version()));
+      return absl::NotFoundError(absl::StrCat(
+          req.component(), " ", want, " is not published; the newest is ", entry->version()));
     }
     record = view.Full(req.component(), want);
     if (absl::IsNotFound(record.status())) {
-      return absl::NotFoundError(absl::StrCat(
-          req.component(), " ", want, " is no longer retained; retained versions: ",
-          absl::StrJoin(view.FullVersions(req.component()), ", "),
-          "; ask for the newest (want_version 0)"));
+      return absl::NotFoundError(
+          absl::StrCat(req.component(), " ", want, " is no longer retained; retained versions: ",
+                       absl::StrJoin(view.FullVersions(req.component()), ", "),
+                       "; ask for the newest (want_version 0)"));
     }
     if (!record.ok()) return record.status();
     h.set_kind(v1::PAYLOAD_KIND_FULL);
   }
   plan.record = std::move(*record);
   if (req.offset() > plan.record.size()) {
-    return absl::OutOfRangeError(absl::StrCat("offset ", req.offset(),
-                                              " is past the end of the ",
+    return absl::OutOfRangeError(absl::StrCat("offset ", req.offset(), " is past the end of the ",
                                               plan.record.size(), "-byte body"));
   }
   h.set_size(plan.record.size());
@@ -285,9 +281,11 @@ absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view, const ComponentCatalo
 class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
  public:
   FetchReactor(std::shared_ptr<const StoreView> view, const ComponentCatalog* catalog,
-               const v1::FetchRequest& req,
-               TransferGate* gate, StallSweeper* sweeper, grpc::CallbackServerContext* ctx)
-      : view_(std::move(view)), gate_(gate), sweeper_(sweeper),
+               const v1::FetchRequest& req, TransferGate* gate, StallSweeper* sweeper,
+               grpc::CallbackServerContext* ctx)
+      : view_(std::move(view)),
+        gate_(gate),
+        sweeper_(sweeper),
         guard_(StallSweeper::NewGuard(ctx)) {
     absl::StatusOr<FetchPlan> plan = PlanFetch(*view_, catalog, req);
     if (!plan.ok()) {
@@ -370,8 +368,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
     header_sent_ = true;
     message_.clear_data();
     if (!header_alone && next_chunk_ < record_.chunks_size()) {
-      absl::StatusOr<std::string> chunk =
-          view_->ReadChunk(record_, next_chunk_++, /*cache=*/true);
+      absl::StatusOr<std::string> chunk = view_->ReadChunk(record_, next_chunk_++, /*cache=*/true);
       if (!chunk.ok()) {
         Finish(ToGrpcStatus(chunk.status()));
         return;
@@ -445,9 +442,9 @@ void UpdateServiceImpl::Remove(WatchReactor* watcher) {
   watchers_.erase(watcher);
 }
 
-grpc::ServerUnaryReactor* UpdateServiceImpl::GetManifest(
-    grpc::CallbackServerContext* context, const v1::GetManifestRequest*,
-    v1::SignedManifest* response) {
+grpc::ServerUnaryReactor* UpdateServiceImpl::GetManifest(grpc::CallbackServerContext* context,
+                                                         const v1::GetManifestRequest*,
+                                                         v1::SignedManifest* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::shared_ptr<const v1::SignedManifest> m = store_->CurrentManifest();
   if (m == nullptr) {
@@ -473,8 +470,7 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* UpdateServiceImpl::
   return reactor;
 }
 
-absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
-    const v1::WatchRequest& request) {
+absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(const v1::WatchRequest& request) {
   HeldVersions held;
   for (const v1::ComponentVersion& cv : request.versions()) {
     if (absl::Status s = ValidateComponentName(cv.component()); !s.ok()) return s;
@@ -529,16 +525,15 @@ std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(
     }
     // The whole push must fit a stock client's message limit; what does
     // not fit is fetched.
-    if (built.ByteSizeLong() + plan->header.ByteSizeLong() + plan->record.size() +
-            kFramingBytes >
+    if (built.ByteSizeLong() + plan->header.ByteSizeLong() + plan->record.size() + kFramingBytes >
         kMaxMessageBytes) {
       continue;
     }
     absl::StatusOr<std::string> chunk = view->ReadChunk(plan->record, 0, /*cache=*/true);
     if (!chunk.ok()) {
       // The watcher fetches it instead, and the Fetch reports the error.
-      Log(LogLevel::kWarning, absl::StrCat("push of ", component, " incremental left out: ",
-                                           chunk.status().message()));
+      Log(LogLevel::kWarning,
+          absl::StrCat("push of ", component, " incremental left out: ", chunk.status().message()));
       continue;
     }
     v1::FetchResponse* payload = built.add_payloads();
@@ -562,9 +557,9 @@ grpc::ServerWriteReactor<v1::FetchResponse>* UpdateServiceImpl::Fetch(
   return new FetchReactor(store_->Snapshot(), catalog_, *request, &gate_, &sweeper_, ctx);
 }
 
-grpc::ServerUnaryReactor* UpdateServiceImpl::ReportStatus(
-    grpc::CallbackServerContext* context, const v1::ReportStatusRequest* request,
-    v1::ReportStatusResponse*) {
+grpc::ServerUnaryReactor* UpdateServiceImpl::ReportStatus(grpc::CallbackServerContext* context,
+                                                          const v1::ReportStatusRequest* request,
+                                                          v1::ReportStatusResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(agents_->Report(*request, absl::Now())));
   return reactor;

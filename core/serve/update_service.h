@@ -48,8 +48,8 @@ using UpdateServiceBase = v1::UpdateService::WithCallbackMethod_GetManifest<
         v1::UpdateService::WithCallbackMethod_ReportStatus<v1::UpdateService::Service>>>>;
 
 struct UpdateServiceOptions {
-  size_t max_transfers = 64;     // transfers (Fetch streams, pushes with incrementals) at once
-  size_t max_queued = 1 << 20;   // transfers waiting for a slot
+  size_t max_transfers = 64;    // transfers (Fetch streams, pushes with incrementals) at once
+  size_t max_queued = 1 << 20;  // transfers waiting for a slot
   // A transfer whose write makes no progress this long is cancelled
   // (zero: never).
   absl::Duration stall_timeout = absl::Seconds(60);
@@ -81,13 +81,11 @@ class UpdateServiceImpl final : public UpdateServiceBase {
                                         v1::SignedManifest* response) override;
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(
       grpc::CallbackServerContext* context) override;
-  grpc::ServerWriteReactor<v1::FetchResponse>* Fetch(
-      grpc::CallbackServerContext* context,
-      const v1::FetchRequest* request) override;
-  grpc::ServerUnaryReactor* ReportStatus(
-      grpc::CallbackServerContext* context,
-      const v1::ReportStatusRequest* request,
-      v1::ReportStatusResponse* response) override;
+  grpc::ServerWriteReactor<v1::FetchResponse>* Fetch(grpc::CallbackServerContext* context,
+                                                     const v1::FetchRequest* request) override;
+  grpc::ServerUnaryReactor* ReportStatus(grpc::CallbackServerContext* context,
+                                         const v1::ReportStatusRequest* request,
+                                         v1::ReportStatusResponse* response) override;
 
  private:
   friend class WatchReactor;

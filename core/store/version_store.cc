@@ -9,9 +9,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/base/digest.h"
 #include "core/base/file_util.h"
-#include "absl/strings/string_view.h"
 
 namespace sigrelay {
 namespace {
@@ -99,19 +99,17 @@ absl::StatusOr<v1::FileRecord> StoreView::Full(absl::string_view component,
                                                uint32_t version) const {
   auto r = GetRecord(FullKey(component, version));
   if (absl::IsNotFound(r.status())) {
-    return absl::NotFoundError(
-        absl::StrCat(component, " ", version, " is not stored here"));
+    return absl::NotFoundError(absl::StrCat(component, " ", version, " is not stored here"));
   }
   return r;
 }
 
-absl::StatusOr<v1::FileRecord> StoreView::Incremental(absl::string_view component,
-                                                      uint32_t from,
+absl::StatusOr<v1::FileRecord> StoreView::Incremental(absl::string_view component, uint32_t from,
                                                       uint32_t to) const {
   auto r = GetRecord(IncrKey(component, from, to));
   if (absl::IsNotFound(r.status())) {
-    return absl::NotFoundError(absl::StrCat("no incremental ", component, " v_",
-                                            from, ".", to, " is stored here"));
+    return absl::NotFoundError(
+        absl::StrCat("no incremental ", component, " v_", from, ".", to, " is stored here"));
   }
   return r;
 }
@@ -119,21 +117,20 @@ absl::StatusOr<v1::FileRecord> StoreView::Incremental(absl::string_view componen
 std::vector<uint32_t> StoreView::FullVersions(absl::string_view component) const {
   std::vector<uint32_t> out;
   std::string prefix = FullPrefix(component);
-  absl::Status s = ScanPrefix(db_, snapshot_, prefix,
-                              [&](absl::string_view key, absl::string_view) {
-                                if (key.size() == prefix.size() + 4) {
-                                  out.push_back(ReadBe32(key.substr(prefix.size())));
-                                }
-                              });
+  absl::Status s =
+      ScanPrefix(db_, snapshot_, prefix, [&](absl::string_view key, absl::string_view) {
+        if (key.size() == prefix.size() + 4) {
+          out.push_back(ReadBe32(key.substr(prefix.size())));
+        }
+      });
   (void)s;  // a failed scan yields the versions seen so far; reads re-check
   return out;
 }
 
-absl::StatusOr<std::string> StoreView::ReadChunk(const v1::FileRecord& record,
-                                                 int index, bool cache) const {
+absl::StatusOr<std::string> StoreView::ReadChunk(const v1::FileRecord& record, int index,
+                                                 bool cache) const {
   if (index < 0 || index >= record.chunks_size()) {
-    return absl::OutOfRangeError(absl::StrCat("chunk ", index, " of ",
-                                              record.chunks_size()));
+    return absl::OutOfRangeError(absl::StrCat("chunk ", index, " of ", record.chunks_size()));
   }
   const std::string& digest = record.chunks(index);
   if (std::shared_ptr<const std::string> hit = cache_->Find(digest)) return *hit;
@@ -143,13 +140,11 @@ absl::StatusOr<std::string> StoreView::ReadChunk(const v1::FileRecord& record,
   std::string value;
   rocksdb::Status s = db_->Get(ro, ChunkKey(digest), &value);
   if (s.IsNotFound()) {
-    return absl::DataLossError(absl::StrCat("chunk ", ToHex(digest),
-                                            " is missing from the store"));
+    return absl::DataLossError(absl::StrCat("chunk ", ToHex(digest), " is missing from the store"));
   }
   if (!s.ok()) return FromRocks(s, "read chunk");
   if (Sha256::Of(value) != digest) {
-    return absl::DataLossError(absl::StrCat("chunk ", ToHex(digest),
-                                            " is corrupt on disk"));
+    return absl::DataLossError(absl::StrCat("chunk ", ToHex(digest), " is corrupt on disk"));
   }
   if (cache) cache_->Insert(digest, std::make_shared<const std::string>(value));
   return value;
@@ -234,8 +229,7 @@ absl::StatusOr<v1::FileRecord> VersionStore::FileWriter::Finish() {
 
 // ---------------------------------------------------------------- VersionStore
 
-VersionStore::VersionStore(std::unique_ptr<rocksdb::DB> db,
-                           const StoreOptions& options)
+VersionStore::VersionStore(std::unique_ptr<rocksdb::DB> db, const StoreOptions& options)
     : db_(std::move(db)),
       options_(options),
       cache_(std::make_unique<ChunkCache>(options.chunk_cache_bytes)) {}
@@ -247,11 +241,11 @@ VersionStore::~VersionStore() {
   }
 }
 
-absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
-    const std::string& dir, const StoreOptions& options) {
+absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(const std::string& dir,
+                                                                 const StoreOptions& options) {
   if (options.chunk_size < 4096 || options.chunk_size > (4u << 20)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "chunk size ", options.chunk_size, " is outside 4 KiB..4 MiB"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk size ", options.chunk_size, " is outside 4 KiB..4 MiB"));
   }
   absl::Status made = MakeDirs(dir);
   if (!made.ok()) return made;
@@ -267,8 +261,7 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(opts, dir, &raw);
   if (!s.ok()) return FromRocks(s, absl::StrCat("open store ", dir));
-  std::unique_ptr<VersionStore> store(
-      new VersionStore(std::unique_ptr<rocksdb::DB>(raw), options));
+  std::unique_ptr<VersionStore> store(new VersionStore(std::unique_ptr<rocksdb::DB>(raw), options));
 
   std::string value;
   s = raw->Get(rocksdb::ReadOptions(), kManifestKey, &value);
@@ -285,10 +278,9 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
 
   // Whatever a crash left between chunk writes and their commit.
   std::vector<std::string> all_chunks;
-  absl::Status scan = ScanPrefix(raw, nullptr, kChunkIndexPrefix,
-                                 [&](absl::string_view key, absl::string_view) {
-                                   all_chunks.emplace_back(key.substr(2));
-                                 });
+  absl::Status scan = ScanPrefix(
+      raw, nullptr, kChunkIndexPrefix,
+      [&](absl::string_view key, absl::string_view) { all_chunks.emplace_back(key.substr(2)); });
   if (!scan.ok()) return scan;
   absl::Status swept = store->SweepUnreferenced(all_chunks);
   if (!swept.ok()) return swept;
@@ -323,17 +315,16 @@ absl::Status VersionStore::Commit(const std::vector<ComponentCommit>& components
     batch.Delete(rocksdb::Slice(key.data(), key.size()));
   };
   for (const ComponentCommit& c : components) {
-    if (std::find(c.retained.begin(), c.retained.end(), c.version) ==
-        c.retained.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "commit of ", c.component, " ", c.version, " does not retain itself"));
+    if (std::find(c.retained.begin(), c.retained.end(), c.version) == c.retained.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("commit of ", c.component, " ", c.version, " does not retain itself"));
     }
     std::string fprefix = FullPrefix(c.component);
     absl::Status s = ScanPrefix(
         db_.get(), nullptr, fprefix, [&](absl::string_view key, absl::string_view value) {
           uint32_t v = ReadBe32(key.substr(fprefix.size()));
-          bool keep = v != c.version && std::find(c.retained.begin(), c.retained.end(),
-                                                  v) != c.retained.end();
+          bool keep = v != c.version &&
+                      std::find(c.retained.begin(), c.retained.end(), v) != c.retained.end();
           if (!keep) drop(key, value);
         });
     if (!s.ok()) return s;
@@ -364,8 +355,7 @@ absl::Status VersionStore::Commit(const std::vector<ComponentCommit>& components
   return swept;
 }
 
-absl::Status VersionStore::SweepUnreferenced(
-    const std::vector<std::string>& candidates) {
+absl::Status VersionStore::SweepUnreferenced(const std::vector<std::string>& candidates) {
   if (candidates.empty()) return absl::OkStatus();
   absl::flat_hash_set<std::string> referenced;
   auto mark = [&](absl::string_view, absl::string_view value) {
@@ -393,16 +383,14 @@ absl::Status VersionStore::SweepUnreferenced(
   return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "collect chunks");
 }
 
-absl::Status VersionStore::SavePartial(const std::string& name,
-                                      const v1::FileRecord& partial) {
+absl::Status VersionStore::SavePartial(const std::string& name, const v1::FileRecord& partial) {
   BeforeWrite();
-  return FromRocks(db_->Put(rocksdb::WriteOptions(), kPartialPrefix + name,
-                            partial.SerializeAsString()),
-                   "save partial download");
+  return FromRocks(
+      db_->Put(rocksdb::WriteOptions(), kPartialPrefix + name, partial.SerializeAsString()),
+      "save partial download");
 }
 
-absl::StatusOr<std::optional<v1::FileRecord>> VersionStore::LoadPartial(
-    const std::string& name) {
+absl::StatusOr<std::optional<v1::FileRecord>> VersionStore::LoadPartial(const std::string& name) {
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kPartialPrefix + name, &value);
   if (s.IsNotFound()) return std::nullopt;

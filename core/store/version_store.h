@@ -30,11 +30,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "core/store/chunk_cache.h"
 #include "sigrelay/v1/store.pb.h"
 #include "sigrelay/v1/update.pb.h"
-#include "absl/strings/string_view.h"
 
 namespace rocksdb {
 class DB;
@@ -63,10 +63,9 @@ class StoreView {
   // The signed manifest in this view, or nullopt before the first commit.
   const std::optional<v1::SignedManifest>& manifest() const { return manifest_; }
   // NotFound when the version is not stored.
-  absl::StatusOr<v1::FileRecord> Full(absl::string_view component,
-                                      uint32_t version) const;
-  absl::StatusOr<v1::FileRecord> Incremental(absl::string_view component,
-                                             uint32_t from, uint32_t to) const;
+  absl::StatusOr<v1::FileRecord> Full(absl::string_view component, uint32_t version) const;
+  absl::StatusOr<v1::FileRecord> Incremental(absl::string_view component, uint32_t from,
+                                             uint32_t to) const;
   // Full versions held of `component`, ascending.
   std::vector<uint32_t> FullVersions(absl::string_view component) const;
   // Chunk `index` of `record`; DataLoss when it is missing or its bytes do
@@ -127,8 +126,8 @@ class VersionStore {
 
   // Opens (creating if needed) the store in `dir` and collects chunks no
   // record references (left by a crash between chunk writes and commit).
-  static absl::StatusOr<std::unique_ptr<VersionStore>> Open(
-      const std::string& dir, const StoreOptions& options = {});
+  static absl::StatusOr<std::unique_ptr<VersionStore>> Open(const std::string& dir,
+                                                            const StoreOptions& options = {});
   ~VersionStore();
 
   std::unique_ptr<FileWriter> NewFileWriter();
@@ -142,8 +141,7 @@ class VersionStore {
   absl::Status DropPartial(const std::string& name);
   // A writer that continues `partial` (re-reading its chunks to restore the
   // digest state); DataLoss when they are missing or corrupt.
-  absl::StatusOr<std::unique_ptr<FileWriter>> ResumeFileWriter(
-      const v1::FileRecord& partial);
+  absl::StatusOr<std::unique_ptr<FileWriter>> ResumeFileWriter(const v1::FileRecord& partial);
 
   // Atomically applies `components` and sets `manifest`, then collects chunks
   // it left unreferenced and tells the commit observer. With no components it
@@ -157,8 +155,7 @@ class VersionStore {
 
   // Called after every successful commit with the new manifest, on the
   // committing thread, outside the store's locks.
-  void SetCommitObserver(
-      std::function<void(std::shared_ptr<const v1::SignedManifest>)> observer);
+  void SetCommitObserver(std::function<void(std::shared_ptr<const v1::SignedManifest>)> observer);
 
   // Number of chunks stored (referenced or not); for tests and status.
   uint64_t ChunkCount() const;
@@ -184,8 +181,7 @@ class VersionStore {
   absl::Mutex commit_mu_;  // serializes Commit
   mutable absl::Mutex mu_;
   std::shared_ptr<const v1::SignedManifest> manifest_ ABSL_GUARDED_BY(mu_);
-  std::function<void(std::shared_ptr<const v1::SignedManifest>)> observer_
-      ABSL_GUARDED_BY(mu_);
+  std::function<void(std::shared_ptr<const v1::SignedManifest>)> observer_ ABSL_GUARDED_BY(mu_);
   // Chunks written by live FileWriters, with a count per writer holding them.
   absl::flat_hash_map<std::string, int> pinned_ ABSL_GUARDED_BY(mu_);
 };

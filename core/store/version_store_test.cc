@@ -8,17 +8,17 @@
 #include "absl/container/flat_hash_set.h"
 #include "core/base/digest.h"
 #include "core/model/manifest.h"
-#include "tests/testutil/store_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/store_test_util.h"
 #include "tests/testutil/testutil.h"
 
 namespace sigrelay {
 namespace {
 
+using testing::CommitTestVersion;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
-using testing::CommitTestVersion;
 using testing::TestComponents;
 using testing::TestContent;
 
@@ -69,8 +69,8 @@ void ExpectConsistent(VersionStore* store) {
       EXPECT_EQ(rec->sha256(), ie.sha256());
       auto incr = view->ReadAll(*rec);
       ASSERT_TRUE(incr.ok());
-      auto rebuilt = IncrementalCodec().Decode(
-          TestContent(e.name(), ie.from_version()), *incr, 1 << 20);
+      auto rebuilt =
+          IncrementalCodec().Decode(TestContent(e.name(), ie.from_version()), *incr, 1 << 20);
       ASSERT_TRUE(rebuilt.ok());
       EXPECT_EQ(*rebuilt, TestContent(e.name(), e.version()));
       for (const std::string& d : rec->chunks()) referenced.insert(d);
@@ -90,10 +90,8 @@ TEST(VersionStoreTest, CommitsAndRetainsTheNewestAndKBefore) {
   auto view = (*store)->Snapshot();
   EXPECT_THAT(view->FullVersions("virus"), ElementsAre(5, 7, 9, 11));
   EXPECT_TRUE(view->Incremental("virus", 5, 11).ok());
-  EXPECT_EQ(view->Incremental("virus", 3, 11).status().code(),
-            absl::StatusCode::kNotFound);
-  EXPECT_EQ(view->Incremental("virus", 5, 9).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(view->Incremental("virus", 3, 11).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(view->Incremental("virus", 5, 9).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(VersionStoreTest, ReopenKeepsEverything) {
@@ -121,8 +119,7 @@ TEST(VersionStoreTest, SnapshotKeepsRetiredVersionsReadable) {
   for (uint32_t v = 3; v <= 11; v += 2) {
     ASSERT_TRUE(CommitTestVersion(store->get(), v, kPolicy).ok());
   }
-  EXPECT_EQ((*store)->Snapshot()->Full("virus", 1).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ((*store)->Snapshot()->Full("virus", 1).status().code(), absl::StatusCode::kNotFound);
   auto bytes = old_view->ReadAll(*record);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_EQ(*bytes, TestContent("virus", 1));
@@ -216,8 +213,7 @@ TEST(VersionStoreCrashTest, KillAtEveryWritePointLeavesOldOrNew) {
   // and the collection after it.
   for (int kill_at = 1; kill_at <= 40; ++kill_at) {
     std::string out;
-    int rc = testing::RunCommand(
-        {Helper(), dir.path(), std::to_string(kill_at), "3"}, &out);
+    int rc = testing::RunCommand({Helper(), dir.path(), std::to_string(kill_at), "3"}, &out);
     ASSERT_TRUE(rc == 0 || rc == -1) << "helper failed: " << out;
     auto store = VersionStore::Open(dir.path(), kSmallChunks);
     ASSERT_TRUE(store.ok()) << store.status();

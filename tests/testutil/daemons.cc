@@ -1,7 +1,5 @@
 #include "tests/testutil/daemons.h"
 
-#include "core/client/fetch_client.h"
-
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -14,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "core/base/admin_token.h"
 #include "core/base/file_util.h"
+#include "core/client/fetch_client.h"
 #include "core/model/manifest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
 #include "sigrelay/v1/update.grpc.pb.h"
@@ -50,8 +49,11 @@ void Daemon::Launch(const std::vector<std::string>& extra) {
   argv.insert(argv.end(), extra.begin(), extra.end());
   process_ = std::make_unique<ChildProcess>(argv);
   address_.clear();
-  WaitFor([&] { return !process_->Running() || !WaitForListening(data_dir_, absl::ZeroDuration()).empty(); },
-          absl::Seconds(20));
+  WaitFor(
+      [&] {
+        return !process_->Running() || !WaitForListening(data_dir_, absl::ZeroDuration()).empty();
+      },
+      absl::Seconds(20));
   address_ = WaitForListening(data_dir_, absl::ZeroDuration());
 }
 
@@ -65,8 +67,7 @@ void Daemon::Restart(bool same_port) {
   if (running()) Stop(SIGTERM);
   std::vector<std::string> extra;
   for (size_t i = 0; i < listen_.size(); ++i) {
-    extra.insert(extra.end(),
-                 {"--listen", same_port && i < bound.size() ? bound[i] : listen_[i]});
+    extra.insert(extra.end(), {"--listen", same_port && i < bound.size() ? bound[i] : listen_[i]});
   }
   Launch(extra);
 }
@@ -78,8 +79,8 @@ int Ctl(const std::vector<std::string>& args, std::string* out) {
   return RunCommand(argv, out);
 }
 
-std::string GenPattern(const std::string& dir, const std::string& name, int records,
-                       int seed, const std::string& from, double churn) {
+std::string GenPattern(const std::string& dir, const std::string& name, int records, int seed,
+                       const std::string& from, double churn) {
   std::string path = dir + "/" + name, out;
   std::vector<std::string> args = {"gen-pattern", "--seed", std::to_string(seed), "--out", path};
   if (from.empty()) {
@@ -92,8 +93,8 @@ std::string GenPattern(const std::string& dir, const std::string& name, int reco
 
 uint32_t Publish(const Daemon& origin, const std::string& component, const std::string& file) {
   std::string out;
-  if (Ctl({"--server", origin.address(), "--token-file", origin.token_file(), "publish",
-           component, file},
+  if (Ctl({"--server", origin.address(), "--token-file", origin.token_file(), "publish", component,
+           file},
           &out) != 0) {
     return 0;
   }
@@ -106,8 +107,8 @@ uint32_t Publish(const Daemon& origin, const std::string& component, const std::
 namespace {
 
 std::optional<v1::Manifest> Served(const std::string& addr) {
-  auto stub = v1::UpdateService::NewStub(
-      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::UpdateService::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   v1::SignedManifest m;
@@ -133,8 +134,8 @@ uint64_t ServedSerial(const std::string& addr) {
 
 std::string FetchFull(const std::string& addr, const std::string& component) {
   // A stock channel on gRPC's default limits, as an independent client has.
-  auto stub = v1::UpdateService::NewStub(
-      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::UpdateService::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
   v1::FetchRequest req;
   req.set_component(component);
   absl::StatusOr<FetchedBody> body =

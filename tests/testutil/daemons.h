@@ -22,8 +22,7 @@ class Daemon {
   // and waits until it listens. address() is empty if it did not start (see
   // output()).
   Daemon(std::string binary, std::string data_dir, std::vector<std::string> args,
-         std::vector<std::string> listen = {"127.0.0.1:0"},
-         std::vector<std::string> prefix = {});
+         std::vector<std::string> listen = {"127.0.0.1:0"}, std::vector<std::string> prefix = {});
   ~Daemon();
 
   const std::string& address() const { return address_; }
@@ -58,8 +57,8 @@ int Ctl(const std::vector<std::string>& args, std::string* out);
 
 // Writes a generated pattern file of `records` records, or with `from` the
 // next version of it (`churn` percent), and returns its path.
-std::string GenPattern(const std::string& dir, const std::string& name, int records,
-                       int seed, const std::string& from = "", double churn = 0.5);
+std::string GenPattern(const std::string& dir, const std::string& name, int records, int seed,
+                       const std::string& from = "", double churn = 0.5);
 
 // Publishes `file` as `component` at `origin`; returns the version or 0.
 uint32_t Publish(const Daemon& origin, const std::string& component, const std::string& file);

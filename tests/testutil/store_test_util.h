@@ -26,8 +26,8 @@ inline std::string TestContent(const std::string& component, uint32_t version) {
   std::string out;
   for (uint32_t line = 0; line < 400; ++line) {
     uint32_t stamp = line % 37 == version % 37 ? version : 0;
-    absl::StrAppend(&out, component, "-sig-", line, "-", stamp, "-",
-                    (line * 2654435761u) ^ stamp, "\n");
+    absl::StrAppend(&out, component, "-sig-", line, "-", stamp, "-", (line * 2654435761u) ^ stamp,
+                    "\n");
   }
   return out;
 }

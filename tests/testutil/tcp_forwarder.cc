@@ -82,7 +82,8 @@ void TcpForwarder::Pump(int from, int to, bool count) {
   auto start = std::chrono::steady_clock::now();
   uint64_t sent = 0;
   for (;;) {
-    ssize_t n = read(from, buf, rate_ > 0 ? std::min<size_t>(sizeof buf, rate_ / 50 + 1) : sizeof buf);
+    ssize_t n =
+        read(from, buf, rate_ > 0 ? std::min<size_t>(sizeof buf, rate_ / 50 + 1) : sizeof buf);
     if (n <= 0) break;
     if (count) {
       // Past the pause mark: hold these bytes back until resumed.

@@ -139,8 +139,7 @@ std::string ChildProcess::Output() const {
   return ss.str();
 }
 
-std::string WaitForListening(const std::string& data_dir,
-                             absl::Duration timeout) {
+std::string WaitForListening(const std::string& data_dir, absl::Duration timeout) {
   std::string addr;
   WaitFor(
       [&] {

@@ -31,13 +31,11 @@ class TempDir {
 
 // Polls `condition` until it is true or `timeout` passes; returns its last
 // value.
-bool WaitFor(const std::function<bool()>& condition,
-             absl::Duration timeout = absl::Seconds(10));
+bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout = absl::Seconds(10));
 
 // Runs argv to completion; returns its exit status (-1 when it did not exit
 // normally) and appends its stdout and stderr to *output when given.
-int RunCommand(const std::vector<std::string>& argv,
-               std::string* output = nullptr);
+int RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr);
 
 // The directory holding sigrelay's binaries (SIGRELAY_BIN_DIR, set by ctest).
 std::string BinDir();

@@ -17,8 +17,8 @@
 namespace sigrelay {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Daemon;
+using ::testing::HasSubstr;
 using testing::Netns;
 using testing::WaitFor;
 
@@ -51,8 +51,8 @@ class TopologyTest : public ::testing::Test {
   std::unique_ptr<Daemon> Relay(const Netns& ns, const std::vector<std::string>& listen,
                                 const std::string& upstream, const std::string& pub,
                                 std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--upstream", upstream, "--origin-pubkey", pub,
-                                     "--max-backoff", "1s"};
+    std::vector<std::string> args = {"--upstream", upstream,        "--origin-pubkey",
+                                     pub,          "--max-backoff", "1s"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto d = std::make_unique<Daemon>("sigrelay-relay", work_.File("relay-" + ns.name()), args,
                                       listen, ns.prefix());
@@ -69,8 +69,9 @@ class TopologyTest : public ::testing::Test {
 
   uint32_t Publish(const Netns& ns, const Daemon& origin, const std::string& file) {
     std::string out;
-    if (Ctl(ns, {"--server", origin.address(), "--token-file", origin.token_file(), "publish",
-                 "virus", file},
+    if (Ctl(ns,
+            {"--server", origin.address(), "--token-file", origin.token_file(), "publish", "virus",
+             file},
             &out) != 0) {
       ADD_FAILURE() << out;
       return 0;
@@ -95,9 +96,18 @@ class TopologyTest : public ::testing::Test {
 
   std::vector<std::string> AgentSim(const Netns& ns, const std::string& server,
                                     const std::string& pub, std::vector<std::string> extra) {
-    std::vector<std::string> args = {testing::BinDir() + "/sigrelay-agent-sim", "--server", server,
-                                     "--agents", "40", "--origin-pubkey", pub, "--start", "none",
-                                     "--timeout", "30s", "--json"};
+    std::vector<std::string> args = {testing::BinDir() + "/sigrelay-agent-sim",
+                                     "--server",
+                                     server,
+                                     "--agents",
+                                     "40",
+                                     "--origin-pubkey",
+                                     pub,
+                                     "--start",
+                                     "none",
+                                     "--timeout",
+                                     "30s",
+                                     "--json"};
     args.insert(args.end(), extra.begin(), extra.end());
     return With(ns.prefix(), args);
   }
@@ -105,7 +115,6 @@ class TopologyTest : public ::testing::Test {
   testing::TempDir work_;
   std::string pattern1_, pattern2_;
 };
-
 
 TEST_F(TopologyTest, Ipv4OriginReachesIpv6AgentsThroughADualStackRelay) {
   Netns origin_ns("o4"), relay_ns("r"), agent_ns("a6");
@@ -171,11 +180,11 @@ TEST_F(TopologyTest, TwoChainedRelaysCarryAPublishAcrossThreeSegments) {
   ASSERT_TRUE(WaitFor([&] { return Serves(site_ns, site->address(), 1); }, absl::Seconds(15)))
       << bridge->output() << site->output();
 
-  testing::ChildProcess agents(AgentSim(agent_ns, site->address(), pub,
-                                        {"--until", "virus=3", "--start", "current"}));
-  ASSERT_TRUE(WaitFor([&] { return RelayStatus(site_ns, *site).find("\"watchers\":40") !=
-                                   std::string::npos; },
-                      absl::Seconds(20)))
+  testing::ChildProcess agents(
+      AgentSim(agent_ns, site->address(), pub, {"--until", "virus=3", "--start", "current"}));
+  ASSERT_TRUE(WaitFor(
+      [&] { return RelayStatus(site_ns, *site).find("\"watchers\":40") != std::string::npos; },
+      absl::Seconds(20)))
       << agents.Output();
   ASSERT_EQ(Publish(origin_ns, *origin, pattern2_), 3u);
   ASSERT_EQ(agents.Wait(), 0) << agents.Output() << site->output();
@@ -201,10 +210,10 @@ TEST_F(TopologyTest, UpstreamThroughAuthenticatingProxy) {
 
   const int proxy_port = 18000 + getpid() % 1000;
   std::string conf = work_.File("tinyproxy.conf");
-  ASSERT_TRUE(WriteFileAtomically(conf, absl::StrCat("Port ", proxy_port, "\nListen 198.18.6.1\n",
-                                                     "Timeout 60\nMaxClients 50\n",
-                                                     "BasicAuth sigrelay s3cret\n",
-                                                     "Allow 198.18.6.0/24\nLogLevel Info\n"))
+  ASSERT_TRUE(WriteFileAtomically(
+                  conf, absl::StrCat("Port ", proxy_port, "\nListen 198.18.6.1\n",
+                                     "Timeout 60\nMaxClients 50\n", "BasicAuth sigrelay s3cret\n",
+                                     "Allow 198.18.6.0/24\nLogLevel Info\n"))
                   .ok());
   auto start_proxy = [&] {
     auto p = std::make_unique<testing::ChildProcess>(
@@ -214,9 +223,10 @@ TEST_F(TopologyTest, UpstreamThroughAuthenticatingProxy) {
   auto proxy = start_proxy();
   const std::string proxy_addr = absl::StrCat("198.18.6.1:", proxy_port);
   ASSERT_TRUE(WaitFor([&] {
-    return testing::RunCommand(With(relay_ns.prefix(), {"bash", "-c", absl::StrCat(
-                                        "exec 3<>/dev/tcp/198.18.6.1/", proxy_port)}),
-                               nullptr) == 0;
+    return testing::RunCommand(
+               With(relay_ns.prefix(),
+                    {"bash", "-c", absl::StrCat("exec 3<>/dev/tcp/198.18.6.1/", proxy_port)}),
+               nullptr) == 0;
   })) << proxy->Output();
 
   // The relay has no route to the origin's segment: only the proxy reaches it.
@@ -229,13 +239,16 @@ TEST_F(TopologyTest, UpstreamThroughAuthenticatingProxy) {
   // names the proxy and its HTTP status, and the store is still served.
   relay->Stop(SIGTERM);
   Daemon wrong("sigrelay-relay", relay->data_dir(),
-                {"--upstream", origin->address(), "--origin-pubkey", pub, "--max-backoff", "1s",
-                 "--proxy", absl::StrCat("http://sigrelay:wrong@", proxy_addr)},
-                {"198.18.6.2:0"}, relay_ns.prefix());
+               {"--upstream", origin->address(), "--origin-pubkey", pub, "--max-backoff", "1s",
+                "--proxy", absl::StrCat("http://sigrelay:wrong@", proxy_addr)},
+               {"198.18.6.2:0"}, relay_ns.prefix());
   ASSERT_FALSE(wrong.address().empty()) << wrong.output();
-  ASSERT_TRUE(WaitFor([&] {
-    return RelayStatus(relay_ns, wrong).find("Proxy Authentication Required") != std::string::npos;
-  }, absl::Seconds(15)))
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return RelayStatus(relay_ns, wrong).find("Proxy Authentication Required") !=
+               std::string::npos;
+      },
+      absl::Seconds(15)))
       << wrong.output();
   std::string st = RelayStatus(relay_ns, wrong);
   EXPECT_THAT(st, HasSubstr(proxy_addr));
@@ -251,9 +264,10 @@ TEST_F(TopologyTest, UpstreamThroughAuthenticatingProxy) {
   relay->Restart();
   ASSERT_FALSE(relay->address().empty()) << relay->output();
   ASSERT_EQ(Publish(origin_ns, *origin, pattern2_), 3u);
-  ASSERT_TRUE(WaitFor([&] {
-    return RelayStatus(relay_ns, *relay).find("\"syncs_failed\":0") == std::string::npos;
-  }, absl::Seconds(15))) << relay->output();
+  ASSERT_TRUE(WaitFor(
+      [&] { return RelayStatus(relay_ns, *relay).find("\"syncs_failed\":0") == std::string::npos; },
+      absl::Seconds(15)))
+      << relay->output();
   EXPECT_THAT(RelayStatus(relay_ns, *relay), HasSubstr("through proxy " + proxy_addr));
   EXPECT_TRUE(Serves(relay_ns, relay->address(), 1));
   proxy = start_proxy();
@@ -272,9 +286,10 @@ TEST_F(TopologyTest, AaaaOnlyNameFromIpv4OnlyRelayIsExplained) {
                                       std::vector<std::string>{});  // only for a key pair
   const std::string pub = keydir.File("o") + "/origin.pub";
   auto relay = Relay(relay_ns, {"198.18.7.2:0"}, "origin-v6.test:7443", pub);
-  ASSERT_TRUE(WaitFor([&] {
-    return RelayStatus(relay_ns, *relay).find("no IPv6 route") != std::string::npos;
-  }, absl::Seconds(15))) << relay->output();
+  ASSERT_TRUE(WaitFor(
+      [&] { return RelayStatus(relay_ns, *relay).find("no IPv6 route") != std::string::npos; },
+      absl::Seconds(15)))
+      << relay->output();
   std::string st = RelayStatus(relay_ns, *relay);
   EXPECT_THAT(st, HasSubstr("origin-v6.test"));
   EXPECT_THAT(st, HasSubstr("fd00:7::1"));
