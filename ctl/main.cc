@@ -35,6 +35,10 @@ commands:
   status [--json]               components served; with --token-file also the node's own state
                                 (a relay's upstream, schedule, download counters and agents)
   update                        relay: sync from the upstream now (needs --token-file)
+  schedule PERIOD               relay: sync every PERIOD (15m, 2h) besides pushes; applied at
+                                once and kept across restarts (needs --token-file)
+  proxy URL [--no-proxy HOSTS]  relay: reach upstreams through http://[user:password@]HOST:PORT;
+  proxy --clear                 or directly again; kept across restarts (needs --token-file)
   fetch COMPONENT --have V --out FILE [--want W] [--offset N]
                                 download what the server sends for a client at version V
                                 (the incremental V->newest when there is one, else the full file)
@@ -56,6 +60,8 @@ struct Options {
   uint32_t seed = 1;
   std::string from;
   double churn = 0.5;
+  std::string no_proxy;
+  bool clear = false;
   int level = IncrementalCodec::kDefaultLevel;
 };
 
@@ -231,7 +237,8 @@ absl::Status Status(const Options& o) {
           &out, ",\"relay\":{\"upstream\":", JsonString(r.upstream_in_use()), ",\"upstreams\":[",
           absl::StrJoin(ups, ","), "]", ",\"last_update_unix\":", r.last_success_unix(),
           ",\"next_update_unix\":", r.next_scheduled_unix(),
-          ",\"schedule_seconds\":", r.schedule_seconds(),
+          ",\"schedule_seconds\":", r.schedule_seconds(), ",\"proxy\":", JsonString(r.proxy()),
+          ",\"no_proxy\":", JsonString(r.no_proxy()),
           ",\"bytes_incremental\":", r.bytes_incremental(), ",\"bytes_full\":", r.bytes_full(),
           ",\"syncs_ok\":", r.syncs_ok(), ",\"syncs_failed\":", r.syncs_failed(),
           ",\"last_error\":", JsonString(r.last_error()), "}");
@@ -274,6 +281,8 @@ absl::Status Status(const Options& o) {
     std::cout << "last update: " << when(r.last_success_unix())
               << "   next scheduled: " << when(r.next_scheduled_unix()) << " (every "
               << r.schedule_seconds() << "s)\n"
+              << "upstream proxy: " << (r.proxy().empty() ? "none" : r.proxy())
+              << (r.no_proxy().empty() ? "" : " (direct to " + r.no_proxy() + ")") << "\n"
               << "downloaded: " << r.bytes_incremental() << " bytes as incrementals, "
               << r.bytes_full() << " bytes as full files\n"
               << "watch streams: " << node.watchers()
@@ -308,6 +317,45 @@ absl::Status Update(const Options& o) {
   }
   std::cout << "updated to manifest serial " << r.manifest_serial() << " from " << r.upstream()
             << std::endl;
+  return absl::OkStatus();
+}
+
+absl::Status Schedule(const Options& o, const std::vector<std::string>& args) {
+  if (args.size() != 1) return absl::InvalidArgumentError("usage: sigrelayctl schedule PERIOD");
+  auto stub = v1::AdminService::NewStub(Connect(o));
+  grpc::ClientContext ctx;
+  if (absl::Status t = AddToken(o, &ctx); !t.ok()) return t;
+  SetDeadline(&ctx, absl::Seconds(15));
+  v1::SetScheduleRequest req;
+  req.set_period(args[0]);
+  v1::SetScheduleResponse r;
+  grpc::Status s = stub->SetSchedule(&ctx, req, &r);
+  if (!s.ok()) return WithServer(o, s);
+  std::cout << "schedule: every " << r.schedule_seconds() << "s; next sync "
+            << absl::FormatTime("%Y-%m-%d %H:%M:%SZ",
+                                absl::FromUnixSeconds(r.next_scheduled_unix()), absl::UTCTimeZone())
+            << std::endl;
+  return absl::OkStatus();
+}
+
+absl::Status Proxy(const Options& o, const std::vector<std::string>& args) {
+  if (o.clear == (args.size() == 1) || args.size() > 1) {
+    return absl::InvalidArgumentError(
+        "usage: sigrelayctl proxy http://[user:password@]HOST:PORT [--no-proxy HOSTS], or "
+        "sigrelayctl proxy --clear");
+  }
+  auto stub = v1::AdminService::NewStub(Connect(o));
+  grpc::ClientContext ctx;
+  if (absl::Status t = AddToken(o, &ctx); !t.ok()) return t;
+  SetDeadline(&ctx, absl::Seconds(15));
+  v1::SetProxyRequest req;
+  if (!o.clear) req.set_url(args[0]);
+  req.set_no_proxy(o.no_proxy);
+  v1::SetProxyResponse r;
+  grpc::Status s = stub->SetProxy(&ctx, req, &r);
+  if (!s.ok()) return WithServer(o, s);
+  std::cout << "proxy: " << (r.proxy().empty() ? "none (upstreams reached directly)" : r.proxy())
+            << (r.no_proxy().empty() ? "" : "; direct to " + r.no_proxy()) << std::endl;
   return absl::OkStatus();
 }
 
@@ -386,6 +434,9 @@ int Main(int argc, char** argv) {
   flags.Add("from", &o.from, "FILE", "gen-pattern: make the next version of FILE");
   flags.Add("churn", &o.churn, "PCT", "gen-pattern: percent of records replaced (default 0.5)");
   flags.Add("level", &o.level, "N", "delta: zstd level (default 12, as the origin)");
+  flags.Add("no-proxy", &o.no_proxy, "HOSTS",
+            "proxy: comma list of upstream hosts reached directly");
+  flags.AddBool("clear", &o.clear, "proxy: no proxy any more");
   std::vector<std::string> args;
   absl::Status parsed = flags.Parse(argc, argv, &args);
   if (flags.help_requested()) {
@@ -408,6 +459,10 @@ int Main(int argc, char** argv) {
       result = Status(o);
     } else if (command == "update") {
       result = Update(o);
+    } else if (command == "schedule") {
+      result = Schedule(o, args);
+    } else if (command == "proxy") {
+      result = Proxy(o, args);
     } else if (command == "fetch") {
       result = Fetch(o, args);
     } else if (command == "gen-pattern") {

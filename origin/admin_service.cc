@@ -21,7 +21,7 @@ class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> 
   PublishReactor(OriginAdminService* admin, grpc::CallbackServerContext* context,
                  v1::PublishResponse* response)
       : admin_(admin), response_(response) {
-    grpc::Status auth = admin_->token_->Check(context);
+    grpc::Status auth = admin_->node_->token()->Check(context);
     if (!auth.ok()) {
       Finish(auth);
       return;
@@ -136,15 +136,8 @@ class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> 
   uint64_t received_ = 0;
 };
 
-OriginAdminService::OriginAdminService(const AdminToken* token, Publisher* publisher,
-                                       VersionStore* store, const UpdateServiceImpl* update,
-                                       const AgentRegistry* agents, std::string spool_dir)
-    : token_(token),
-      publisher_(publisher),
-      store_(store),
-      update_(update),
-      agents_(agents),
-      spool_dir_(std::move(spool_dir)) {}
+OriginAdminService::OriginAdminService(Node* node, Publisher* publisher, std::string spool_dir)
+    : node_(node), publisher_(publisher), spool_dir_(std::move(spool_dir)) {}
 
 grpc::ServerReadReactor<v1::PublishRequest>* OriginAdminService::Publish(
     grpc::CallbackServerContext* context, v1::PublishResponse* response) {
@@ -155,8 +148,9 @@ grpc::ServerUnaryReactor* OriginAdminService::GetStatus(grpc::CallbackServerCont
                                                         const v1::GetStatusRequest*,
                                                         v1::GetStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!token_->Admit(context, reactor)) return reactor;
-  FillNodeStatus("origin", *store_->Snapshot(), *update_, *agents_, response);
+  if (!node_->token()->Admit(context, reactor)) return reactor;
+  FillNodeStatus("origin", *node_->store()->Snapshot(), *node_->update(), *node_->agents(),
+                 response);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -6,11 +6,8 @@
 
 #include <string>
 
-#include "core/base/admin_token.h"
 #include "core/base/serial_executor.h"
-#include "core/serve/agent_registry.h"
-#include "core/serve/update_service.h"
-#include "core/store/version_store.h"
+#include "core/serve/node.h"
 #include "origin/publisher.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
 
@@ -19,9 +16,7 @@ namespace sigrelay {
 class OriginAdminService final : public v1::AdminService::CallbackService {
  public:
   // Uploads are spooled under `spool_dir`. All pointers must outlive this.
-  OriginAdminService(const AdminToken* token, Publisher* publisher, VersionStore* store,
-                     const UpdateServiceImpl* update, const AgentRegistry* agents,
-                     std::string spool_dir);
+  OriginAdminService(Node* node, Publisher* publisher, std::string spool_dir);
 
   grpc::ServerReadReactor<v1::PublishRequest>* Publish(grpc::CallbackServerContext* context,
                                                        v1::PublishResponse* response) override;
@@ -31,11 +26,8 @@ class OriginAdminService final : public v1::AdminService::CallbackService {
 
  private:
   friend class PublishReactor;
-  const AdminToken* const token_;
+  Node* const node_;
   Publisher* const publisher_;
-  VersionStore* const store_;
-  const UpdateServiceImpl* const update_;
-  const AgentRegistry* const agents_;
   const std::string spool_dir_;
   SerialExecutor worker_;  // last: drained before the members above go
 };

@@ -1,24 +1,23 @@
 // sigrelay-origin: the publisher. Accepts new full versions (AdminService
 // Publish), computes incrementals, signs manifests and serves UpdateService.
-#include <signal.h>
+#include <dirent.h>
+#include <unistd.h>
 
-#include <cstdio>
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
-#include "core/base/admin_token.h"
 #include "core/base/clock.h"
+#include "core/base/config_file.h"
 #include "core/base/file_util.h"
 #include "core/base/flags.h"
 #include "core/base/log.h"
 #include "core/base/process.h"
-#include "core/base/transport.h"
 #include "core/model/manifest.h"
-#include "core/serve/update_service.h"
-#include "core/store/version_store.h"
+#include "core/serve/node.h"
 #include "origin/admin_service.h"
 #include "origin/publisher.h"
 
@@ -30,20 +29,32 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
+// Uploads a killed origin left half-written: nothing refers to them.
+void CleanSpool(const std::string& spool) {
+  DIR* dir = opendir(spool.c_str());
+  if (dir == nullptr) return;  // made below; nothing to clean
+  int removed = 0;
+  while (dirent* e = readdir(dir)) {
+    if (absl::StartsWith(e->d_name, "upload-") &&
+        unlink(absl::StrCat(spool, "/", e->d_name).c_str()) == 0) {
+      ++removed;
+    }
+  }
+  closedir(dir);
+  if (removed > 0) {
+    Log(LogLevel::kInfo, absl::StrCat("removed ", removed, " unfinished upload(s) from ", spool));
+  }
+}
+
 int Main(int argc, char** argv) {
   InitDaemonProcess();
-  std::string data_dir, admin_token_file, signing_key;
-  std::vector<std::string> listen;
+  NodeOptions node_options;
+  std::string signing_key;
   PublisherOptions options;
-  uint64_t chunk_size = 1 << 20;
-  UpdateServiceOptions serve;
+  std::vector<std::string> components;
   FlagParser flags("sigrelay-origin",
                    "sigrelay-origin --data-dir DIR --listen HOST:PORT [--listen ...] [flags]");
-  flags.Add("data-dir", &data_dir, "DIR", "store, keys and admin token live here (required)");
-  flags.AddRepeated("listen", &listen, "HOST:PORT",
-                    "address to serve on: 127.0.0.1:7443, [::]:7443, 0.0.0.0:0 (required)");
-  flags.Add("admin-token-file", &admin_token_file, "FILE",
-            "admin bearer token (default: DIR/admin.token, created on first start)");
+  node_options.AddFlags(&flags);
   flags.Add("signing-key", &signing_key, "FILE",
             "Ed25519 private key in PEM (default: DIR/origin.key, created with "
             "DIR/origin.pub on first start)");
@@ -53,39 +64,23 @@ int Main(int argc, char** argv) {
             "added to the version at each publish (default 2)");
   flags.Add("retain", &options.policy.retain, "K",
             "older versions kept, each with an incremental to the newest (default 8)");
-  flags.AddBytes("max-file-size", &options.max_file_size, "largest accepted upload (default 1GiB)");
-  flags.Add("zstd-level", &options.zstd_level, "N",
-            "zstd level for incrementals, 1..22 (default 12)");
   flags.Add("manifest-validity", &options.manifest_validity,
             "how long a signed manifest stays valid; re-signed at half (default 168h)");
-  flags.AddBytes("chunk-size", &chunk_size,
-                 "store chunk size, 4KiB..4032KiB: one chunk and its Fetch header fit a stock "
-                 "gRPC client's 4MiB message (default 1MiB)");
-  std::vector<std::string> components;
   flags.AddRepeated("component", &components, "NAME[:full]",
-                    "a component this origin publishes (repeatable; replaces the default six: "
-                    "virus, smartscan-agent, damage-cleanup, intellitrap-exception, spyware "
-                    "and outbreak-policy:full)");
-  flags.Add("max-transfers", &serve.max_transfers, "N",
-            "transfers (Fetch streams, pushes with incrementals) at once; more wait in a queue "
-            "(default 64)");
-  flags.Add("stall-timeout", &serve.stall_timeout,
-            "cancel a transfer whose write makes no progress this long, freeing its slot "
-            "(default 60s, 0s: never)");
-  absl::Status parsed = flags.ParseFlagsOnly(argc, argv);
+                    "a component this origin publishes; replaces the default six: virus, "
+                    "smartscan-agent, damage-cleanup, intellitrap-exception, spyware and "
+                    "outbreak-policy:full");
+  absl::Status parsed = ParseFlagsWithConfig(&flags, &node_options.config, argc, argv);
   if (flags.help_requested()) {
     std::cout << flags.Usage();
     return 0;
   }
   if (!parsed.ok()) return Fail(parsed);
-  if (data_dir.empty() || listen.empty()) {
-    return Fail(absl::InvalidArgumentError("--data-dir and --listen are required; see --help"));
-  }
+  if (absl::Status s = node_options.Validate(); !s.ok()) return Fail(s);
   if (absl::Status s = options.policy.Validate(); !s.ok()) return Fail(s);
   if (options.manifest_validity < absl::Minutes(2)) {
     return Fail(absl::InvalidArgumentError("--manifest-validity must be at least 2m"));
   }
-  if (absl::Status s = CheckChunkSize(chunk_size, options.max_file_size); !s.ok()) return Fail(s);
   if (!components.empty()) {
     std::vector<ComponentSpec> specs;
     for (const std::string& text : components) {
@@ -97,35 +92,31 @@ int Main(int argc, char** argv) {
     if (!catalog.ok()) return Fail(catalog.status());
     options.catalog = std::move(*catalog);
   }
-  serve.catalog = &options.catalog;
-  if (absl::Status s = MakeDirs(data_dir + "/spool"); !s.ok()) return Fail(s);
+  options.max_file_size = node_options.max_file_size;
+  options.zstd_level = node_options.zstd_level;
+  node_options.serve.catalog = &options.catalog;
+  const std::string spool = node_options.data_dir + "/spool";
+  CleanSpool(spool);
+  if (absl::Status s = MakeDirs(spool); !s.ok()) return Fail(s);
 
   // Signals are taken by WaitForStopSignal below.
   const sigset_t stop_signals = BlockStopSignals();
 
-  auto signer = signing_key.empty() ? ManifestSigner::LoadOrCreate(data_dir + "/origin.key",
-                                                                   data_dir + "/origin.pub")
-                                    : ManifestSigner::Load(signing_key);
+  const std::string& dir = node_options.data_dir;
+  auto signer = signing_key.empty()
+                    ? ManifestSigner::LoadOrCreate(dir + "/origin.key", dir + "/origin.pub")
+                    : ManifestSigner::Load(signing_key);
   if (!signer.ok()) return Fail(signer.status());
-  const bool default_token = admin_token_file.empty();
-  if (default_token) admin_token_file = data_dir + "/admin.token";
-  auto token = AdminToken::LoadOrCreate(admin_token_file, default_token);
-  if (!token.ok()) return Fail(token.status());
-  auto store =
-      VersionStore::Open(data_dir + "/store", {.chunk_size = static_cast<uint32_t>(chunk_size)});
-  if (!store.ok()) return Fail(store.status());
+  absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(node_options);
+  if (!node.ok()) return Fail(node.status());
 
-  Publisher publisher(store->get(), signer->get(), RealClock::Get(), options);
+  Publisher publisher((*node)->store(), signer->get(), RealClock::Get(), options);
   if (absl::Status s = publisher.RefreshIfDue(); !s.ok()) return Fail(s);
-  AgentRegistry agents;
-  UpdateServiceImpl update(store->get(), &agents, serve);
-  auto admin = std::make_unique<OriginAdminService>(&*token, &publisher, store->get(), &update,
-                                                    &agents, data_dir + "/spool");
-  auto server = StartServer(listen, {&update, admin.get()}, data_dir + "/listening");
-  if (!server.ok()) return Fail(server.status());
+  auto admin = std::make_unique<OriginAdminService>(node->get(), &publisher, spool);
+  if (absl::Status served = (*node)->Serve(admin.get()); !served.ok()) return Fail(served);
   Log(LogLevel::kInfo,
-      absl::StrCat("sigrelay-origin serving on ", absl::StrJoin(server->bound, ", "),
-                   "; admin token in ", admin_token_file));
+      absl::StrCat("sigrelay-origin serving on ", absl::StrJoin((*node)->bound(), ", "),
+                   "; admin token in ", (*node)->options().admin_token_file));
 
   // Keep the manifest from expiring while nothing is published.
   absl::Notification stopping;
@@ -142,8 +133,7 @@ int Main(int argc, char** argv) {
   Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": shutting down"));
   stopping.Notify();
   refresher.join();
-  update.Shutdown();
-  server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  (*node)->Shutdown();
   admin.reset();  // drains a publish in progress
   return 0;
 }

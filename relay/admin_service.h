@@ -1,12 +1,11 @@
 // The relay's AdminService: GetStatus (components, upstream state, schedule,
-// download counters, agents) and SyncNow. Publish belongs to the origin.
+// download counters, agents), SyncNow, and the settings an operator changes
+// at run time (SetSchedule, SetProxy). Publish belongs to the origin.
 #ifndef SIGRELAY_RELAY_ADMIN_SERVICE_H_
 #define SIGRELAY_RELAY_ADMIN_SERVICE_H_
 
-#include "core/base/admin_token.h"
-#include "core/serve/agent_registry.h"
-#include "core/serve/update_service.h"
-#include "core/store/version_store.h"
+#include "core/serve/node.h"
+#include "relay/runtime_settings.h"
 #include "relay/sync_scheduler.h"
 #include "relay/upstream_sync.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
@@ -16,15 +15,9 @@ namespace sigrelay {
 class RelayAdminService final : public v1::AdminService::CallbackService {
  public:
   // All pointers must outlive this service.
-  RelayAdminService(const AdminToken* token, VersionStore* store, UpstreamSync* sync,
-                    SyncScheduler* scheduler, const UpdateServiceImpl* update,
-                    const AgentRegistry* agents)
-      : token_(token),
-        store_(store),
-        sync_(sync),
-        scheduler_(scheduler),
-        update_(update),
-        agents_(agents) {}
+  RelayAdminService(Node* node, UpstreamSync* sync, SyncScheduler* scheduler,
+                    RuntimeSettingsFile* settings)
+      : node_(node), sync_(sync), scheduler_(scheduler), settings_(settings) {}
 
   grpc::ServerReadReactor<v1::PublishRequest>* Publish(grpc::CallbackServerContext* context,
                                                        v1::PublishResponse* response) override;
@@ -34,14 +27,18 @@ class RelayAdminService final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* SyncNow(grpc::CallbackServerContext* context,
                                     const v1::SyncNowRequest* request,
                                     v1::SyncNowResponse* response) override;
+  grpc::ServerUnaryReactor* SetSchedule(grpc::CallbackServerContext* context,
+                                        const v1::SetScheduleRequest* request,
+                                        v1::SetScheduleResponse* response) override;
+  grpc::ServerUnaryReactor* SetProxy(grpc::CallbackServerContext* context,
+                                     const v1::SetProxyRequest* request,
+                                     v1::SetProxyResponse* response) override;
 
  private:
-  const AdminToken* const token_;
-  VersionStore* const store_;
+  Node* const node_;
   UpstreamSync* const sync_;
   SyncScheduler* const scheduler_;
-  const UpdateServiceImpl* const update_;
-  const AgentRegistry* const agents_;
+  RuntimeSettingsFile* const settings_;
 };
 
 }  // namespace sigrelay

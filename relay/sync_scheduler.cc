@@ -50,10 +50,18 @@ absl::Duration SyncScheduler::Jittered(absl::Duration d) {
 }
 
 absl::Duration SyncScheduler::BackoffFor(int failures) {
+  absl::MutexLock lock(&mu_);
   absl::Duration d = options_.initial_backoff;
   for (int i = 1; i < failures && d < options_.max_backoff; ++i) d *= 2;
-  absl::MutexLock lock(&mu_);
   return Jittered(std::min(d, options_.max_backoff));
+}
+
+absl::Time SyncScheduler::SetPeriod(absl::Duration period) {
+  absl::MutexLock lock(&mu_);
+  options_.period = period;
+  const absl::Time next = clock_->Now() + Jittered(period);
+  if (!retrying_ || next < next_run_) next_run_ = next;
+  return next_run_;
 }
 
 void SyncScheduler::SyncLoop() {
@@ -81,6 +89,7 @@ void SyncScheduler::SyncLoop() {
       absl::MutexLock lock(&mu_);
       if (result.ok()) {
         failures = 0;
+        retrying_ = false;
         next_run_ = clock_->Now() + Jittered(options_.period);
       }
     }
@@ -88,6 +97,7 @@ void SyncScheduler::SyncLoop() {
       ++failures;
       absl::Duration wait = BackoffFor(failures);
       absl::MutexLock lock(&mu_);
+      retrying_ = true;
       next_run_ = clock_->Now() + wait;
       Log(LogLevel::kWarning,
           absl::StrCat("sync failed (", failures,

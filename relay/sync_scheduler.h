@@ -52,6 +52,11 @@ class SyncScheduler {
   // Adds the schedule to `status` (next run, period).
   void FillStatus(v1::RelayStatus* status) const;
 
+  // Changes the period at once: the next scheduled sync is one (jittered)
+  // new period from now, unless a retry after a failure is due sooner.
+  // Returns when that is.
+  absl::Time SetPeriod(absl::Duration period);
+
   // The wait after `failures` consecutive failed syncs (for tests).
   absl::Duration BackoffFor(int failures);
 
@@ -63,13 +68,14 @@ class SyncScheduler {
   UpstreamSync* const sync_;
   VersionStore* const store_;
   const Clock* const clock_;
-  const SchedulerOptions options_;
+  SchedulerOptions options_ ABSL_GUARDED_BY(mu_);  // period changes at run time
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool requested_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Done> waiting_ ABSL_GUARDED_BY(mu_);
   absl::Time next_run_ ABSL_GUARDED_BY(mu_);
+  bool retrying_ ABSL_GUARDED_BY(mu_) = false;  // next_run_ is a retry after a failure
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* watch_context_ ABSL_GUARDED_BY(mu_) = nullptr;
 

@@ -5,6 +5,8 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/base/digest.h"
 #include "core/base/grpc_status.h"
 #include "core/base/log.h"
@@ -15,17 +17,6 @@
 
 namespace sigrelay {
 namespace {
-
-// "http://user:secret@proxy:3128" -> "proxy:3128": never log a password.
-std::string ProxyDisplay(const std::string& proxy) {
-  std::string rest = proxy;
-  size_t scheme = rest.find("://");
-  if (scheme != std::string::npos) rest = rest.substr(scheme + 3);
-  size_t at = rest.rfind('@');
-  if (at != std::string::npos) rest = rest.substr(at + 1);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  return rest;
-}
 
 absl::Status Prefixed(const std::string& upstream, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat("upstream ", upstream, ": ", s.message()));
@@ -52,6 +43,8 @@ UpstreamSync::UpstreamSync(VersionStore* store, const ManifestVerifier* verifier
       options_(std::move(options)),
       codec_(options_.zstd_level) {
   absl::MutexLock lock(&mu_);
+  proxy_ = options_.proxy;
+  no_proxy_ = options_.no_proxy;
   for (const std::string& u : options_.upstreams) {
     channels_.emplace_back();
     v1::UpstreamStatus* us = status_.add_upstreams();
@@ -60,29 +53,66 @@ UpstreamSync::UpstreamSync(VersionStore* store, const ManifestVerifier* verifier
   }
 }
 
-bool UpstreamSync::UsesProxy(const std::string& upstream) const {
-  if (options_.proxy.empty()) return false;
+std::string ProxyDisplay(const std::string& proxy) {
+  std::string rest = proxy;
+  size_t scheme = rest.find("://");
+  if (scheme != std::string::npos) rest = rest.substr(scheme + 3);
+  size_t at = rest.rfind('@');
+  if (at != std::string::npos) rest = rest.substr(at + 1);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  return rest;
+}
+
+absl::Status CheckProxyUrl(const std::string& proxy) {
+  if (proxy.empty()) return absl::OkStatus();
+  if (proxy.rfind("http://", 0) != 0) {
+    return absl::InvalidArgumentError(
+        "the proxy must look like http://[user:password@]HOST:PORT (an HTTP CONNECT proxy)");
+  }
+  std::string rest = proxy.substr(7);
+  if (size_t at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(rest);
+  if (!hp.ok() || hp->second == 0 || hp->first.empty()) {
+    return absl::InvalidArgumentError(
+        "the proxy needs HOST:PORT after http:// (and an optional user:password@)");
+  }
+  return absl::OkStatus();
+}
+
+std::string UpstreamSync::ProxyFor(const std::string& upstream) const {
+  absl::MutexLock lock(&mu_);
+  if (proxy_.empty()) return "";
   absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(upstream);
   std::string host = hp.ok() ? hp->first : upstream;
-  for (const std::string& entry : options_.no_proxy) {
-    if (entry == "*" || entry == host) return false;
+  for (const std::string& entry : no_proxy_) {
+    if (entry == "*" || entry == host) return "";
     // ".example.org" and "example.org" both cover "a.example.org".
     std::string suffix = entry.front() == '.' ? entry : "." + entry;
     if (host.size() > suffix.size() &&
         host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      return false;
+      return "";
     }
   }
-  return true;
+  return proxy_;
+}
+
+absl::Status UpstreamSync::SetProxy(const std::string& proxy, const std::string& no_proxy) {
+  if (absl::Status s = CheckProxyUrl(proxy); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  proxy_ = proxy;
+  no_proxy_ = absl::StrSplit(no_proxy, ',', absl::SkipEmpty());
+  for (auto& [made_for, channel] : channels_) channel = nullptr;  // remade on next use
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> UpstreamSync::Channel(size_t i) {
   const std::string& upstream = options_.upstreams[i];
   ChannelOptions channel_options;
   std::string target;
-  if (UsesProxy(upstream)) {
+  channel_options.proxy = ProxyFor(upstream);
+  if (!channel_options.proxy.empty()) {
     target = upstream;  // the proxy resolves and reaches it
-    channel_options.proxy = options_.proxy;
   } else {
     absl::StatusOr<UpstreamTarget> resolved =
         ResolveUpstream(upstream, options_.dns_server, options_.rpc_timeout);
@@ -102,22 +132,21 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> UpstreamSync::Channel(size_t i) {
 absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const absl::Status& s,
                                          absl::string_view doing) const {
   const std::string msg(s.message());
+  const std::string proxy = ProxyFor(upstream);
   size_t http = msg.find("HTTP proxy returned response code ");
-  if (http != std::string::npos && UsesProxy(upstream)) {
+  if (http != std::string::npos && !proxy.empty()) {
     std::string status = msg.substr(http + 34, 3);
     // 407 is the standard answer; some proxies (tinyproxy 1.11) send 401.
     const bool auth = status == "407" || status == "401";
     return absl::Status(
         auth ? absl::StatusCode::kPermissionDenied : absl::StatusCode::kUnavailable,
-        absl::StrCat("upstream ", upstream, " ", doing, ": proxy ", ProxyDisplay(options_.proxy),
+        absl::StrCat("upstream ", upstream, " ", doing, ": proxy ", ProxyDisplay(proxy),
                      " answered CONNECT with HTTP ", status,
                      auth ? " (Proxy Authentication Required): check the user and password in "
                             "--proxy"
                           : ": the proxy refused to reach the upstream"));
   }
-  std::string via = UsesProxy(upstream)
-                        ? absl::StrCat(" (through proxy ", ProxyDisplay(options_.proxy), ")")
-                        : "";
+  std::string via = proxy.empty() ? "" : absl::StrCat(" (through proxy ", ProxyDisplay(proxy), ")");
   return absl::Status(
       s.code(), absl::StrCat("upstream ", upstream, via, " ", doing, ": ",
                              GrpcCodeName(static_cast<grpc::StatusCode>(s.code())), ": ", msg));
@@ -141,6 +170,11 @@ void UpstreamSync::Record(size_t i, const absl::Status& s) {
 void UpstreamSync::FillStatus(v1::RelayStatus* status) const {
   absl::MutexLock lock(&mu_);
   status->MergeFrom(status_);
+  if (!proxy_.empty()) {
+    status->set_proxy(absl::StrCat(
+        ProxyDisplay(proxy_), proxy_.find('@') != std::string::npos ? " (with credentials)" : ""));
+  }
+  status->set_no_proxy(absl::StrJoin(no_proxy_, ","));
 }
 
 absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncOnce() {

@@ -33,7 +33,8 @@ struct UpstreamSyncOptions {
   std::vector<std::string> upstreams;  // tried in order
   std::string dns_server;              // "" = the system's
   // http://[user:password@]HOST:PORT: upstream traffic goes through this
-  // HTTP CONNECT proxy, except to hosts in `no_proxy`.
+  // HTTP CONNECT proxy, except to hosts in `no_proxy`. The start value;
+  // SetProxy changes it.
   std::string proxy;
   std::vector<std::string> no_proxy;
   absl::Duration rpc_timeout = absl::Seconds(10);
@@ -65,6 +66,10 @@ class UpstreamSync {
 
   void FillStatus(v1::RelayStatus* status) const;
 
+  // Replaces the proxy settings (checked with CheckProxyUrl; "" for none);
+  // the next connection to each upstream uses them. Thread-safe.
+  absl::Status SetProxy(const std::string& proxy, const std::string& no_proxy);
+
  private:
   absl::StatusOr<v1::SyncNowResponse> SyncFrom(size_t i);
   absl::StatusOr<std::string> FetchIncremental(v1::UpdateService::Stub* stub,
@@ -76,7 +81,8 @@ class UpstreamSync {
                                            const v1::ComponentEntry& entry,
                                            std::unique_ptr<VersionStore::FileWriter>* writer);
   void Record(size_t i, const absl::Status& s);
-  bool UsesProxy(const std::string& upstream) const;
+  // The proxy to reach `upstream` through, or "" to go directly.
+  std::string ProxyFor(const std::string& upstream) const;
   // A gRPC failure as an operator should read it (names the upstream, and
   // the proxy when it refused).
   absl::Status UpstreamError(const std::string& upstream, const absl::Status& s,
@@ -96,7 +102,16 @@ class UpstreamSync {
   std::vector<std::pair<std::string, std::shared_ptr<grpc::Channel>>> channels_
       ABSL_GUARDED_BY(mu_);
   v1::RelayStatus status_ ABSL_GUARDED_BY(mu_);
+  std::string proxy_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> no_proxy_ ABSL_GUARDED_BY(mu_);
 };
+
+// "http://user:secret@proxy:3128" -> "proxy:3128": never show a password.
+std::string ProxyDisplay(const std::string& proxy);
+
+// OK for "" (no proxy) and http://[user:password@]HOST:PORT; InvalidArgument
+// saying what is off otherwise.
+absl::Status CheckProxyUrl(const std::string& proxy);
 
 }  // namespace sigrelay
 

@@ -2,6 +2,7 @@
 // wire, SIGKILL during downloads, dead upstreams, forged manifests.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <random>
 
@@ -25,6 +26,7 @@ using testing::Daemon;
 using testing::FetchFull;
 using testing::GenPattern;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::ServedSerial;
 using testing::ServedVersion;
 using testing::TempDir;
@@ -342,6 +344,73 @@ TEST_F(RelayTest, ManualUpdateAndStatusJsonCarryRelayFields) {
                          &out),
             1);
   EXPECT_THAT(out, HasSubstr("publish at the origin"));
+}
+
+// An operator changes the schedule and the upstream proxy of a running relay
+// with sigrelayctl; both apply at once, bad values change nothing, the
+// password is shown nowhere, and both survive a restart with the original
+// command line.
+TEST_F(RelayTest, ScheduleAndProxyChangeARunningRelayAndSurviveItsRestart) {
+  auto origin = StartOrigin("origin");
+  ASSERT_EQ(testing::Publish(*origin, "virus", Pattern("p1", 2000, 1)), 1u);
+  auto relay = StartRelay("relay", {origin->address()}, origin->data_dir() + "/origin.pub",
+                          {"--schedule", "90m"});
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
+  auto ctl = [&](std::vector<std::string> args, std::string* out) {
+    args.insert(args.begin(), {"--server", relay->address(), "--token-file", relay->token_file()});
+    return testing::Ctl(args, out);
+  };
+  std::string out;
+  ASSERT_EQ(ctl({"schedule", "15m"}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("every 900s"));
+  v1::RelayStatus st = AdminStatus(*relay).relay();
+  EXPECT_EQ(st.schedule_seconds(), 900);
+  // Applied at once: the next sync is within one new period (with jitter).
+  EXPECT_LE(st.next_scheduled_unix(), absl::ToUnixSeconds(absl::Now() + absl::Minutes(17)));
+
+  EXPECT_EQ(ctl({"schedule", "0s"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("outside 1s..720h"));
+  EXPECT_EQ(ctl({"schedule", "soon"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("not a duration"));
+  EXPECT_EQ(AdminStatus(*relay).relay().schedule_seconds(), 900);
+
+  // A proxy nobody listens on: the next sync goes through it and fails,
+  // saying so, which shows it applied to the running relay.
+  const std::string proxy_addr = absl::StrCat("127.0.0.1:", testing::UnusedPort());
+  const std::string password = "pw-Zq81-never-shown";
+  ASSERT_EQ(ctl({"proxy", absl::StrCat("http://op:", password, "@", proxy_addr)}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr(proxy_addr + " (with credentials)"));
+  EXPECT_EQ(ctl({"update"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("through proxy " + proxy_addr));
+  EXPECT_EQ(ctl({"proxy", "ftp://example:21"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("http://[user:password@]HOST:PORT"));
+  ASSERT_EQ(ctl({"status", "--json"}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("\"proxy\":\"", proxy_addr, " (with credentials)\"")));
+  EXPECT_THAT(out, Not(HasSubstr(password)));
+  ASSERT_EQ(ctl({"status"}, &out), 0) << out;
+  EXPECT_THAT(out, Not(HasSubstr(password)));
+  EXPECT_THAT(relay->output(), Not(HasSubstr(password)));
+  struct stat saved;
+  ASSERT_EQ(stat((relay->data_dir() + "/settings.textpb").c_str(), &saved), 0);
+  EXPECT_EQ(saved.st_mode & 0777, 0600u) << "the settings file holds the proxy password";
+
+  // The same command line (--schedule 90m, no proxy) after a restart: the
+  // operator's changes win.
+  relay->Stop();
+  relay->Restart();
+  ASSERT_FALSE(relay->address().empty()) << relay->output();
+  st = AdminStatus(*relay).relay();
+  EXPECT_EQ(st.schedule_seconds(), 900);
+  EXPECT_EQ(st.proxy(), proxy_addr + " (with credentials)");
+  EXPECT_THAT(relay->output(), Not(HasSubstr(password)));
+
+  ASSERT_EQ(ctl({"proxy", "--clear"}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("none"));
+  ASSERT_EQ(ctl({"update"}, &out), 0) << out;  // directly again
+  relay->Stop();
+  relay->Restart();
+  EXPECT_EQ(AdminStatus(*relay).relay().proxy(), "");
+  EXPECT_EQ(AdminStatus(*relay).relay().schedule_seconds(), 900);
 }
 
 // Wildcards of both families on one port: "[::]:P" is dual-stack, so the

@@ -111,17 +111,19 @@ void FlagParser::AddBytes(const std::string& name, uint64_t* dst, const std::str
 
 void FlagParser::AddRepeated(const std::string& name, std::vector<std::string>* dst,
                              const std::string& value_name, const std::string& help) {
-  auto cleared = std::make_shared<bool>(false);
-  AddFlag({name, value_name, help + " (repeatable)", [dst, cleared](const std::string& v) {
-             // The first use on the command line replaces the default list.
-             if (!*cleared) dst->clear();
-             *cleared = true;
+  auto cleared_in = std::make_shared<uint64_t>(0);
+  AddFlag({name, value_name, help + " (repeatable)", [this, dst, cleared_in](const std::string& v) {
+             // The first use in each parse replaces the list (the default,
+             // or what a config file set).
+             if (*cleared_in != parses_) dst->clear();
+             *cleared_in = parses_;
              dst->push_back(v);
              return absl::OkStatus();
            }});
 }
 
 absl::Status FlagParser::Parse(int argc, char** argv, std::vector<std::string>* positional) {
+  ++parses_;
   bool flags_done = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -174,6 +176,19 @@ absl::Status FlagParser::ParseFlagsOnly(int argc, char** argv) {
         absl::StrCat("unexpected argument \"", positional[0], "\"; see ", program_, " --help"));
   }
   return s;
+}
+
+absl::Status FlagParser::ParseList(const std::vector<std::string>& args) {
+  std::vector<char*> argv = {const_cast<char*>(program_.c_str())};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  return ParseFlagsOnly(static_cast<int>(argv.size()), argv.data());
+}
+
+bool FlagParser::Has(const std::string& name) const {
+  for (const Flag& f : flags_) {
+    if (f.name == name) return true;
+  }
+  return false;
 }
 
 std::string FlagParser::Usage() const {

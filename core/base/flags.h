@@ -23,6 +23,9 @@ class FlagParser {
  public:
   FlagParser(std::string program, std::string synopsis)
       : program_(std::move(program)), synopsis_(std::move(synopsis)) {}
+  // Setters refer to the parser: it stays where it was made.
+  FlagParser(const FlagParser&) = delete;
+  FlagParser& operator=(const FlagParser&) = delete;
 
   void Add(const std::string& name, std::string* dst, const std::string& value_name,
            const std::string& help);
@@ -50,6 +53,13 @@ class FlagParser {
   // error naming it.
   absl::Status ParseFlagsOnly(int argc, char** argv);
 
+  // ParseFlagsOnly over `args` (no program name): for flags that come from
+  // somewhere else than the command line, e.g. a config file.
+  absl::Status ParseList(const std::vector<std::string>& args);
+
+  // Whether a flag `name` (without "--") is defined.
+  bool Has(const std::string& name) const;
+
   bool help_requested() const { return help_; }
   std::string Usage() const;
 
@@ -66,6 +76,7 @@ class FlagParser {
   std::string synopsis_;
   std::vector<Flag> flags_;
   bool help_ = false;
+  uint64_t parses_ = 0;  // a repeated flag's first use in each parse replaces its list
 };
 
 absl::StatusOr<uint64_t> ParseBytes(const std::string& text);

@@ -1,0 +1,35 @@
+// The daemons' config file: a protobuf text-format NodeConfig
+// (proto/sigrelay/v1/config.proto) whose fields are the daemon's flags.
+//
+//   FlagParser flags(...);  // with a "config" flag among the others
+//   absl::Status s = ParseFlagsWithConfig(&flags, &config_path, argc, argv);
+//   // the file's settings, overridden by the command line
+#ifndef SIGRELAY_CORE_BASE_CONFIG_FILE_H_
+#define SIGRELAY_CORE_BASE_CONFIG_FILE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/base/flags.h"
+
+namespace sigrelay {
+
+// A config file larger than this is refused unread (a typo such as
+// --config /dev/zero must not read until memory runs out).
+inline constexpr size_t kMaxConfigFileBytes = 1 << 20;
+
+// The file at `path` as flags: "--data-dir", "/var/lib/x", "--listen", ...
+// InvalidArgument naming the line for text that is not a NodeConfig.
+absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(const std::string& path);
+
+// Parses the command line into `flags`; when it names a config file (the
+// flag bound to *config_path), applies the file first and the command line
+// over it. A field of the file that is not one of `flags` is an error
+// naming it.
+absl::Status ParseFlagsWithConfig(FlagParser* flags, const std::string* config_path, int argc,
+                                  char** argv);
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_CORE_BASE_CONFIG_FILE_H_

@@ -1,0 +1,91 @@
+#include "core/serve/node.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/base/file_util.h"
+#include "core/base/transport.h"
+
+namespace sigrelay {
+
+void NodeOptions::AddFlags(FlagParser* flags) {
+  flags->Add("config", &config, "FILE",
+             "protobuf text-format NodeConfig (proto/sigrelay/v1/config.proto): each field is "
+             "the flag of that name; flags on the command line override it");
+  flags->Add("data-dir", &data_dir, "DIR", "store, keys and admin token live here (required)");
+  flags->AddRepeated("listen", &listen, "HOST:PORT",
+                     "address to serve agents and relays on, either family: 0.0.0.0:7443, "
+                     "[::]:7443, 127.0.0.1:0 (required)");
+  flags->Add("admin-token-file", &admin_token_file, "FILE",
+             "admin bearer token (default: DIR/admin.token, created on first start)");
+  flags->Add("zstd-level", &zstd_level, "N",
+             "zstd level for incrementals made here, 1..22 (default 12)");
+  flags->AddBytes("max-file-size", &max_file_size,
+                  "largest file taken (upload or download) (default 1GiB)");
+  flags->AddBytes("chunk-size", &chunk_size,
+                  "store chunk size, 4KiB..4095KiB: one chunk is one Fetch message and must fit "
+                  "a stock gRPC client's 4MiB limit (default 1MiB)");
+  flags->Add("max-transfers", &serve.max_transfers, "N",
+             "transfers (Fetch streams, pushes with incrementals) at once; more wait in a "
+             "queue (default 64)");
+  flags->Add("stall-timeout", &serve.stall_timeout,
+             "cancel a transfer whose write makes no progress this long, freeing its slot "
+             "(default 60s, 0s: never)");
+}
+
+absl::Status NodeOptions::Validate() const {
+  if (data_dir.empty() || listen.empty()) {
+    return absl::InvalidArgumentError("--data-dir and --listen are required; see --help");
+  }
+  if (absl::Status s = CheckChunkSize(chunk_size, max_file_size); !s.ok()) return s;
+  if (serve.max_transfers < 1) {
+    return absl::InvalidArgumentError(
+        "--max-transfers must be at least 1: with 0 nothing would ever be served");
+  }
+  if (zstd_level < 1 || zstd_level > 22) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--zstd-level ", zstd_level, " is outside zstd's levels 1..22"));
+  }
+  if (max_file_size < 1) return absl::InvalidArgumentError("--max-file-size must be at least 1");
+  return absl::OkStatus();
+}
+
+Node::Node(NodeOptions options, AdminToken token, std::unique_ptr<VersionStore> store)
+    : options_(std::move(options)), token_(std::move(token)), store_(std::move(store)) {
+  update_ = std::make_unique<UpdateServiceImpl>(store_.get(), &agents_, options_.serve);
+}
+
+absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  if (absl::Status s = MakeDirs(options.data_dir); !s.ok()) return s;
+  const bool default_token = options.admin_token_file.empty();
+  const std::string token_file =
+      default_token ? options.data_dir + "/admin.token" : options.admin_token_file;
+  absl::StatusOr<AdminToken> token = AdminToken::LoadOrCreate(token_file, default_token);
+  if (!token.ok()) return token.status();
+  absl::StatusOr<std::unique_ptr<VersionStore>> store = VersionStore::Open(
+      options.data_dir + "/store", {.chunk_size = static_cast<uint32_t>(options.chunk_size)});
+  if (!store.ok()) return store.status();
+  NodeOptions resolved = options;
+  resolved.admin_token_file = token_file;
+  return std::unique_ptr<Node>(new Node(std::move(resolved), std::move(*token), std::move(*store)));
+}
+
+Node::~Node() { Shutdown(); }
+
+absl::Status Node::Serve(grpc::Service* admin) {
+  absl::StatusOr<RunningServer> server =
+      StartServer(options_.listen, {update_.get(), admin}, options_.data_dir + "/listening");
+  if (!server.ok()) return server.status();
+  server_ = std::move(server->server);
+  bound_ = std::move(server->bound);
+  return absl::OkStatus();
+}
+
+void Node::Shutdown() {
+  if (update_ != nullptr) update_->Shutdown();
+  if (server_ != nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    server_.reset();
+  }
+}
+
+}  // namespace sigrelay

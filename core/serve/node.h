@@ -1,0 +1,90 @@
+// One node, whatever its role: the settings every daemon shares, and the
+// object that owns the store, the agent registry, the update service and
+// the gRPC server, in the order they must start and stop. Origin and relay
+// mains are role wiring around it.
+//
+//   NodeOptions options;
+//   FlagParser flags("sigrelay-relay", "...");
+//   options.AddFlags(&flags);            // --config, --data-dir, --listen, ...
+//   ... role flags ...
+//   ParseFlagsWithConfig(&flags, &options.config, argc, argv);
+//   absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(options);
+//   RelayAdminService admin(..., node->get());
+//   (*node)->Serve(&admin);
+//   ... WaitForStopSignal ...
+//   (*node)->Shutdown();                 // before the admin service goes
+#ifndef SIGRELAY_CORE_SERVE_NODE_H_
+#define SIGRELAY_CORE_SERVE_NODE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/base/admin_token.h"
+#include "core/base/flags.h"
+#include "core/model/delta_codec.h"
+#include "core/serve/agent_registry.h"
+#include "core/serve/update_service.h"
+#include "core/store/version_store.h"
+
+namespace sigrelay {
+
+struct NodeOptions {
+  std::string config;  // --config FILE
+  std::string data_dir;
+  std::vector<std::string> listen;
+  std::string admin_token_file;  // default DATA_DIR/admin.token, created on first start
+  uint64_t chunk_size = 1 << 20;
+  uint64_t max_file_size = 1ull << 30;
+  int zstd_level = IncrementalCodec::kDefaultLevel;
+  UpdateServiceOptions serve;
+
+  // The flags every daemon takes, with one help text each.
+  void AddFlags(FlagParser* flags);
+  // InvalidArgument naming the flag and the accepted range for a missing
+  // --data-dir or --listen, a chunk size a stock client cannot take,
+  // --max-transfers 0, a zstd level outside 1..22, a negative duration.
+  absl::Status Validate() const;
+};
+
+// Thread-safe after Serve(); Shutdown() once.
+class Node {
+ public:
+  // Makes DATA_DIR, loads or creates the admin token, opens the store.
+  static absl::StatusOr<std::unique_ptr<Node>> Open(const NodeOptions& options);
+  ~Node();
+
+  // Serves UpdateService and `admin` on every --listen address and writes
+  // them to DATA_DIR/listening. `admin` must outlive Shutdown().
+  absl::Status Serve(grpc::Service* admin);
+  const std::vector<std::string>& bound() const { return bound_; }
+
+  // Ends Watch streams so the server need not wait on them, then stops the
+  // server (a few seconds' grace for transfers). Idempotent.
+  void Shutdown();
+
+  const NodeOptions& options() const { return options_; }
+  const AdminToken* token() const { return &token_; }
+  VersionStore* store() const { return store_.get(); }
+  AgentRegistry* agents() { return &agents_; }
+  UpdateServiceImpl* update() { return update_.get(); }
+
+ private:
+  Node(NodeOptions options, AdminToken token, std::unique_ptr<VersionStore> store);
+
+  const NodeOptions options_;
+  const AdminToken token_;
+  // Destroyed last to first: the server, the service, the registry, the store.
+  const std::unique_ptr<VersionStore> store_;
+  AgentRegistry agents_;
+  std::unique_ptr<UpdateServiceImpl> update_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::string> bound_;
+};
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_CORE_SERVE_NODE_H_
