@@ -225,9 +225,15 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
     std::unique_ptr<VersionStore::FileWriter>* writer) {
   const std::string partial_name = PartialName(entry);
   absl::StatusOr<std::optional<v1::FileRecord>> partial = store_->LoadPartial(partial_name);
-  if (partial.ok() && partial->has_value() && (*partial)->sha256() != entry.sha256()) {
-    absl::Status dropped = store_->DropPartial(partial_name);
-    (void)dropped;  // a leftover of a superseded version; starting over is fine
+  if (!partial.ok()) {
+    Log(LogLevel::kWarning, absl::StrCat("cannot read the partial download of ", entry.name(), " (",
+                                         partial.status().message(), "); starting over"));
+  } else if (partial->has_value() && (*partial)->sha256() != entry.sha256()) {
+    // A leftover of a superseded version: start over.
+    if (absl::Status dropped = store_->DropPartial(partial_name); !dropped.ok()) {
+      Log(LogLevel::kWarning, absl::StrCat("cannot drop the partial download of ", entry.name(),
+                                           ": ", dropped.message()));
+    }
     partial = std::nullopt;
   }
   if (partial.ok() && partial->has_value()) {
@@ -295,8 +301,12 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
   absl::StatusOr<v1::FileRecord> record = (*writer)->Finish();
   if (!record.ok()) return record.status();
   if (record->size() != entry.size() || record->sha256() != entry.sha256()) {
-    absl::Status dropped = store_->DropPartial(partial_name);
-    (void)dropped;  // the download is refused either way
+    // The download is refused either way; a partial left behind is
+    // replaced by the next attempt's.
+    if (absl::Status dropped = store_->DropPartial(partial_name); !dropped.ok()) {
+      Log(LogLevel::kWarning, absl::StrCat("cannot drop the partial download of ", entry.name(),
+                                           ": ", dropped.message()));
+    }
     return Prefixed(upstream, absl::DataLossError(
                                   absl::StrCat(entry.name(), " ", entry.version(),
                                                " as downloaded does not match its signed digest; "

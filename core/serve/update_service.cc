@@ -31,12 +31,12 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     StartRead(&request_);
   }
 
-  void Offer(std::shared_ptr<const v1::SignedManifest> manifest) {
+  void Offer(std::shared_ptr<const PushParts> parts) {
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || manifest == last_offered_) return;
-      last_offered_ = manifest;
-      pending_ = std::move(manifest);
+      if (finished_ || parts == last_offered_) return;
+      last_offered_ = parts;
+      pending_ = std::move(parts);
     }
     TrySend();
   }
@@ -128,8 +128,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
       if (finished_ || !started_ || in_flight_ != nullptr || waiting_gate_ || pending_ == nullptr) {
         return;
       }
-      std::shared_ptr<const v1::SignedManifest> manifest = std::move(pending_);
-      std::shared_ptr<const WatchPush> response = service_->PushFor(manifest, held_);
+      std::shared_ptr<const PushParts> parts = std::move(pending_);
+      std::shared_ptr<const WatchPush> response = UpdateServiceImpl::PushFor(*parts, held_);
       if (response->payloads > 0) {
         switch (service_->gate_.Enter(&ticket_, [this] { GateOpened(); })) {
           case TransferGate::Admit::kNow:
@@ -141,7 +141,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
             return;
           case TransferGate::Admit::kRefused:
             // Full: the manifest alone; the watcher fetches when it can.
-            response = service_->PushFor(manifest, {});
+            response = UpdateServiceImpl::PushFor(*parts, {});
             break;
         }
       }
@@ -191,8 +191,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   HeldVersions held_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const WatchPush> in_flight_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const WatchPush> gated_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const v1::SignedManifest> pending_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const v1::SignedManifest> last_offered_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const PushParts> pending_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const PushParts> last_offered_ ABSL_GUARDED_BY(mu_);
   uint64_t ticket_ ABSL_GUARDED_BY(mu_) = 0;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool waiting_gate_ ABSL_GUARDED_BY(mu_) = false;
@@ -413,6 +413,11 @@ UpdateServiceImpl::UpdateServiceImpl(VersionStore* store, AgentRegistry* agents,
       max_transfers_(options.max_transfers),
       gate_(options.max_transfers, options.max_queued),
       sweeper_(options.stall_timeout) {
+  if (auto held = store_->CurrentManifest()) {
+    std::shared_ptr<const PushParts> parts = BuildPushParts(std::move(held));
+    absl::MutexLock lock(&mu_);
+    current_ = std::move(parts);
+  }
   store_->SetCommitObserver(
       [this](std::shared_ptr<const v1::SignedManifest> m) { Announce(std::move(m)); });
 }
@@ -433,8 +438,11 @@ size_t UpdateServiceImpl::WatcherCount() const {
 }
 
 void UpdateServiceImpl::Announce(std::shared_ptr<const v1::SignedManifest> manifest) {
+  // On the committing thread, before any watcher hears of it.
+  std::shared_ptr<const PushParts> parts = BuildPushParts(std::move(manifest));
   absl::MutexLock lock(&mu_);
-  for (WatchReactor* w : watchers_) w->Offer(manifest);
+  current_ = parts;
+  for (WatchReactor* w : watchers_) w->Offer(parts);
 }
 
 void UpdateServiceImpl::Remove(WatchReactor* watcher) {
@@ -466,7 +474,7 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* UpdateServiceImpl::
   }
   watchers_.insert(reactor);
   // Under mu_, so a commit cannot slip between this read and the insert.
-  if (auto current = store_->CurrentManifest()) reactor->Offer(std::move(current));
+  if (current_ != nullptr) reactor->Offer(current_);
   return reactor;
 }
 
@@ -495,50 +503,74 @@ absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(const v1::WatchRe
   return held;
 }
 
-std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(
-    const std::shared_ptr<const v1::SignedManifest>& manifest, const HeldVersions& held) {
-  std::string key;
-  for (const auto& [component, version] : held) absl::StrAppend(&key, component, "=", version, ";");
-  absl::MutexLock lock(&push_mu_);
-  if (push_manifest_ != manifest) {
-    pushes_.clear();
-    push_manifest_ = manifest;
+std::shared_ptr<const PushParts> UpdateServiceImpl::BuildPushParts(
+    std::shared_ptr<const v1::SignedManifest> manifest) const {
+  auto parts = std::make_shared<PushParts>();
+  parts->manifest = std::move(manifest);
+  absl::StatusOr<v1::Manifest> parsed = ParseTrustedManifest(*parts->manifest);
+  if (!parsed.ok()) {
+    Log(LogLevel::kError, absl::StrCat("stored manifest unreadable, pushing it without "
+                                       "incrementals: ",
+                                       parsed.status().message()));
+    return parts;
   }
-  auto it = pushes_.find(key);
-  if (it != pushes_.end()) return it->second;
+  parts->parsed = std::move(*parsed);
+  // Incrementals kept in memory for pushes, all together, at most this; the
+  // rest are fetched.
+  constexpr uint64_t kBudget = 64 << 20;
+  uint64_t used = 0;
+  std::shared_ptr<const StoreView> view = store_->Snapshot();
+  for (const v1::ComponentEntry& entry : parts->parsed.components()) {
+    for (const v1::IncrementalEntry& ie : entry.incrementals()) {
+      v1::FetchRequest request;
+      request.set_component(entry.name());
+      request.set_have_version(ie.from_version());
+      request.set_want_version(entry.version());
+      // The snapshot may already hold a newer commit: keep only what matches.
+      absl::StatusOr<FetchPlan> plan = PlanFetch(*view, catalog_, request);
+      if (!plan.ok() || plan->header.kind() != v1::PAYLOAD_KIND_INCREMENTAL ||
+          plan->header.version() != entry.version() || plan->record.chunks_size() != 1 ||
+          plan->header.ByteSizeLong() + plan->record.size() + kFramingBytes > kMaxMessageBytes ||
+          used + plan->record.size() > kBudget) {
+        continue;  // not one message, not there, or over budget: watchers fetch it
+      }
+      absl::StatusOr<std::string> chunk = view->ReadChunk(plan->record, 0, /*cache=*/true);
+      if (!chunk.ok()) {
+        Log(LogLevel::kWarning,
+            absl::StrCat("push of ", entry.name(), " v_", ie.from_version(), ".", entry.version(),
+                         " left out (watchers fetch it): ", chunk.status().message()));
+        continue;
+      }
+      used += chunk->size();
+      v1::FetchResponse& payload = parts->incrementals[{entry.name(), ie.from_version()}];
+      *payload.mutable_header() = std::move(plan->header);
+      *payload.mutable_data() = std::move(*chunk);
+    }
+  }
+  return parts;
+}
+
+std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(const PushParts& parts,
+                                                            const HeldVersions& held) {
+  std::string key;
+  for (const auto& [component, version] : held) {
+    absl::StrAppend(&key, component, "=", version, ";");
+  }
+  absl::MutexLock lock(&parts.mu);  // this manifest's pushes only; no store reads
+  auto it = parts.pushes.find(key);
+  if (it != parts.pushes.end()) return it->second;
   v1::WatchResponse built;
-  *built.mutable_manifest() = *manifest;
-  absl::StatusOr<v1::Manifest> parsed = ParseTrustedManifest(*manifest);
-  std::shared_ptr<const StoreView> view = held.empty() ? nullptr : store_->Snapshot();
+  *built.mutable_manifest() = *parts.manifest;
   for (const auto& [component, have] : held) {
-    const v1::ComponentEntry* entry = parsed.ok() ? FindEntry(*parsed, component) : nullptr;
+    const v1::ComponentEntry* entry = FindEntry(parts.parsed, component);
     if (entry == nullptr || have == 0 || have >= entry->version()) continue;
-    v1::FetchRequest request;
-    request.set_component(component);
-    request.set_have_version(have);
-    request.set_want_version(entry->version());
-    // The snapshot may already hold a newer commit: push only what matches.
-    absl::StatusOr<FetchPlan> plan = PlanFetch(*view, catalog_, request);
-    if (!plan.ok() || plan->header.kind() != v1::PAYLOAD_KIND_INCREMENTAL ||
-        plan->header.version() != entry->version() || plan->record.chunks_size() != 1) {
-      continue;  // too big for one message, or not there: the watcher fetches
-    }
-    // The whole push must fit a stock client's message limit; what does
-    // not fit is fetched.
-    if (built.ByteSizeLong() + plan->header.ByteSizeLong() + plan->record.size() + kFramingBytes >
-        kMaxMessageBytes) {
+    auto payload = parts.incrementals.find({component, have});
+    if (payload == parts.incrementals.end()) continue;  // the watcher fetches
+    // The whole push must fit a stock client's message limit.
+    if (built.ByteSizeLong() + payload->second.ByteSizeLong() + kFramingBytes > kMaxMessageBytes) {
       continue;
     }
-    absl::StatusOr<std::string> chunk = view->ReadChunk(plan->record, 0, /*cache=*/true);
-    if (!chunk.ok()) {
-      // The watcher fetches it instead, and the Fetch reports the error.
-      Log(LogLevel::kWarning,
-          absl::StrCat("push of ", component, " incremental left out: ", chunk.status().message()));
-      continue;
-    }
-    v1::FetchResponse* payload = built.add_payloads();
-    *payload->mutable_header() = std::move(plan->header);
-    *payload->mutable_data() = std::move(*chunk);
+    *built.add_payloads() = payload->second;
   }
   auto push = std::make_shared<WatchPush>();
   push->payloads = built.payloads_size();
@@ -547,7 +579,7 @@ std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(
       wire->data(), wire->size(), [](void* p) { delete static_cast<std::string*>(p); }, wire);
   push->bytes = grpc::ByteBuffer(&slice, 1);
   constexpr size_t kMaxPushes = 256;  // distinct held-version sets kept per manifest
-  if (pushes_.size() < kMaxPushes) pushes_[key] = push;
+  if (parts.pushes.size() < kMaxPushes) parts.pushes[key] = push;
   return push;
 }
 

@@ -41,6 +41,22 @@ struct WatchPush {
   int payloads = 0;  // incrementals inside
 };
 
+// What every push of one manifest is made from, built when the manifest is
+// committed (off the reaction path): the manifest and each incremental it
+// names that fits in one message, read from the store once. Pushes for each
+// distinct set of held versions are assembled from these in memory and
+// cached here, so a reaction never reads the store.
+struct PushParts {
+  std::shared_ptr<const v1::SignedManifest> manifest;
+  v1::Manifest parsed;
+  // (component, from_version) -> the whole incremental as one FetchResponse.
+  absl::flat_hash_map<std::pair<std::string, uint32_t>, v1::FetchResponse> incrementals;
+
+  mutable absl::Mutex mu;
+  mutable absl::flat_hash_map<std::string, std::shared_ptr<const WatchPush>> pushes
+      ABSL_GUARDED_BY(mu);  // "component=version;..." -> its push
+};
+
 // Watch is served raw (bytes in, bytes out) so pushes are shared as WatchPush;
 // every other method is typed.
 using UpdateServiceBase = v1::UpdateService::WithCallbackMethod_GetManifest<
@@ -90,14 +106,16 @@ class UpdateServiceImpl final : public UpdateServiceBase {
  private:
   friend class WatchReactor;
   void Announce(std::shared_ptr<const v1::SignedManifest> manifest);
+  // Reads what pushes of `manifest` carry (store reads: never in a reaction).
+  std::shared_ptr<const PushParts> BuildPushParts(
+      std::shared_ptr<const v1::SignedManifest> manifest) const;
   void Remove(WatchReactor* watcher);
   // A watcher's report: checked, recorded when it names an agent, and
   // returned as the versions its pushes are made for.
   absl::StatusOr<HeldVersions> OnWatchRequest(const v1::WatchRequest& request);
   // The push of `manifest` to a watcher holding `held`: one shared response
   // per distinct `held`, with the incrementals that fit in one message.
-  std::shared_ptr<const WatchPush> PushFor(
-      const std::shared_ptr<const v1::SignedManifest>& manifest, const HeldVersions& held);
+  static std::shared_ptr<const WatchPush> PushFor(const PushParts& parts, const HeldVersions& held);
 
   VersionStore* const store_;
   AgentRegistry* const agents_;
@@ -111,10 +129,7 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   absl::flat_hash_set<WatchReactor*> watchers_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 
-  absl::Mutex push_mu_;
-  std::shared_ptr<const v1::SignedManifest> push_manifest_ ABSL_GUARDED_BY(push_mu_);
-  absl::flat_hash_map<std::string, std::shared_ptr<const WatchPush>> pushes_
-      ABSL_GUARDED_BY(push_mu_);  // "component=version;..." -> push of push_manifest_
+  std::shared_ptr<const PushParts> current_ ABSL_GUARDED_BY(mu_);  // what watchers get
 };
 
 }  // namespace sigrelay

@@ -456,11 +456,11 @@ void VersionStore::SetCommitObserver(
   observer_ = std::move(observer);
 }
 
-uint64_t VersionStore::ChunkCount() const {
+absl::StatusOr<uint64_t> VersionStore::ChunkCount() const {
   uint64_t n = 0;
   absl::Status s = ScanPrefix(db_.get(), nullptr, kChunkIndexPrefix,
                               [&](absl::string_view, absl::string_view) { ++n; });
-  (void)s;
+  if (!s.ok()) return s;
   return n;
 }
 

@@ -158,7 +158,7 @@ class VersionStore {
   void SetCommitObserver(std::function<void(std::shared_ptr<const v1::SignedManifest>)> observer);
 
   // Number of chunks stored (referenced or not); for tests and status.
-  uint64_t ChunkCount() const;
+  absl::StatusOr<uint64_t> ChunkCount() const;
 
   // Called before every write to RocksDB; tests kill the process from it.
   void TEST_SetWriteHook(std::function<void()> hook) { write_hook_ = std::move(hook); }

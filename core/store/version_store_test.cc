@@ -38,7 +38,7 @@ void ExpectConsistent(VersionStore* store) {
     for (const std::string& c : TestComponents()) {
       EXPECT_THAT(view->FullVersions(c), IsEmpty());
     }
-    EXPECT_EQ(store->ChunkCount(), 0u);
+    EXPECT_EQ(*store->ChunkCount(), 0u);
     return;
   }
   v1::Manifest m = *ParseTrustedManifest(*view->manifest());
@@ -76,7 +76,7 @@ void ExpectConsistent(VersionStore* store) {
       for (const std::string& d : rec->chunks()) referenced.insert(d);
     }
   }
-  EXPECT_EQ(store->ChunkCount(), referenced.size());
+  EXPECT_EQ(*store->ChunkCount(), referenced.size());
 }
 
 TEST(VersionStoreTest, CommitsAndRetainsTheNewestAndKBefore) {
@@ -132,10 +132,10 @@ TEST(VersionStoreTest, UncommittedChunksAreCollectedAtOpen) {
     auto writer = (*store)->NewFileWriter();
     ASSERT_TRUE(writer->Append(std::string(50000, 'z')).ok());
     ASSERT_TRUE(writer->Finish().ok());
-    EXPECT_GT((*store)->ChunkCount(), 0u);
+    EXPECT_GT(*(*store)->ChunkCount(), 0u);
   }
   auto store = VersionStore::Open(dir.path(), kSmallChunks);
-  EXPECT_EQ((*store)->ChunkCount(), 0u);
+  EXPECT_EQ(*(*store)->ChunkCount(), 0u);
 }
 
 TEST(VersionStoreTest, ChunksOfALiveWriterSurviveAnotherCommit) {
