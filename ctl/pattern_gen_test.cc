@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/status_matchers.h"
 
 namespace sigrelay {
 namespace {
@@ -26,7 +27,7 @@ TEST(PatternGenTest, DeterministicSortedRecordsOfRealisticSize) {
 TEST(PatternGenTest, NextVersionChurnsExactlyThePercentage) {
   std::string a = GeneratePattern(20000, 1);
   auto b = NextPattern(a, 0.5, 2);
-  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_OK(b);
   std::vector<std::string> la = Lines(a), lb = Lines(*b);
   ASSERT_EQ(lb.size(), la.size());
   EXPECT_TRUE(std::is_sorted(lb.begin(), lb.end()));

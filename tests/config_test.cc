@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "sigrelay/v1/config.pb.h"
 #include "tests/testutil/daemons.h"
+#include "tests/testutil/status_matchers.h"
 
 namespace sigrelay {
 namespace {
@@ -35,11 +36,9 @@ TEST(ConfigTest, EveryConfigFieldIsADaemonFlag) {
 TEST(ConfigTest, OriginTakesItsSettingsFromTheFileAndFlagsWin) {
   TempDir work;
   const std::string config = work.File("origin.conf");
-  ASSERT_TRUE(
-      WriteFileAtomically(
-          config, absl::StrCat("data_dir: \"", work.File("data"), "\"\n", "component: \"virus\"\n",
-                               "component: \"engine:full\"\n", "first_version: 171\n"))
-          .ok());
+  ASSERT_OK(WriteFileAtomically(
+      config, absl::StrCat("data_dir: \"", work.File("data"), "\"\n", "component: \"virus\"\n",
+                           "component: \"engine:full\"\n", "first_version: 171\n")));
   // --first-version on the command line wins over the file's 171.
   Daemon origin("sigrelay-origin", work.File("data"), {"--config", config, "--first-version", "5"});
   ASSERT_FALSE(origin.address().empty()) << origin.output();
@@ -55,14 +54,14 @@ TEST(ConfigTest, BadFilesAreRefusedSayingWhat) {
   EXPECT_EQ(RunCommand({Bin("sigrelay-relay"), "--config", "/dev/zero"}, &out), 1);
   EXPECT_THAT(out, HasSubstr("over 1048576 bytes"));
   // A relay's setting given to an origin.
-  ASSERT_TRUE(WriteFileAtomically(work.File("o.conf"), "upstream: \"127.0.0.1:1\"\n").ok());
+  ASSERT_OK(WriteFileAtomically(work.File("o.conf"), "upstream: \"127.0.0.1:1\"\n"));
   EXPECT_EQ(RunCommand({Bin("sigrelay-origin"), "--config", work.File("o.conf"), "--data-dir",
                         work.File("d"), "--listen", "127.0.0.1:0"},
                        &out),
             1);
   EXPECT_THAT(out, HasSubstr("upstream is not a setting of this daemon"));
   // A bad value in the file names the file.
-  ASSERT_TRUE(WriteFileAtomically(work.File("r.conf"), "max_transfers: 0\n").ok());
+  ASSERT_OK(WriteFileAtomically(work.File("r.conf"), "max_transfers: 0\n"));
   EXPECT_EQ(RunCommand({Bin("sigrelay-origin"), "--config", work.File("r.conf"), "--data-dir",
                         work.File("d"), "--listen", "127.0.0.1:0"},
                        &out),

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
 #include "sigrelay/v1/update.grpc.pb.h"
+#include "tests/testutil/status_matchers.h"
 #include "tests/testutil/testutil.h"
 
 namespace sigrelay {
@@ -141,14 +142,14 @@ TEST_F(OriginTest, ManifestIsSignedWithTheKeyInTheDataDir) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
   auto verifier = ManifestVerifier::FromPemFile(data_.File("origin.pub"));
-  ASSERT_TRUE(verifier.ok());
+  ASSERT_OK(verifier);
   auto stub =
       v1::UpdateService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   v1::SignedManifest m;
-  ASSERT_TRUE(stub->GetManifest(&ctx, {}, &m).ok());
+  ASSERT_OK(stub->GetManifest(&ctx, {}, &m));
   auto manifest = (*verifier)->Verify(m, absl::Now());
-  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  ASSERT_OK(manifest);
   const v1::ComponentEntry* e = FindEntry(*manifest, "outbreak-policy");
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->incrementals_size(), 0) << "outbreak-policy is full-only";
@@ -232,18 +233,18 @@ TEST_F(OriginTest, BadInputGetsClearErrorsAndChangesNothing) {
   EXPECT_EQ(Ctl({"publish", "virusx", p1}, &out), 1);
   EXPECT_THAT(out, HasSubstr("unknown component \"virusx\""));
 
-  ASSERT_TRUE(WriteFileAtomically(work_.File("empty"), "").ok());
+  ASSERT_OK(WriteFileAtomically(work_.File("empty"), ""));
   EXPECT_EQ(Ctl({"publish", "virus", work_.File("empty")}, &out), 1);
   EXPECT_THAT(out, HasSubstr("empty"));
 
-  ASSERT_TRUE(WriteFileAtomically(work_.File("big"), std::string(5 << 20, 'x')).ok());
+  ASSERT_OK(WriteFileAtomically(work_.File("big"), std::string(5 << 20, 'x')));
   EXPECT_EQ(Ctl({"publish", "virus", work_.File("big")}, &out), 1);
   EXPECT_THAT(out, HasSubstr("over the limit of 4194304"));
 
   EXPECT_EQ(Ctl({"publish", "virus", p1}, &out), 1);
   EXPECT_THAT(out, HasSubstr("identical to virus 1"));
 
-  ASSERT_TRUE(WriteFileAtomically(work_.File("bad.token"), "0123456789abcdef0123\n").ok());
+  ASSERT_OK(WriteFileAtomically(work_.File("bad.token"), "0123456789abcdef0123\n"));
   out.clear();
   EXPECT_EQ(RunCommand({Bin("sigrelayctl"), "--server", addr_, "--token-file",
                         work_.File("bad.token"), "publish", "virus", p1},

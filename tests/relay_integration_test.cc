@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
 #include "tests/testutil/daemons.h"
+#include "tests/testutil/status_matchers.h"
 #include "tests/testutil/tcp_forwarder.h"
 #include "tests/testutil/testutil.h"
 
@@ -202,9 +203,9 @@ TEST_F(RelayTest, SigkillDuringFullDownloadResumesAndLosesNothing) {
     wire.Resume();
     // What is committed is the old manifest or the whole new one.
     auto store = VersionStore::Open(relay->data_dir() + "/store", {.chunk_size = 64 << 10});
-    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_OK(store);
     auto m = ParseTrustedManifest(*(*store)->CurrentManifest());
-    ASSERT_TRUE(m.ok());
+    ASSERT_OK(m);
     const v1::ComponentEntry* spyware = FindEntry(*m, "spyware");
     ASSERT_NE(spyware, nullptr) << "a committed component was lost";
     auto view = (*store)->Snapshot();
@@ -435,16 +436,15 @@ TEST_F(RelayTest, ConfigFileSetsWhatFlagsDoAndBadOnesAreExplained) {
   std::string p1 = Pattern("p1", 2000, 1);
   ASSERT_EQ(testing::Publish(*origin, "spyware", p1), 1u);
   std::string config = work_.File("relay.conf");
-  ASSERT_TRUE(WriteFileAtomically(config, absl::StrCat("upstream: \"", origin->address(), "\"\n",
-                                                       "origin_pubkey: \"", origin->data_dir(),
-                                                       "/origin.pub\"\n", "schedule: \"45m\"\n"))
-                  .ok());
+  ASSERT_OK(WriteFileAtomically(
+      config, absl::StrCat("upstream: \"", origin->address(), "\"\n", "origin_pubkey: \"",
+                           origin->data_dir(), "/origin.pub\"\n", "schedule: \"45m\"\n")));
   Daemon relay("sigrelay-relay", work_.File("relay"), {"--config", config});
   ASSERT_FALSE(relay.address().empty()) << relay.output();
   ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay.address(), "spyware") == 1; }));
   EXPECT_EQ(AdminStatus(relay).relay().schedule_seconds(), 45 * 60);
 
-  ASSERT_TRUE(WriteFileAtomically(work_.File("bad.conf"), "upstream: 7443\nbogus: 1\n").ok());
+  ASSERT_OK(WriteFileAtomically(work_.File("bad.conf"), "upstream: 7443\nbogus: 1\n"));
   std::string out;
   EXPECT_EQ(testing::RunCommand(
                 {testing::BinDir() + "/sigrelay-relay", "--config", work_.File("bad.conf")}, &out),

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 #include "tests/testutil/daemons.h"
+#include "tests/testutil/status_matchers.h"
 
 namespace sigrelay {
 namespace {
@@ -51,7 +52,7 @@ TEST(WireContractTest, StockClientFetchesFromTheLargestChunkSizeAccepted) {
   Daemon origin("sigrelay-origin", work.File("origin"), {"--chunk-size", "4095KiB"});
   ASSERT_FALSE(origin.address().empty()) << origin.output();
   const std::string content = RandomBytes(9 << 20, 7);  // three chunks, none compressible
-  ASSERT_TRUE(WriteFileAtomically(work.File("big"), content).ok());
+  ASSERT_OK(WriteFileAtomically(work.File("big"), content));
   ASSERT_EQ(testing::Publish(origin, "virus", work.File("big")), 1u);
   // FetchFull reads on a stock channel: default 4 MiB receive limit.
   EXPECT_EQ(testing::FetchFull(origin.address(), "virus"), content);
@@ -73,7 +74,7 @@ TEST(WireContractTest, RelayCarriesAComponentItHasNeverHeardOf) {
                 {"--component", "virus", "--component", "scan-engine:full"});
   ASSERT_FALSE(origin.address().empty()) << origin.output();
   const std::string engine = RandomBytes(300 << 10, 3);
-  ASSERT_TRUE(WriteFileAtomically(work.File("engine"), engine).ok());
+  ASSERT_OK(WriteFileAtomically(work.File("engine"), engine));
   ASSERT_EQ(testing::Publish(origin, "scan-engine", work.File("engine")), 1u);
   std::string p1 = testing::GenPattern(work.path(), "v1", 2000, 1);
   ASSERT_EQ(testing::Publish(origin, "virus", p1), 1u);
@@ -100,11 +101,11 @@ TEST(WireContractTest, RelayCarriesAComponentItHasNeverHeardOf) {
       grpc::CreateChannel(relay.address(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   v1::SignedManifest signed_manifest;
-  ASSERT_TRUE(stub->GetManifest(&ctx, {}, &signed_manifest).ok());
+  ASSERT_OK(stub->GetManifest(&ctx, {}, &signed_manifest));
   auto verifier = ManifestVerifier::FromPemFile(origin.data_dir() + "/origin.pub");
-  ASSERT_TRUE(verifier.ok());
+  ASSERT_OK(verifier);
   auto manifest = (*verifier)->Verify(signed_manifest, absl::Now());
-  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  ASSERT_OK(manifest);
   const v1::ComponentEntry* e = FindEntry(*manifest, "scan-engine");
   ASSERT_NE(e, nullptr);
   EXPECT_TRUE(e->full_only());
@@ -112,7 +113,7 @@ TEST(WireContractTest, RelayCarriesAComponentItHasNeverHeardOf) {
 
   // A second version moves down too, as a full file.
   const std::string engine2 = RandomBytes(300 << 10, 4);
-  ASSERT_TRUE(WriteFileAtomically(work.File("engine2"), engine2).ok());
+  ASSERT_OK(WriteFileAtomically(work.File("engine2"), engine2));
   ASSERT_EQ(testing::Publish(origin, "scan-engine", work.File("engine2")), 3u);
   ASSERT_TRUE(WaitFor([&] { return testing::ServedVersion(relay.address(), "scan-engine") == 3; },
                       absl::Seconds(30)))

@@ -2,6 +2,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/status_matchers.h"
 
 namespace sigrelay {
 namespace {
@@ -11,7 +12,7 @@ using ::testing::HasSubstr;
 
 TEST(UpstreamResolverTest, NumericAddressesNeedNoLookup) {
   auto t = ResolveUpstream("127.0.0.1:7443", "", absl::Seconds(5));
-  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_OK(t);
   EXPECT_EQ(t->grpc_target, "ipv4:127.0.0.1:7443");
   EXPECT_THAT(t->usable, Contains("127.0.0.1"));
 }
@@ -20,7 +21,7 @@ TEST(UpstreamResolverTest, EtcHostsIsReadFirst) {
   // localhost comes from /etc/hosts; no DNS server is asked (the one named
   // here listens nowhere).
   auto t = ResolveUpstream("localhost:7443", "127.0.0.1:9", absl::Seconds(5));
-  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_OK(t);
   EXPECT_THAT(t->resolved, Contains(::testing::AnyOf("127.0.0.1", "::1")));
   EXPECT_THAT(t->grpc_target, ::testing::StartsWith("ipv"));
 }

@@ -2,6 +2,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/status_matchers.h"
 
 namespace sigrelay {
 namespace {
@@ -14,21 +15,21 @@ TEST(ComponentCatalogTest, DefaultKnowsIncrementalAndFullOnlyComponents) {
   for (const char* name :
        {"virus", "smartscan-agent", "damage-cleanup", "intellitrap-exception", "spyware"}) {
     auto spec = catalog.Find(name);
-    ASSERT_TRUE(spec.ok()) << name;
+    ASSERT_OK(spec) << name;
     EXPECT_TRUE(spec->incrementals) << name;
   }
   auto policy = catalog.Find("outbreak-policy");
-  ASSERT_TRUE(policy.ok());
+  ASSERT_OK(policy);
   EXPECT_FALSE(policy->incrementals);
 }
 
 TEST(ComponentCatalogTest, SpecsParseFromConfigText) {
   auto engine = ComponentCatalog::ParseSpec("scan-engine:full");
-  ASSERT_TRUE(engine.ok()) << engine.status();
+  ASSERT_OK(engine);
   EXPECT_EQ(engine->name, "scan-engine");
   EXPECT_FALSE(engine->incrementals);
   auto virus = ComponentCatalog::ParseSpec("virus");
-  ASSERT_TRUE(virus.ok()) << virus.status();
+  ASSERT_OK(virus);
   EXPECT_TRUE(virus->incrementals);
   EXPECT_THAT(ComponentCatalog::ParseSpec("x:partial").status().message(), HasSubstr("NAME:full"));
   EXPECT_THAT(ComponentCatalog::ParseSpec("../etc").status().message(), HasSubstr("a-z"));
@@ -65,7 +66,7 @@ TEST(VersionPolicyTest, RejectsZeroStepOrRetention) {
   EXPECT_FALSE((VersionPolicy{.first = 1, .step = 0, .retain = 8}).Validate().ok());
   EXPECT_FALSE((VersionPolicy{.first = 0, .step = 2, .retain = 8}).Validate().ok());
   EXPECT_FALSE((VersionPolicy{.first = 1, .step = 2, .retain = 0}).Validate().ok());
-  EXPECT_TRUE(VersionPolicy{}.Validate().ok());
+  EXPECT_OK(VersionPolicy{}.Validate());
 }
 
 TEST(VersionPolicyTest, RetainsNewestAndKBelowIt) {

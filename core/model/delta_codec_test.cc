@@ -5,6 +5,7 @@
 #include "core/base/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/status_matchers.h"
 #include "tests/testutil/testutil.h"
 
 namespace sigrelay {
@@ -35,9 +36,9 @@ std::string Edited(std::string base, uint64_t seed) {
 
 void RoundTrip(const IncrementalCodec& codec, const std::string& old_v, const std::string& new_v) {
   auto incr = codec.Encode(old_v, new_v);
-  ASSERT_TRUE(incr.ok()) << incr.status();
+  ASSERT_OK(incr);
   auto rebuilt = codec.Decode(old_v, *incr, new_v.size());
-  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  ASSERT_OK(rebuilt);
   EXPECT_TRUE(*rebuilt == new_v);
 }
 
@@ -52,7 +53,7 @@ TEST(IncrementalCodecTest, IdenticalVersionsGiveATinyIncremental) {
   IncrementalCodec codec;
   std::string v = RandomBytes(1 << 20, 1);
   auto incr = codec.Encode(v, v);
-  ASSERT_TRUE(incr.ok());
+  ASSERT_OK(incr);
   EXPECT_LT(incr->size(), 1024u);
   RoundTrip(codec, v, v);
 }
@@ -67,7 +68,7 @@ TEST(IncrementalCodecTest, SmallEditsGiveSmallIncrementals) {
   std::string old_v = RandomBytes(4 << 20, 4);
   std::string new_v = Edited(old_v, 5);
   auto incr = codec.Encode(old_v, new_v);
-  ASSERT_TRUE(incr.ok());
+  ASSERT_OK(incr);
   // 16 rewritten regions of 700 random bytes each cannot be smaller than that.
   EXPECT_LT(incr->size(), 16 * 700 + 4096u);
   RoundTrip(codec, old_v, new_v);
@@ -119,7 +120,7 @@ TEST(IncrementalCodecTest, EncodeEachKeepsOrderAndReportsLoadErrors) {
       new_v, /*verify=*/true);
   ASSERT_EQ(made.size(), 4u);
   for (size_t i = 0; i < 3; ++i) {
-    ASSERT_TRUE(made[i].ok()) << made[i].status();
+    ASSERT_OK(made[i]);
     EXPECT_EQ(*codec.Decode(olds[i], *made[i], new_v.size()), new_v) << i;
   }
   EXPECT_LT(made[1]->size(), made[0]->size()) << "the close old version gives the small one";
@@ -133,15 +134,15 @@ TEST(IncrementalCodecTest, LargeInputsDecodeWithStockZstd) {
   std::string old_v = RandomBytes(64 << 20, 11);
   std::string new_v = Edited(old_v, 12);
   auto incr = codec.Encode(old_v, new_v);
-  ASSERT_TRUE(incr.ok()) << incr.status();
+  ASSERT_OK(incr);
   EXPECT_LT(incr->size(), 64u << 10);
   auto rebuilt = codec.Decode(old_v, *incr, new_v.size());
-  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  ASSERT_OK(rebuilt);
   ASSERT_TRUE(*rebuilt == new_v);
 
   testing::TempDir dir;
-  ASSERT_TRUE(WriteFileAtomically(dir.File("old"), old_v).ok());
-  ASSERT_TRUE(WriteFileAtomically(dir.File("incr"), *incr).ok());
+  ASSERT_OK(WriteFileAtomically(dir.File("old"), old_v));
+  ASSERT_OK(WriteFileAtomically(dir.File("incr"), *incr));
   std::string out;
   ASSERT_EQ(testing::RunCommand({"zstd", "-q", "-d", "--patch-from=" + dir.File("old"),
                                  dir.File("incr"), "-o", dir.File("new")},
@@ -149,7 +150,7 @@ TEST(IncrementalCodecTest, LargeInputsDecodeWithStockZstd) {
             0)
       << out;
   auto from_cli = ReadFileToString(dir.File("new"));
-  ASSERT_TRUE(from_cli.ok());
+  ASSERT_OK(from_cli);
   EXPECT_TRUE(*from_cli == new_v);
 }
 

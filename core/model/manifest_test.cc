@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/status_matchers.h"
 #include "tests/testutil/testutil.h"
 
 namespace sigrelay {
@@ -32,10 +33,10 @@ class ManifestTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto signer = ManifestSigner::LoadOrCreate(dir_.File("origin.key"), dir_.File("origin.pub"));
-    ASSERT_TRUE(signer.ok()) << signer.status();
+    ASSERT_OK(signer);
     signer_ = std::move(*signer);
     auto verifier = ManifestVerifier::FromPemFile(dir_.File("origin.pub"));
-    ASSERT_TRUE(verifier.ok()) << verifier.status();
+    ASSERT_OK(verifier);
     verifier_ = std::move(*verifier);
   }
 
@@ -47,9 +48,9 @@ class ManifestTest : public ::testing::Test {
 
 TEST_F(ManifestTest, SignedManifestVerifiesAndRoundTrips) {
   auto signed_m = signer_->Sign(SampleManifest(now_));
-  ASSERT_TRUE(signed_m.ok());
+  ASSERT_OK(signed_m);
   auto m = verifier_->Verify(*signed_m, now_);
-  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_OK(m);
   EXPECT_EQ(m->serial(), 7u);
   ASSERT_NE(FindEntry(*m, "virus"), nullptr);
   EXPECT_EQ(FindEntry(*m, "virus")->incrementals(0).from_version(), 173u);
@@ -74,7 +75,7 @@ TEST_F(ManifestTest, EveryFlippedBitFailsVerification) {
 TEST_F(ManifestTest, AnotherKeysSignatureIsRefused) {
   testing::TempDir other;
   auto forger = ManifestSigner::LoadOrCreate(other.File("k"), other.File("p"));
-  ASSERT_TRUE(forger.ok());
+  ASSERT_OK(forger);
   auto forged = (*forger)->Sign(SampleManifest(now_));
   EXPECT_EQ(verifier_->Verify(*forged, now_).status().code(), absl::StatusCode::kUnauthenticated);
 }
@@ -91,10 +92,10 @@ TEST_F(ManifestTest, KeyFilesArePrivateAndReloadToTheSameKey) {
   ASSERT_EQ(stat(dir_.File("origin.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   auto again = ManifestSigner::LoadOrCreate(dir_.File("origin.key"), dir_.File("origin.pub"));
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   EXPECT_EQ((*again)->PublicKeyPem(), signer_->PublicKeyPem());
   auto signed_m = (*again)->Sign(SampleManifest(now_));
-  EXPECT_TRUE(verifier_->Verify(*signed_m, now_).ok());
+  EXPECT_OK(verifier_->Verify(*signed_m, now_));
 }
 
 TEST_F(ManifestTest, GarbageKeyFilesGiveClearErrors) {

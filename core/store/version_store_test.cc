@@ -10,6 +10,7 @@
 #include "core/model/manifest.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/status_matchers.h"
 #include "tests/testutil/store_test_util.h"
 #include "tests/testutil/testutil.h"
 
@@ -46,9 +47,9 @@ void ExpectConsistent(VersionStore* store) {
   for (const v1::ComponentEntry& e : m.components()) {
     ASSERT_EQ(e.version(), m.serial()) << "components of one commit disagree";
     auto full = view->Full(e.name(), e.version());
-    ASSERT_TRUE(full.ok()) << full.status();
+    ASSERT_OK(full);
     auto bytes = view->ReadAll(*full);
-    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    ASSERT_OK(bytes);
     EXPECT_EQ(*bytes, TestContent(e.name(), e.version()));
     EXPECT_EQ(full->sha256(), e.sha256());
     std::vector<uint32_t> expected;
@@ -59,19 +60,19 @@ void ExpectConsistent(VersionStore* store) {
     EXPECT_EQ(view->FullVersions(e.name()), expected);
     for (uint32_t v : expected) {
       auto rec = view->Full(e.name(), v);
-      ASSERT_TRUE(rec.ok());
+      ASSERT_OK(rec);
       for (const std::string& d : rec->chunks()) referenced.insert(d);
     }
     ASSERT_EQ(e.incrementals_size(), static_cast<int>(expected.size()) - 1);
     for (const v1::IncrementalEntry& ie : e.incrementals()) {
       auto rec = view->Incremental(e.name(), ie.from_version(), e.version());
-      ASSERT_TRUE(rec.ok()) << rec.status();
+      ASSERT_OK(rec);
       EXPECT_EQ(rec->sha256(), ie.sha256());
       auto incr = view->ReadAll(*rec);
-      ASSERT_TRUE(incr.ok());
+      ASSERT_OK(incr);
       auto rebuilt =
           IncrementalCodec().Decode(TestContent(e.name(), ie.from_version()), *incr, 1 << 20);
-      ASSERT_TRUE(rebuilt.ok());
+      ASSERT_OK(rebuilt);
       EXPECT_EQ(*rebuilt, TestContent(e.name(), e.version()));
       for (const std::string& d : rec->chunks()) referenced.insert(d);
     }
@@ -82,14 +83,14 @@ void ExpectConsistent(VersionStore* store) {
 TEST(VersionStoreTest, CommitsAndRetainsTheNewestAndKBefore) {
   testing::TempDir dir;
   auto store = VersionStore::Open(dir.path(), kSmallChunks);
-  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_OK(store);
   for (uint32_t v = 1; v <= 11; v += 2) {
-    ASSERT_TRUE(CommitTestVersion(store->get(), v, kPolicy).ok());
+    ASSERT_OK(CommitTestVersion(store->get(), v, kPolicy));
     ExpectConsistent(store->get());
   }
   auto view = (*store)->Snapshot();
   EXPECT_THAT(view->FullVersions("virus"), ElementsAre(5, 7, 9, 11));
-  EXPECT_TRUE(view->Incremental("virus", 5, 11).ok());
+  EXPECT_OK(view->Incremental("virus", 5, 11));
   EXPECT_EQ(view->Incremental("virus", 3, 11).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(view->Incremental("virus", 5, 9).status().code(), absl::StatusCode::kNotFound);
 }
@@ -98,13 +99,13 @@ TEST(VersionStoreTest, ReopenKeepsEverything) {
   testing::TempDir dir;
   {
     auto store = VersionStore::Open(dir.path(), kSmallChunks);
-    ASSERT_TRUE(store.ok());
+    ASSERT_OK(store);
     for (uint32_t v = 1; v <= 5; v += 2) {
-      ASSERT_TRUE(CommitTestVersion(store->get(), v, kPolicy).ok());
+      ASSERT_OK(CommitTestVersion(store->get(), v, kPolicy));
     }
   }
   auto store = VersionStore::Open(dir.path(), kSmallChunks);
-  ASSERT_TRUE(store.ok());
+  ASSERT_OK(store);
   EXPECT_EQ(ManifestSerial(**store), 5u);
   ExpectConsistent(store->get());
 }
@@ -112,16 +113,16 @@ TEST(VersionStoreTest, ReopenKeepsEverything) {
 TEST(VersionStoreTest, SnapshotKeepsRetiredVersionsReadable) {
   testing::TempDir dir;
   auto store = VersionStore::Open(dir.path(), kSmallChunks);
-  ASSERT_TRUE(CommitTestVersion(store->get(), 1, kPolicy).ok());
+  ASSERT_OK(CommitTestVersion(store->get(), 1, kPolicy));
   auto old_view = (*store)->Snapshot();
   auto record = old_view->Full("virus", 1);
-  ASSERT_TRUE(record.ok());
+  ASSERT_OK(record);
   for (uint32_t v = 3; v <= 11; v += 2) {
-    ASSERT_TRUE(CommitTestVersion(store->get(), v, kPolicy).ok());
+    ASSERT_OK(CommitTestVersion(store->get(), v, kPolicy));
   }
   EXPECT_EQ((*store)->Snapshot()->Full("virus", 1).status().code(), absl::StatusCode::kNotFound);
   auto bytes = old_view->ReadAll(*record);
-  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  ASSERT_OK(bytes);
   EXPECT_EQ(*bytes, TestContent("virus", 1));
 }
 
@@ -130,8 +131,8 @@ TEST(VersionStoreTest, UncommittedChunksAreCollectedAtOpen) {
   {
     auto store = VersionStore::Open(dir.path(), kSmallChunks);
     auto writer = (*store)->NewFileWriter();
-    ASSERT_TRUE(writer->Append(std::string(50000, 'z')).ok());
-    ASSERT_TRUE(writer->Finish().ok());
+    ASSERT_OK(writer->Append(std::string(50000, 'z')));
+    ASSERT_OK(writer->Finish());
     EXPECT_GT(*(*store)->ChunkCount(), 0u);
   }
   auto store = VersionStore::Open(dir.path(), kSmallChunks);
@@ -141,22 +142,22 @@ TEST(VersionStoreTest, UncommittedChunksAreCollectedAtOpen) {
 TEST(VersionStoreTest, ChunksOfALiveWriterSurviveAnotherCommit) {
   testing::TempDir dir;
   auto store = VersionStore::Open(dir.path(), kSmallChunks);
-  ASSERT_TRUE(CommitTestVersion(store->get(), 1, kPolicy).ok());
+  ASSERT_OK(CommitTestVersion(store->get(), 1, kPolicy));
   // A writer holding the same bytes as a version about to be retired.
   auto writer = (*store)->NewFileWriter();
-  ASSERT_TRUE(writer->Append(TestContent("virus", 1)).ok());
+  ASSERT_OK(writer->Append(TestContent("virus", 1)));
   auto record = writer->Finish();
   for (uint32_t v = 3; v <= 11; v += 2) {
-    ASSERT_TRUE(CommitTestVersion(store->get(), v, kPolicy).ok());
+    ASSERT_OK(CommitTestVersion(store->get(), v, kPolicy));
   }
   auto bytes = (*store)->Snapshot()->ReadAll(*record);
-  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  ASSERT_OK(bytes);
 }
 
 TEST(VersionStoreTest, SecondOpenOfTheSameDirIsRefusedClearly) {
   testing::TempDir dir;
   auto first = VersionStore::Open(dir.path());
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   auto second = VersionStore::Open(dir.path());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(second.status().message()),
@@ -170,8 +171,8 @@ TEST(VersionStoreTest, CommitObserverSeesEachManifest) {
   (*store)->SetCommitObserver([&](std::shared_ptr<const v1::SignedManifest> m) {
     seen.push_back(ParseTrustedManifest(*m)->serial());
   });
-  ASSERT_TRUE(CommitTestVersion(store->get(), 1, kPolicy).ok());
-  ASSERT_TRUE(CommitTestVersion(store->get(), 3, kPolicy).ok());
+  ASSERT_OK(CommitTestVersion(store->get(), 1, kPolicy));
+  ASSERT_OK(CommitTestVersion(store->get(), 3, kPolicy));
   EXPECT_THAT(seen, ElementsAre(1, 3));
 }
 
@@ -181,22 +182,22 @@ TEST(VersionStoreTest, PartialDownloadSurvivesReopenAndResumes) {
   {
     auto store = VersionStore::Open(dir.path(), kSmallChunks);
     auto writer = (*store)->NewFileWriter();
-    ASSERT_TRUE(writer->Append(absl::string_view(content).substr(0, 10000)).ok());
+    ASSERT_OK(writer->Append(absl::string_view(content).substr(0, 10000)));
     v1::FileRecord partial = writer->Flushed();
     EXPECT_EQ(partial.size(), 8192u);  // two whole 4 KiB chunks
-    ASSERT_TRUE((*store)->SavePartial("virus/3", partial).ok());
+    ASSERT_OK((*store)->SavePartial("virus/3", partial));
   }
   auto store = VersionStore::Open(dir.path(), kSmallChunks);
   auto partial = (*store)->LoadPartial("virus/3");
   ASSERT_TRUE(partial.ok() && partial->has_value());
   auto writer = (*store)->ResumeFileWriter(**partial);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE((*writer)->Append(absl::string_view(content).substr((*partial)->size())).ok());
+  ASSERT_OK(writer);
+  ASSERT_OK((*writer)->Append(absl::string_view(content).substr((*partial)->size())));
   auto record = (*writer)->Finish();
-  ASSERT_TRUE(record.ok());
+  ASSERT_OK(record);
   EXPECT_EQ(record->sha256(), Sha256::Of(content));
   EXPECT_EQ(*(*store)->Snapshot()->ReadAll(*record), content);
-  ASSERT_TRUE((*store)->DropPartial("virus/3").ok());
+  ASSERT_OK((*store)->DropPartial("virus/3"));
   EXPECT_FALSE((*(*store)->LoadPartial("virus/3")).has_value());
 }
 
@@ -216,7 +217,7 @@ TEST(VersionStoreCrashTest, KillAtEveryWritePointLeavesOldOrNew) {
     int rc = testing::RunCommand({Helper(), dir.path(), std::to_string(kill_at), "3"}, &out);
     ASSERT_TRUE(rc == 0 || rc == -1) << "helper failed: " << out;
     auto store = VersionStore::Open(dir.path(), kSmallChunks);
-    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_OK(store);
     uint64_t now = ManifestSerial(**store);
     ASSERT_GE(now, serial) << "a committed version was lost (kill at " << kill_at << ")";
     serial = now;
@@ -238,7 +239,7 @@ TEST(VersionStoreCrashTest, KillAtRandomInstantsLeavesOldOrNew) {
     int rc = child.Wait();
     ASSERT_TRUE(rc == 128 + SIGKILL || rc == 0) << child.Output();
     auto store = VersionStore::Open(dir.path(), kSmallChunks);
-    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_OK(store);
     uint64_t now = ManifestSerial(**store);
     ASSERT_GE(now, serial);
     serial = now;
