@@ -34,6 +34,7 @@ grpc::ServerUnaryReactor* RelayAdminService::GetStatus(grpc::CallbackServerConte
   FillNodeStatus("relay", *node_->store()->Snapshot(), *node_->update(), *node_->agents(),
                  response);
   sync_->FillStatus(response->mutable_relay());
+  dialer_->FillStatus(response->mutable_relay());
   scheduler_->FillStatus(response->mutable_relay());
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -87,10 +88,10 @@ grpc::ServerUnaryReactor* RelayAdminService::SetProxy(grpc::CallbackServerContex
       r->set_no_proxy(request->no_proxy());
     });
   }
-  if (s.ok()) s = sync_->SetProxy(request->url(), request->no_proxy());
+  if (s.ok()) s = dialer_->SetProxy(request->url(), request->no_proxy());
   if (s.ok()) {
     v1::RelayStatus shown;
-    sync_->FillStatus(&shown);
+    dialer_->FillStatus(&shown);
     response->set_proxy(shown.proxy());
     response->set_no_proxy(shown.no_proxy());
     Log(LogLevel::kInfo,

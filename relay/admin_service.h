@@ -15,9 +15,9 @@ namespace sigrelay {
 class RelayAdminService final : public v1::AdminService::CallbackService {
  public:
   // All pointers must outlive this service.
-  RelayAdminService(Node* node, UpstreamSync* sync, SyncScheduler* scheduler,
+  RelayAdminService(Node* node, UpstreamSync* sync, NetworkDialer* dialer, SyncScheduler* scheduler,
                     RuntimeSettingsFile* settings)
-      : node_(node), sync_(sync), scheduler_(scheduler), settings_(settings) {}
+      : node_(node), sync_(sync), dialer_(dialer), scheduler_(scheduler), settings_(settings) {}
 
   grpc::ServerReadReactor<v1::PublishRequest>* Publish(grpc::CallbackServerContext* context,
                                                        v1::PublishResponse* response) override;
@@ -37,6 +37,7 @@ class RelayAdminService final : public v1::AdminService::CallbackService {
  private:
   Node* const node_;
   UpstreamSync* const sync_;
+  NetworkDialer* const dialer_;
   SyncScheduler* const scheduler_;
   RuntimeSettingsFile* const settings_;
 };

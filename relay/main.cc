@@ -104,20 +104,22 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(s.node);
   if (!node.ok()) return Fail(node.status());
 
+  NetworkDialerOptions dial;
+  dial.upstreams = s.upstreams;
+  dial.proxy = s.proxy;
+  dial.no_proxy = absl::StrSplit(s.no_proxy, ',', absl::SkipEmpty());
+  dial.dns_server = s.dns_server;
+  NetworkDialer dialer(dial);
   UpstreamSyncOptions sync_options;
-  sync_options.upstreams = s.upstreams;
   sync_options.zstd_level = s.node.zstd_level;
   sync_options.max_file_size = s.node.max_file_size;
-  sync_options.proxy = s.proxy;
-  sync_options.no_proxy = absl::StrSplit(s.no_proxy, ',', absl::SkipEmpty());
-  sync_options.dns_server = s.dns_server;
-  UpstreamSync sync((*node)->store(), verifier->get(), RealClock::Get(), sync_options);
+  UpstreamSync sync((*node)->store(), verifier->get(), RealClock::Get(), &dialer, sync_options);
   SchedulerOptions sched_options;
   sched_options.period = *schedule;
   sched_options.max_backoff = s.max_backoff;
   sched_options.initial_backoff = std::min(absl::Seconds(1), s.max_backoff);
   SyncScheduler scheduler(&sync, (*node)->store(), RealClock::Get(), sched_options);
-  RelayAdminService admin(node->get(), &sync, &scheduler, &*runtime);
+  RelayAdminService admin(node->get(), &sync, &dialer, &scheduler, &*runtime);
   if (absl::Status served = (*node)->Serve(&admin); !served.ok()) return Fail(served);
   Log(LogLevel::kInfo,
       absl::StrCat("sigrelay-relay serving on ", absl::StrJoin((*node)->bound(), ", "),

@@ -122,14 +122,14 @@ void SyncScheduler::WatchLoop() {
   size_t next = 0;
   for (;;) {
     const size_t i = next;
-    next = (next + 1) % sync_->upstreams().size();
+    next = (next + 1) % sync_->dialer()->upstreams().size();
     grpc::ClientContext ctx;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
       watch_context_ = &ctx;
     }
-    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = sync_->Channel(i);
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = sync_->dialer()->Channel(i);
     if (!channel.ok()) {
       {
         absl::MutexLock lock(&mu_);
@@ -162,7 +162,7 @@ void SyncScheduler::WatchLoop() {
       }
       // The sync verifies the signature; this only decides whether to ask.
       if (offered.ok() && offered->serial() > held_serial) {
-        Log(LogLevel::kInfo, absl::StrCat("upstream ", sync_->upstreams()[i],
+        Log(LogLevel::kInfo, absl::StrCat("upstream ", sync_->dialer()->upstreams()[i],
                                           " announced manifest serial ", offered->serial()));
         RequestSync();
       }
@@ -176,10 +176,10 @@ void SyncScheduler::WatchLoop() {
     }
     if (!got_any) ++failures;
     wait = BackoffFor(std::max(failures, 1));
-    if (failures > 0 && failures % sync_->upstreams().size() == 0) {
+    if (failures > 0 && failures % sync_->dialer()->upstreams().size() == 0) {
       Log(LogLevel::kWarning,
-          absl::StrCat("watch on upstream ", sync_->upstreams()[i], " ended: ", s.error_message(),
-                       "; retrying in ",
+          absl::StrCat("watch on upstream ", sync_->dialer()->upstreams()[i],
+                       " ended: ", s.error_message(), "; retrying in ",
                        absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(100)))));
     }
     absl::MutexLock lock(&mu_);

@@ -36,103 +36,26 @@ std::string PartialName(const v1::ComponentEntry& e) { return e.name(); }
 }  // namespace
 
 UpstreamSync::UpstreamSync(VersionStore* store, const ManifestVerifier* verifier,
-                           const Clock* clock, UpstreamSyncOptions options)
+                           const Clock* clock, UpstreamDialer* dialer, UpstreamSyncOptions options)
     : store_(store),
       verifier_(verifier),
       clock_(clock),
+      dialer_(dialer),
       options_(std::move(options)),
       codec_(options_.zstd_level) {
   absl::MutexLock lock(&mu_);
-  proxy_ = options_.proxy;
-  no_proxy_ = options_.no_proxy;
-  for (const std::string& u : options_.upstreams) {
-    channels_.emplace_back();
+  for (const std::string& u : dialer_->upstreams()) {
     v1::UpstreamStatus* us = status_.add_upstreams();
     us->set_address(u);
     us->set_state("unknown");
   }
 }
 
-std::string ProxyDisplay(const std::string& proxy) {
-  std::string rest = proxy;
-  size_t scheme = rest.find("://");
-  if (scheme != std::string::npos) rest = rest.substr(scheme + 3);
-  size_t at = rest.rfind('@');
-  if (at != std::string::npos) rest = rest.substr(at + 1);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  return rest;
-}
-
-absl::Status CheckProxyUrl(const std::string& proxy) {
-  if (proxy.empty()) return absl::OkStatus();
-  if (proxy.rfind("http://", 0) != 0) {
-    return absl::InvalidArgumentError(
-        "the proxy must look like http://[user:password@]HOST:PORT (an HTTP CONNECT proxy)");
-  }
-  std::string rest = proxy.substr(7);
-  if (size_t at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(rest);
-  if (!hp.ok() || hp->second == 0 || hp->first.empty()) {
-    return absl::InvalidArgumentError(
-        "the proxy needs HOST:PORT after http:// (and an optional user:password@)");
-  }
-  return absl::OkStatus();
-}
-
-std::string UpstreamSync::ProxyFor(const std::string& upstream) const {
-  absl::MutexLock lock(&mu_);
-  if (proxy_.empty()) return "";
-  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(upstream);
-  std::string host = hp.ok() ? hp->first : upstream;
-  for (const std::string& entry : no_proxy_) {
-    if (entry == "*" || entry == host) return "";
-    // ".example.org" and "example.org" both cover "a.example.org".
-    std::string suffix = entry.front() == '.' ? entry : "." + entry;
-    if (host.size() > suffix.size() &&
-        host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      return "";
-    }
-  }
-  return proxy_;
-}
-
-absl::Status UpstreamSync::SetProxy(const std::string& proxy, const std::string& no_proxy) {
-  if (absl::Status s = CheckProxyUrl(proxy); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
-  proxy_ = proxy;
-  no_proxy_ = absl::StrSplit(no_proxy, ',', absl::SkipEmpty());
-  for (auto& [made_for, channel] : channels_) channel = nullptr;  // remade on next use
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::shared_ptr<grpc::Channel>> UpstreamSync::Channel(size_t i) {
-  const std::string& upstream = options_.upstreams[i];
-  ChannelOptions channel_options;
-  std::string target;
-  channel_options.proxy = ProxyFor(upstream);
-  if (!channel_options.proxy.empty()) {
-    target = upstream;  // the proxy resolves and reaches it
-  } else {
-    absl::StatusOr<UpstreamTarget> resolved =
-        ResolveUpstream(upstream, options_.dns_server, options_.rpc_timeout);
-    if (!resolved.ok()) return resolved.status();
-    target = resolved->grpc_target;
-  }
-  absl::MutexLock lock(&mu_);
-  auto& [made_for, channel] = channels_[i];
-  if (channel == nullptr || made_for != target) {
-    made_for = target;
-    channel = MakeChannel(target, channel_options);
-  }
-  return channel;
-}
-
 // "upstream 127.0.0.1:7443 GetManifest: UNAVAILABLE: failed to connect ..."
 absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const absl::Status& s,
                                          absl::string_view doing) const {
   const std::string msg(s.message());
-  const std::string proxy = ProxyFor(upstream);
+  const std::string proxy = dialer_->ProxyFor(upstream);
   size_t http = msg.find("HTTP proxy returned response code ");
   if (http != std::string::npos && !proxy.empty()) {
     std::string status = msg.substr(http + 34, 3);
@@ -170,21 +93,16 @@ void UpstreamSync::Record(size_t i, const absl::Status& s) {
 void UpstreamSync::FillStatus(v1::RelayStatus* status) const {
   absl::MutexLock lock(&mu_);
   status->MergeFrom(status_);
-  if (!proxy_.empty()) {
-    status->set_proxy(absl::StrCat(
-        ProxyDisplay(proxy_), proxy_.find('@') != std::string::npos ? " (with credentials)" : ""));
-  }
-  status->set_no_proxy(absl::StrJoin(no_proxy_, ","));
 }
 
 absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncOnce() {
   absl::Status last = absl::FailedPreconditionError("no upstream configured");
-  for (size_t i = 0; i < options_.upstreams.size(); ++i) {
+  for (size_t i = 0; i < dialer_->upstreams().size(); ++i) {
     absl::StatusOr<v1::SyncNowResponse> r = SyncFrom(i);
     Record(i, r.status());
     absl::MutexLock lock(&mu_);
     if (r.ok()) {
-      status_.set_upstream_in_use(options_.upstreams[i]);
+      status_.set_upstream_in_use(dialer_->upstreams()[i]);
       status_.set_last_success_unix(absl::ToUnixSeconds(clock_->Now()));
       status_.set_syncs_ok(status_.syncs_ok() + 1);
       status_.clear_last_error();
@@ -324,8 +242,8 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::Put(
 }
 
 absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
-  const std::string& upstream = options_.upstreams[i];
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = Channel(i);
+  const std::string& upstream = dialer_->upstreams()[i];
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = dialer_->Channel(i);
   if (!channel.ok()) return channel.status();
   auto stub = v1::UpdateService::NewStub(*channel);
   v1::SignedManifest signed_manifest;
