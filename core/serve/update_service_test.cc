@@ -1,0 +1,104 @@
+// UpdateServiceImpl in process: a real store, an in-process gRPC channel,
+// raw Watch streams as a client would open them.
+#include "core/serve/update_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/base/transport.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testutil/status_matchers.h"
+#include "tests/testutil/store_test_util.h"
+#include "tests/testutil/testutil.h"
+
+namespace sigrelay {
+namespace {
+
+using ::testing::HasSubstr;
+
+class UpdateServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = *VersionStore::Open(dir_.File("store"), {.chunk_size = 1 << 20});
+    service_ = std::make_unique<UpdateServiceImpl>(store_.get(), &agents_);
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    stub_ = v1::UpdateService::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
+  }
+  void TearDown() override {
+    service_->Shutdown();
+    server_->Shutdown();
+  }
+
+  // Opens a Watch reporting `held` and returns its first push.
+  v1::WatchResponse FirstPush(const std::vector<std::pair<std::string, uint32_t>>& held,
+                              const std::string& agent = "agent") {
+    grpc::ClientContext ctx;
+    auto stream = stub_->Watch(&ctx);
+    v1::WatchRequest report;
+    report.set_agent_id(agent);
+    for (const auto& [c, v] : held) {
+      v1::ComponentVersion* cv = report.add_versions();
+      cv->set_component(c);
+      cv->set_version(v);
+    }
+    EXPECT_TRUE(stream->Write(report));
+    v1::WatchResponse push;
+    EXPECT_TRUE(stream->Read(&push)) << stream->Finish().error_message();
+    ctx.TryCancel();
+    return push;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<VersionStore> store_;
+  AgentRegistry agents_;
+  std::unique_ptr<UpdateServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::UpdateService::Stub> stub_;
+};
+
+TEST_F(UpdateServiceTest, APushCarriesTheIncrementalsAWatcherNeedsAndIsShared) {
+  const VersionPolicy policy;
+  for (uint32_t v : {1u, 3u}) ASSERT_OK(testing::CommitTestVersion(store_.get(), v, policy));
+  v1::WatchResponse a = FirstPush({{"virus", 1}, {"spyware", 1}}, "a");
+  v1::WatchResponse b = FirstPush({{"virus", 1}, {"spyware", 1}}, "b");
+  ASSERT_EQ(a.payloads_size(), 2);
+  for (const v1::FetchResponse& p : a.payloads()) {
+    EXPECT_EQ(p.header().kind(), v1::PAYLOAD_KIND_INCREMENTAL);
+    EXPECT_EQ(p.header().from_version(), 1u);
+    EXPECT_EQ(p.header().version(), 3u);
+    EXPECT_EQ(p.data().size(), p.header().size());
+  }
+  EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+  // Current on one component, nothing of the other: no payloads.
+  v1::WatchResponse c = FirstPush({{"virus", 3}}, "c");
+  EXPECT_EQ(c.payloads_size(), 0);
+  EXPECT_EQ(agents_.AgentCount(), 3u);
+}
+
+TEST_F(UpdateServiceTest, AReportNamingAComponentNotCarriedIsAnswered) {
+  ASSERT_OK(testing::CommitTestVersion(store_.get(), 1, VersionPolicy()));
+  ASSERT_OK(testing::CommitTestVersion(store_.get(), 3, VersionPolicy()));
+  v1::WatchResponse push = FirstPush({{"virus", 1}, {"engine-from-the-future", 7}});
+  EXPECT_EQ(push.payloads_size(), 1);
+  EXPECT_FALSE(push.manifest().manifest().empty());
+}
+
+TEST_F(UpdateServiceTest, HoldingNothingIsNotCountedAsAnAgentAtVersionZero) {
+  ASSERT_OK(testing::CommitTestVersion(store_.get(), 1, VersionPolicy()));
+  FirstPush({{"virus", 0}, {"spyware", 1}});
+  auto counts = agents_.VersionCounts();
+  EXPECT_EQ(counts.count("virus"), 0u);
+  EXPECT_EQ(counts["spyware"][1], 1u);
+}
+
+TEST_F(UpdateServiceTest, NoManifestYetIsToldByItsCode) {
+  grpc::ClientContext ctx;
+  v1::SignedManifest m;
+  grpc::Status s = stub_->GetManifest(&ctx, {}, &m);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("no manifest yet"));
+}
+
+}  // namespace
+}  // namespace sigrelay

@@ -1,0 +1,117 @@
+// The Publisher in process: real store on disk, real signing key, a fake
+// clock for re-signing.
+#include "origin/publisher.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/base/file_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testutil/fake_clock.h"
+#include "tests/testutil/status_matchers.h"
+#include "tests/testutil/testutil.h"
+
+namespace sigrelay {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::FakeClock;
+using ::testing::HasSubstr;
+
+class PublisherTest : public ::testing::Test {
+ protected:
+  void Open(PublisherOptions options) {
+    store_ = *VersionStore::Open(dir_.File("store"), {.chunk_size = 16 << 10});
+    signer_ = *ManifestSigner::LoadOrCreate(dir_.File("k"), dir_.File("p"));
+    verifier_ = *ManifestVerifier::FromPem(signer_->PublicKeyPem());
+    options.zstd_level = 3;
+    publisher_ = std::make_unique<Publisher>(store_.get(), signer_.get(), &clock_, options);
+  }
+  absl::StatusOr<v1::PublishResponse> Publish(const std::string& component, int seed) {
+    std::string content;
+    for (int i = 0; i < 3000; ++i) {
+      absl::StrAppend(&content, component, "-", i, "-", i % 97 == seed % 97 ? seed : 0, "\n");
+    }
+    const std::string path = dir_.File(absl::StrCat("upload-", ++uploads_));
+    EXPECT_OK(WriteFileAtomically(path, content));
+    return publisher_->Publish(component, path);
+  }
+  v1::Manifest Current() {
+    absl::StatusOr<v1::Manifest> m = verifier_->Verify(*store_->CurrentManifest(), clock_.Now());
+    EXPECT_OK(m);
+    return m.ok() ? *m : v1::Manifest();
+  }
+  std::vector<uint32_t> IncrementalsFrom(const std::string& component) {
+    std::vector<uint32_t> out;
+    v1::Manifest m = Current();
+    for (const v1::IncrementalEntry& ie : FindEntry(m, component)->incrementals()) {
+      out.push_back(ie.from_version());
+    }
+    return out;
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_;
+  int uploads_ = 0;
+  std::unique_ptr<VersionStore> store_;
+  std::unique_ptr<ManifestSigner> signer_;
+  std::unique_ptr<ManifestVerifier> verifier_;
+  std::unique_ptr<Publisher> publisher_;
+};
+
+TEST_F(PublisherTest, KeepsKOlderVersionsEachWithAnIncrementalToTheNewest) {
+  PublisherOptions options;
+  options.policy.retain = 2;
+  Open(options);
+  for (int seed = 1; seed <= 4; ++seed) ASSERT_OK(Publish("virus", seed));
+  EXPECT_EQ(FindEntry(Current(), "virus")->version(), 7u);
+  EXPECT_THAT(IncrementalsFrom("virus"), ElementsAre(3u, 5u));
+  EXPECT_THAT(store_->Snapshot()->FullVersions("virus"), ElementsAre(3u, 5u, 7u));
+  EXPECT_EQ(Current().serial(), 4u);
+}
+
+TEST_F(PublisherTest, FullOnlyComponentsSayIt) {
+  PublisherOptions options;
+  options.catalog = *ComponentCatalog::FromSpecs({{"virus", true}, {"engine", false}});
+  Open(options);
+  ASSERT_OK(Publish("engine", 1));
+  ASSERT_OK(Publish("engine", 2));
+  ASSERT_OK(Publish("virus", 1));
+  ASSERT_OK(Publish("virus", 2));
+  v1::Manifest m = Current();
+  EXPECT_TRUE(FindEntry(m, "engine")->full_only());
+  EXPECT_EQ(FindEntry(m, "engine")->incrementals_size(), 0);
+  EXPECT_FALSE(FindEntry(m, "virus")->full_only());
+  EXPECT_THAT(IncrementalsFrom("virus"), ElementsAre(1u));
+  // Catalog order, whatever the publish order.
+  EXPECT_EQ(m.components(0).name(), "virus");
+  absl::StatusOr<v1::PublishResponse> unknown = Publish("spyware", 1);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("known components: virus, engine"));
+}
+
+TEST_F(PublisherTest, TheSameFileTwiceIsRefusedAndChangesNothing) {
+  Open({});
+  ASSERT_OK(Publish("virus", 1));
+  absl::StatusOr<v1::PublishResponse> again = Publish("virus", 1);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(Current().serial(), 1u);
+}
+
+TEST_F(PublisherTest, ReSignsOnlyOnceHalfTheValidityIsGone) {
+  PublisherOptions options;
+  options.manifest_validity = absl::Hours(24);
+  Open(options);
+  ASSERT_OK(Publish("virus", 1));
+  const v1::Manifest first = Current();
+  clock_.Advance(absl::Hours(11));
+  ASSERT_OK(publisher_->RefreshIfDue());
+  EXPECT_EQ(Current().serial(), first.serial()) << "more than half is left";
+  clock_.Advance(absl::Hours(2));
+  ASSERT_OK(publisher_->RefreshIfDue());
+  const v1::Manifest refreshed = Current();
+  EXPECT_EQ(refreshed.serial(), first.serial() + 1);
+  EXPECT_EQ(refreshed.expires_unix(), absl::ToUnixSeconds(clock_.Now() + absl::Hours(24)));
+  EXPECT_EQ(FindEntry(refreshed, "virus")->sha256(), FindEntry(first, "virus")->sha256());
+}
+
+}  // namespace
+}  // namespace sigrelay

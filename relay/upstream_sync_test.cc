@@ -1,0 +1,273 @@
+// UpstreamSync in process: a real origin (Publisher, store, UpdateService)
+// served over an in-process gRPC channel, sometimes behind a hostile
+// upstream that corrupts, cuts or forges what it passes on; a real relay
+// store on disk; a fake clock for expiry.
+#include "relay/upstream_sync.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "core/base/file_util.h"
+#include "core/serve/update_service.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "origin/publisher.h"
+#include "tests/testutil/fake_clock.h"
+#include "tests/testutil/status_matchers.h"
+#include "tests/testutil/testutil.h"
+
+namespace sigrelay {
+namespace {
+
+using testing::FakeClock;
+using ::testing::HasSubstr;
+using testing::TempDir;
+
+// Hands UpstreamSync fixed channels, as the relay's dialer would real ones.
+class FixedDialer final : public UpstreamDialer {
+ public:
+  void Add(const std::string& name, std::shared_ptr<grpc::Channel> channel) {
+    names_.push_back(name);
+    channels_.push_back(std::move(channel));
+  }
+  const std::vector<std::string>& upstreams() const override { return names_; }
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(size_t i) override { return channels_[i]; }
+  std::string ProxyFor(const std::string&) const override { return ""; }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
+};
+
+// An origin in this process: publisher, store and UpdateService.
+class InProcessOrigin {
+ public:
+  InProcessOrigin(const std::string& dir, const Clock* clock, const std::string& key_dir = "") {
+    const std::string keys = key_dir.empty() ? dir : key_dir;
+    store_ = *VersionStore::Open(dir + "/store", {.chunk_size = 16 << 10});
+    signer_ = *ManifestSigner::LoadOrCreate(keys + "/origin.key", keys + "/origin.pub");
+    PublisherOptions options;
+    options.zstd_level = 3;
+    publisher_ = std::make_unique<Publisher>(store_.get(), signer_.get(), clock, options);
+    service_ = std::make_unique<UpdateServiceImpl>(store_.get(), &agents_);
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    dir_ = dir;
+  }
+  ~InProcessOrigin() {
+    service_->Shutdown();
+    server_->Shutdown();
+  }
+  std::shared_ptr<grpc::Channel> Channel() {
+    return server_->InProcessChannel(grpc::ChannelArguments());
+  }
+  // Publishes `content` as the next version of `component`; returns it.
+  uint32_t Publish(const std::string& component, const std::string& content) {
+    const std::string path = absl::StrCat(dir_, "/upload-", ++uploads_);
+    EXPECT_OK(WriteFileAtomically(path, content));
+    absl::StatusOr<v1::PublishResponse> r = publisher_->Publish(component, path);
+    EXPECT_OK(r);
+    return r.ok() ? r->version() : 0;
+  }
+  std::string PublicKeyPem() const { return signer_->PublicKeyPem(); }
+  VersionStore* store() { return store_.get(); }
+
+ private:
+  std::string dir_;
+  int uploads_ = 0;
+  std::unique_ptr<VersionStore> store_;
+  std::unique_ptr<ManifestSigner> signer_;
+  std::unique_ptr<Publisher> publisher_;
+  AgentRegistry agents_;
+  std::unique_ptr<UpdateServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+// Passes an upstream's answers on, doing harm on the way: corrupts
+// incrementals, cuts full downloads short, records requested offsets.
+class HostileUpstream final : public v1::UpdateService::Service {
+ public:
+  explicit HostileUpstream(std::shared_ptr<grpc::Channel> real)
+      : real_(v1::UpdateService::NewStub(std::move(real))) {
+    grpc::ServerBuilder builder;
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~HostileUpstream() override { server_->Shutdown(); }
+  std::shared_ptr<grpc::Channel> Channel() {
+    return server_->InProcessChannel(grpc::ChannelArguments());
+  }
+
+  std::atomic<bool> corrupt_incrementals{false};
+  std::atomic<int> cut_full_after_messages{-1};  // -1: never
+  std::vector<uint64_t> offsets;                 // of full Fetches, in order
+
+  grpc::Status GetManifest(grpc::ServerContext*, const v1::GetManifestRequest* req,
+                           v1::SignedManifest* out) override {
+    grpc::ClientContext ctx;
+    return real_->GetManifest(&ctx, *req, out);
+  }
+  grpc::Status Fetch(grpc::ServerContext*, const v1::FetchRequest* req,
+                     grpc::ServerWriter<v1::FetchResponse>* writer) override {
+    const bool full = req->have_version() == 0;
+    if (full) offsets.push_back(req->offset());
+    grpc::ClientContext ctx;
+    auto reader = real_->Fetch(&ctx, *req);
+    v1::FetchResponse m;
+    int sent = 0;
+    while (reader->Read(&m)) {
+      if (full && cut_full_after_messages >= 0 && sent == cut_full_after_messages) {
+        ctx.TryCancel();
+        grpc::Status ignored = reader->Finish();  // cut on purpose
+        (void)ignored;
+        cut_full_after_messages = -1;  // once
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset (test)");
+      }
+      if (!full && corrupt_incrementals && !m.data().empty()) (*m.mutable_data())[0] ^= 0x40;
+      writer->Write(m);
+      ++sent;
+    }
+    return reader->Finish();
+  }
+
+ private:
+  std::unique_ptr<v1::UpdateService::Stub> real_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+// Versions of one pattern: each seed changes one record in fifty.
+std::string Content(uint32_t seed, size_t records = 4000) {
+  std::mt19937 rng(seed);
+  std::string out;
+  for (size_t i = 0; i < records; ++i) {
+    const uint64_t value = i % 50 == seed % 50 ? rng() : (i * 2654435761u) % 1000003;
+    absl::StrAppend(&out, "sig-", i, "-", value, "\n");
+  }
+  return out;
+}
+
+class UpstreamSyncTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    origin_ = std::make_unique<InProcessOrigin>(dir_.File("origin"), &clock_);
+    verifier_ = *ManifestVerifier::FromPem(origin_->PublicKeyPem());
+    relay_store_ = *VersionStore::Open(dir_.File("relay"), {.chunk_size = 16 << 10});
+  }
+  std::unique_ptr<UpstreamSync> SyncThrough(std::shared_ptr<grpc::Channel> channel) {
+    dialer_ = std::make_unique<FixedDialer>();
+    dialer_->Add("upstream-under-test", std::move(channel));
+    UpstreamSyncOptions options;
+    options.zstd_level = 3;
+    return std::make_unique<UpstreamSync>(relay_store_.get(), verifier_.get(), &clock_,
+                                          dialer_.get(), options);
+  }
+  std::string Held(const std::string& component, uint32_t version) {
+    auto view = relay_store_->Snapshot();
+    auto record = view->Full(component, version);
+    if (!record.ok()) return "";
+    auto bytes = view->ReadAll(*record);
+    return bytes.ok() ? *bytes : "";
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<InProcessOrigin> origin_;
+  std::unique_ptr<ManifestVerifier> verifier_;
+  std::unique_ptr<VersionStore> relay_store_;
+  std::unique_ptr<FixedDialer> dialer_;
+};
+
+TEST_F(UpstreamSyncTest, TakesTheIncrementalWhenCurrentAndTheFullFileWhenNew) {
+  auto sync = SyncThrough(origin_->Channel());
+  ASSERT_EQ(origin_->Publish("virus", Content(1)), 1u);
+  absl::StatusOr<v1::SyncNowResponse> first = sync->SyncOnce();
+  ASSERT_OK(first);
+  ASSERT_EQ(first->updated_size(), 1);
+  EXPECT_EQ(first->updated(0).how(), "full");
+
+  ASSERT_EQ(origin_->Publish("virus", Content(2)), 3u);
+  absl::StatusOr<v1::SyncNowResponse> second = sync->SyncOnce();
+  ASSERT_OK(second);
+  ASSERT_EQ(second->updated_size(), 1);
+  EXPECT_EQ(second->updated(0).how(), "incremental");
+  EXPECT_EQ(second->updated(0).from_version(), 1u);
+  EXPECT_LT(second->updated(0).bytes(), Content(2).size() / 4);
+  EXPECT_EQ(Held("virus", 3), Content(2));
+
+  absl::StatusOr<v1::SyncNowResponse> third = sync->SyncOnce();
+  ASSERT_OK(third);
+  EXPECT_EQ(third->updated_size(), 0) << "already current";
+}
+
+TEST_F(UpstreamSyncTest, ACorruptIncrementalFallsBackToTheFullFile) {
+  HostileUpstream hostile(origin_->Channel());
+  auto sync = SyncThrough(hostile.Channel());
+  ASSERT_EQ(origin_->Publish("virus", Content(1)), 1u);
+  ASSERT_OK(sync->SyncOnce());
+  ASSERT_EQ(origin_->Publish("virus", Content(2)), 3u);
+  hostile.corrupt_incrementals = true;
+  absl::StatusOr<v1::SyncNowResponse> r = sync->SyncOnce();
+  ASSERT_OK(r);
+  ASSERT_EQ(r->updated_size(), 1);
+  EXPECT_EQ(r->updated(0).how(), "full");
+  EXPECT_EQ(Held("virus", 3), Content(2));
+}
+
+TEST_F(UpstreamSyncTest, ACutDownloadResumesFromItsLastVerifiedChunk) {
+  HostileUpstream hostile(origin_->Channel());
+  auto sync = SyncThrough(hostile.Channel());
+  const std::string big = Content(7, 40000);  // many 16 KiB chunks
+  ASSERT_EQ(origin_->Publish("spyware", big), 1u);
+  hostile.cut_full_after_messages = 5;
+  absl::StatusOr<v1::SyncNowResponse> cut = sync->SyncOnce();
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kUnavailable) << cut.status();
+  EXPECT_THAT(cut.status().message(), HasSubstr("upstream-under-test"));
+  ASSERT_OK(sync->SyncOnce());
+  EXPECT_EQ(Held("spyware", 1), big);
+  ASSERT_EQ(hostile.offsets.size(), 2u);
+  EXPECT_EQ(hostile.offsets[0], 0u);
+  EXPECT_GE(hostile.offsets[1], 4u * (16 << 10)) << "the second download resumed";
+}
+
+TEST_F(UpstreamSyncTest, RefusesAForgedManifestAndKeepsWhatItHolds) {
+  auto sync = SyncThrough(origin_->Channel());
+  ASSERT_EQ(origin_->Publish("virus", Content(1)), 1u);
+  ASSERT_OK(sync->SyncOnce());
+  // Another origin with its own key, at a higher serial.
+  InProcessOrigin forger(dir_.File("forger"), &clock_);
+  for (uint32_t seed = 10; seed < 13; ++seed) forger.Publish("virus", Content(seed));
+  auto forged = SyncThrough(forger.Channel());
+  absl::StatusOr<v1::SyncNowResponse> r = forged->SyncOnce();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("manifest refused"));
+  EXPECT_EQ(Held("virus", 1), Content(1));
+  EXPECT_EQ(Held("virus", 5), "");
+}
+
+TEST_F(UpstreamSyncTest, RefusesAnOlderSerial) {
+  auto sync = SyncThrough(origin_->Channel());
+  for (uint32_t seed = 1; seed <= 3; ++seed) origin_->Publish("virus", Content(seed));
+  ASSERT_OK(sync->SyncOnce());
+  // The same key, restored from an older copy: serial 1.
+  InProcessOrigin stale(dir_.File("stale"), &clock_, dir_.File("origin"));
+  stale.Publish("virus", Content(1));
+  auto from_stale = SyncThrough(stale.Channel());
+  absl::StatusOr<v1::SyncNowResponse> r = from_stale->SyncOnce();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("rollback refused"));
+  EXPECT_EQ(Held("virus", 5), Content(3));
+}
+
+TEST_F(UpstreamSyncTest, RefusesAnExpiredManifest) {
+  auto sync = SyncThrough(origin_->Channel());
+  ASSERT_EQ(origin_->Publish("virus", Content(1)), 1u);
+  clock_.Advance(absl::Hours(24 * 8));  // past the default validity of 7 days
+  absl::StatusOr<v1::SyncNowResponse> r = sync->SyncOnce();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("expired"));
+  EXPECT_EQ(Held("virus", 1), "");
+}
+
+}  // namespace
+}  // namespace sigrelay
