@@ -153,17 +153,12 @@ void SyncScheduler::WatchLoop() {
       got_any = true;
       failures = 0;
       next = i;  // stay with an upstream that answers
-      absl::StatusOr<v1::Manifest> offered = ParseTrustedManifest(m);
-      std::shared_ptr<const v1::SignedManifest> held = store_->CurrentManifest();
-      uint64_t held_serial = 0;
-      if (held) {
-        absl::StatusOr<v1::Manifest> h = ParseTrustedManifest(*held);
-        if (h.ok()) held_serial = h->serial();
-      }
-      // The sync verifies the signature; this only decides whether to ask.
-      if (offered.ok() && offered->serial() > held_serial) {
+      // Verified before it costs a sync: an unsigned or stale announcement
+      // is ignored (the next scheduled sync still asks the upstream).
+      absl::StatusOr<bool> worth = sync_->WorthSyncing(m);
+      if (worth.ok() && *worth) {
         Log(LogLevel::kInfo, absl::StrCat("upstream ", sync_->dialer()->upstreams()[i],
-                                          " announced manifest serial ", offered->serial()));
+                                          " announced a newer manifest"));
         RequestSync();
       }
     }

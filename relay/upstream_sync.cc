@@ -13,6 +13,7 @@
 #include "core/base/transport.h"
 #include "core/base/upstream_resolver.h"
 #include "core/client/fetch_client.h"
+#include "core/client/manifest_check.h"
 #include "core/model/component.h"
 
 namespace sigrelay {
@@ -88,6 +89,14 @@ void UpstreamSync::Record(size_t i, const absl::Status& s) {
                     ? "unreachable"
                     : "refused");
   us->set_last_error(std::string(s.message()));
+}
+
+absl::StatusOr<bool> UpstreamSync::WorthSyncing(const v1::SignedManifest& announced) const {
+  std::shared_ptr<const v1::SignedManifest> held = store_->CurrentManifest();
+  absl::StatusOr<OfferedManifest> offer =
+      CheckOfferedManifest(*verifier_, announced, held.get(), clock_->Now());
+  if (!offer.ok()) return offer.status();
+  return offer->newer;
 }
 
 void UpstreamSync::FillStatus(v1::RelayStatus* status) const {
@@ -253,28 +262,21 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
     grpc::Status s = stub->GetManifest(&ctx, v1::GetManifestRequest(), &signed_manifest);
     if (!s.ok()) return UpstreamError(upstream, FromGrpcStatus(s), "GetManifest");
   }
-  absl::StatusOr<v1::Manifest> manifest = verifier_->Verify(signed_manifest, clock_->Now());
-  if (!manifest.ok()) {
-    return Prefixed(upstream,
-                    absl::Status(manifest.status().code(),
-                                 absl::StrCat("manifest refused: ", manifest.status().message())));
-  }
   std::shared_ptr<const StoreView> view = store_->Snapshot();
+  absl::StatusOr<OfferedManifest> offer = CheckOfferedManifest(
+      *verifier_, signed_manifest, view->manifest() ? &*view->manifest() : nullptr, clock_->Now());
+  if (!offer.ok()) return Prefixed(upstream, offer.status());
+  const v1::Manifest* manifest = &offer->manifest;
   std::optional<v1::Manifest> held;
   if (view->manifest()) {
     absl::StatusOr<v1::Manifest> h = ParseTrustedManifest(*view->manifest());
-    if (h.ok()) held = std::move(*h);
+    if (!h.ok()) return h.status();
+    held = std::move(*h);
   }
   v1::SyncNowResponse response;
   response.set_upstream(upstream);
   response.set_manifest_serial(manifest->serial());
-  if (held && manifest->serial() < held->serial()) {
-    return Prefixed(upstream,
-                    absl::FailedPreconditionError(absl::StrCat(
-                        "offers manifest serial ", manifest->serial(), ", older than serial ",
-                        held->serial(), " held here; rollback refused")));
-  }
-  if (held && manifest->serial() == held->serial()) return response;  // current
+  if (!offer->newer) return response;  // current
   for (const v1::ComponentEntry& e : manifest->components()) {
     // Any component the origin signed is carried, known here or not.
     if (absl::Status name = ValidateComponentName(e.name()); !name.ok()) {

@@ -59,6 +59,11 @@ class UpstreamSync {
 
   void FillStatus(v1::RelayStatus* status) const;
 
+  // Whether a manifest an upstream announced (Watch) is worth a sync: true
+  // when it verifies and is newer than the one held; the refusal otherwise.
+  // Thread-safe.
+  absl::StatusOr<bool> WorthSyncing(const v1::SignedManifest& announced) const;
+
  private:
   absl::StatusOr<v1::SyncNowResponse> SyncFrom(size_t i);
   absl::StatusOr<std::string> FetchIncremental(v1::UpdateService::Stub* stub,

@@ -269,5 +269,29 @@ TEST_F(UpstreamSyncTest, RefusesAnExpiredManifest) {
   EXPECT_EQ(Held("virus", 1), "");
 }
 
+TEST_F(UpstreamSyncTest, OnlyAVerifiedNewerAnnouncementIsWorthASync) {
+  auto sync = SyncThrough(origin_->Channel());
+  ASSERT_EQ(origin_->Publish("virus", Content(1)), 1u);
+  ASSERT_OK(sync->SyncOnce());
+  const v1::SignedManifest held = *relay_store_->CurrentManifest();
+  absl::StatusOr<bool> same = sync->WorthSyncing(held);
+  ASSERT_OK(same);
+  EXPECT_FALSE(*same);
+
+  ASSERT_EQ(origin_->Publish("virus", Content(2)), 3u);
+  absl::StatusOr<bool> newer = sync->WorthSyncing(*origin_->store()->CurrentManifest());
+  ASSERT_OK(newer);
+  EXPECT_TRUE(*newer);
+
+  // Unsigned bytes with a huge serial: refused, no sync.
+  v1::Manifest fake;
+  fake.set_serial(~uint64_t{0});
+  v1::SignedManifest unsigned_manifest;
+  unsigned_manifest.set_manifest(fake.SerializeAsString());
+  unsigned_manifest.set_signature(std::string(64, 'x'));
+  EXPECT_EQ(sync->WorthSyncing(unsigned_manifest).status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
 }  // namespace
 }  // namespace sigrelay

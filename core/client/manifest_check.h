@@ -1,0 +1,32 @@
+// Whether a client takes a manifest an upstream offers: what relays (sync
+// and Watch follower) and agents decide the same way.
+//
+//   absl::StatusOr<OfferedManifest> offer =
+//       CheckOfferedManifest(verifier, signed_manifest, held.get(), clock->Now());
+//   if (offer.ok() && offer->newer) { ... download what changed ... }
+#ifndef SIGRELAY_CORE_CLIENT_MANIFEST_CHECK_H_
+#define SIGRELAY_CORE_CLIENT_MANIFEST_CHECK_H_
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/model/manifest.h"
+
+namespace sigrelay {
+
+struct OfferedManifest {
+  v1::Manifest manifest;  // verified
+  bool newer = false;     // false: the serial held already
+};
+
+// The offered manifest once it verifies with the pinned key and has not
+// expired at `now` (Unauthenticated / FailedPrecondition from the verifier,
+// prefixed "manifest refused: "), and is not older than `held` (when given):
+// FailedPrecondition "... rollback refused".
+absl::StatusOr<OfferedManifest> CheckOfferedManifest(const ManifestVerifier& verifier,
+                                                     const v1::SignedManifest& offered,
+                                                     const v1::SignedManifest* held,
+                                                     absl::Time now);
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_CORE_CLIENT_MANIFEST_CHECK_H_
