@@ -467,6 +467,8 @@ Fleet::~Fleet() { Stop(); }
 
 std::shared_ptr<grpc::Channel> Fleet::NewChannel() {
   ChannelOptions channel;
+  channel.tls = options_.tls;
+  channel.tls_server_name = TlsServerName(options_.server);
   channel.initial_reconnect_backoff = absl::Milliseconds(250);
   // Equal channels would share one TCP connection; each agent gets its own.
   channel.own_connection = options_.per_agent_connections;
@@ -579,13 +581,16 @@ absl::Status Fleet::Start() {
   shared_channel_ = NewChannel();
   if (options_.per_agent_connections) {
     // The shared channel only loads start versions; agents get their own.
-    shared_channel_ = MakeChannel(target_, {});
+    ChannelOptions shared;
+    shared.tls = options_.tls;
+    shared.tls_server_name = TlsServerName(options_.server);
+    shared_channel_ = MakeChannel(target_, shared);
   }
-  start_channel_ =
-      MakeChannel(options_.start_source.empty() || options_.start_source == options_.server
-                      ? target_
-                      : options_.start_source,
-                  {});
+  const bool own_source = options_.start_source.empty() || options_.start_source == options_.server;
+  ChannelOptions start;
+  start.tls = options_.tls;  // the start source is reached with the same TLS settings
+  start.tls_server_name = TlsServerName(own_source ? options_.server : options_.start_source);
+  start_channel_ = MakeChannel(own_source ? target_ : options_.start_source, start);
   auto stub = v1::UpdateService::NewStub(shared_channel_);
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "agent-sim/timer_queue.h"
+#include "core/base/transport.h"
 #include "core/model/delta_codec.h"
 #include "core/model/manifest.h"
 #include "sigrelay/v1/update.grpc.pb.h"
@@ -43,6 +44,7 @@ struct FleetOptions {
   absl::Duration max_backoff = absl::Seconds(10);
   bool report = true;
   uint64_t seed = 1;
+  TlsFiles tls;  // TLS to the server when tls.ca is set
 };
 
 struct FleetSummary {

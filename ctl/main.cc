@@ -62,11 +62,25 @@ struct Options {
   double churn = 0.5;
   std::string no_proxy;
   bool clear = false;
+  TlsFiles tls;
   int level = IncrementalCodec::kDefaultLevel;
 };
 
 absl::Status WithServer(const Options& o, const grpc::Status& s) {
   absl::Status status = FromGrpcStatus(s);
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      (s.error_message().find("andshake") != std::string::npos ||
+       s.error_message().find("CERTIFICATE") != std::string::npos ||
+       s.error_message().find("certificate") != std::string::npos ||
+       s.error_message().find("Socket closed") != std::string::npos)) {
+    // gRPC says only that the connection closed: these are the usual causes.
+    return absl::UnavailableError(absl::StrCat(
+        o.tls.ca.empty() ? "connection to " : "TLS with ", o.server, " failed: ", s.error_message(),
+        o.tls.ca.empty() ? " (if the server speaks TLS, give --tls-ca)"
+                         : " (is --tls-ca the CA that signed its certificate, and does the "
+                           "certificate name this address? a server requiring client "
+                           "certificates also needs --tls-cert and --tls-key)"));
+  }
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
     return absl::UnavailableError(absl::StrCat("cannot reach ", o.server, ": ", s.error_message(),
                                                " (is the daemon running and listening there?)"));
@@ -74,7 +88,11 @@ absl::Status WithServer(const Options& o, const grpc::Status& s) {
   return absl::Status(status.code(), absl::StrCat(o.server, ": ", status.message()));
 }
 
-std::shared_ptr<grpc::Channel> Connect(const Options& o) { return MakeChannel(o.server, {}); }
+std::shared_ptr<grpc::Channel> Connect(const Options& o) {
+  ChannelOptions channel;
+  channel.tls = o.tls;
+  return MakeChannel(o.server, channel);
+}
 
 absl::Status AddToken(const Options& o, grpc::ClientContext* ctx) {
   if (o.token_file.empty()) {
@@ -209,6 +227,7 @@ absl::Status Status(const Options& o) {
                                    ",\"manifest_issued_unix\":", manifest.issued_unix(),
                                    ",\"manifest_expires_unix\":", manifest.expires_unix());
     if (have_node) {
+      absl::StrAppend(&out, ",\"listener_security\":", JsonString(node.listener_security()));
       absl::StrAppend(&out, ",\"role\":", JsonString(node.role()),
                       ",\"watchers\":", node.watchers(),
                       ",\"agents_reported\":", node.agents_reported());
@@ -437,6 +456,7 @@ int Main(int argc, char** argv) {
   flags.Add("no-proxy", &o.no_proxy, "HOSTS",
             "proxy: comma list of upstream hosts reached directly");
   flags.AddBool("clear", &o.clear, "proxy: no proxy any more");
+  AddClientTlsFlags(&flags, &o.tls, "tls");
   std::vector<std::string> args;
   absl::Status parsed = flags.Parse(argc, argv, &args);
   if (flags.help_requested()) {
@@ -444,6 +464,7 @@ int Main(int argc, char** argv) {
     return 0;
   }
   absl::Status result = parsed;
+  if (result.ok()) result = CheckTlsFiles(o.tls, /*server=*/false, "--tls");
   if (result.ok() && args.empty()) {
     result = absl::InvalidArgumentError("no command given; see sigrelayctl --help");
   }

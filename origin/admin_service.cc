@@ -151,6 +151,7 @@ grpc::ServerUnaryReactor* OriginAdminService::GetStatus(grpc::CallbackServerCont
   if (!node_->token()->Admit(context, reactor)) return reactor;
   FillNodeStatus("origin", *node_->store()->Snapshot(), *node_->update(), *node_->agents(),
                  response);
+  response->set_listener_security(node_->options().ListenerSecurity());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

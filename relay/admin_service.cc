@@ -33,6 +33,7 @@ grpc::ServerUnaryReactor* RelayAdminService::GetStatus(grpc::CallbackServerConte
   if (!node_->token()->Admit(context, reactor)) return reactor;
   FillNodeStatus("relay", *node_->store()->Snapshot(), *node_->update(), *node_->agents(),
                  response);
+  response->set_listener_security(node_->options().ListenerSecurity());
   sync_->FillStatus(response->mutable_relay());
   dialer_->FillStatus(response->mutable_relay());
   scheduler_->FillStatus(response->mutable_relay());

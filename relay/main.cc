@@ -34,6 +34,7 @@ struct RelaySettings {
   std::string schedule = "60m";
   absl::Duration max_backoff = absl::Minutes(1);
   std::string proxy, no_proxy, dns_server;
+  TlsFiles upstream_tls;
 };
 
 int Main(int argc, char** argv) {
@@ -56,6 +57,7 @@ int Main(int argc, char** argv) {
             "HTTP CONNECT proxy for upstream traffic: http://[user:password@]HOST:PORT "
             "(`sigrelayctl proxy` changes it at run time, and that change wins over this flag)");
   flags.Add("no-proxy", &s.no_proxy, "HOSTS", "comma list of upstream hosts reached directly");
+  AddClientTlsFlags(&flags, &s.upstream_tls, "upstream-tls");
   flags.Add("dns-server", &s.dns_server, "IP[:PORT]",
             "DNS server for upstream names (default: /etc/resolv.conf); /etc/hosts is read first");
   absl::Status parsed = ParseFlagsWithConfig(&flags, &s.node.config, argc, argv);
@@ -71,6 +73,9 @@ int Main(int argc, char** argv) {
   }
   if (absl::Status v = s.node.Validate(); !v.ok()) return Fail(v);
   if (absl::Status p = CheckProxyUrl(s.proxy); !p.ok()) return Fail(p);
+  if (absl::Status t = CheckTlsFiles(s.upstream_tls, /*server=*/false, "--upstream-tls"); !t.ok()) {
+    return Fail(t);
+  }
   absl::StatusOr<absl::Duration> schedule = ParseSchedule(s.schedule);
   if (!schedule.ok()) return Fail(schedule.status());
   if (absl::Status m = MakeDirs(s.node.data_dir); !m.ok()) return Fail(m);
@@ -109,6 +114,7 @@ int Main(int argc, char** argv) {
   dial.proxy = s.proxy;
   dial.no_proxy = absl::StrSplit(s.no_proxy, ',', absl::SkipEmpty());
   dial.dns_server = s.dns_server;
+  dial.tls = s.upstream_tls;
   NetworkDialer dialer(dial);
   UpstreamSyncOptions sync_options;
   sync_options.zstd_level = s.node.zstd_level;

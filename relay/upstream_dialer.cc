@@ -71,6 +71,8 @@ absl::Status NetworkDialer::SetProxy(const std::string& proxy, const std::string
 absl::StatusOr<std::shared_ptr<grpc::Channel>> NetworkDialer::Channel(size_t i) {
   const std::string& upstream = options_.upstreams[i];
   ChannelOptions channel_options;
+  channel_options.tls = options_.tls;
+  channel_options.tls_server_name = TlsServerName(upstream);
   std::string target;
   channel_options.proxy = ProxyFor(upstream);
   if (!channel_options.proxy.empty()) {

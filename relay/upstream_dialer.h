@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/base/transport.h"
 #include "sigrelay/v1/admin.pb.h"
 
 namespace sigrelay {
@@ -42,6 +43,9 @@ struct NetworkDialerOptions {
   std::string proxy;
   std::vector<std::string> no_proxy;
   absl::Duration resolve_timeout = absl::Seconds(10);
+  // TLS to the upstreams (tls.ca set); their certificates must name the host
+  // as written in `upstreams`.
+  TlsFiles tls;
 };
 
 class NetworkDialer final : public UpstreamDialer {

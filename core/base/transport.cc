@@ -1,5 +1,12 @@
 #include "core/base/transport.h"
 
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <algorithm>
 
 #include "absl/strings/numbers.h"
@@ -23,6 +30,121 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& add
         absl::StrCat("IPv6 address \"", addr, "\" needs brackets: [", host, "]:", port));
   }
   return std::make_pair(host, port);
+}
+
+namespace {
+
+std::string ReadOrEmpty(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  return text.ok() ? *text : "";  // CheckTlsFiles told the operator at start
+}
+
+// Served TLS re-reads its files when they change, so a renewed certificate
+// is taken without a restart.
+constexpr unsigned kTlsRefreshSeconds = 5;
+
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const TlsFiles& tls) {
+  if (tls.cert.empty()) return grpc::InsecureServerCredentials();
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      tls.key, tls.cert, tls.ca, kTlsRefreshSeconds);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (tls.ca.empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+
+// The PEM objects in `path`, checked: certificates (at least one) or a key.
+absl::Status CheckPem(const std::string& path, const std::string& flag, bool key, X509** first_cert,
+                      EVP_PKEY** pkey) {
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": ", text.status().message()));
+  }
+  std::unique_ptr<BIO, BioDeleter> bio(
+      BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
+  if (key) {
+    *pkey = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+    if (*pkey == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " ", path, " holds no PEM private key (unencrypted)"));
+    }
+    return absl::OkStatus();
+  }
+  X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+  if (cert == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, " holds no PEM certificate"));
+  }
+  if (first_cert != nullptr) {
+    *first_cert = cert;
+  } else {
+    X509_free(cert);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckTlsFiles(const TlsFiles& files, bool server, const std::string& prefix) {
+  if (!files.enabled()) return absl::OkStatus();
+  if (files.cert.empty() != files.key.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, "-cert and ", prefix, "-key go together: give both or neither"));
+  }
+  if (server && files.cert.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "-client-ca needs ", prefix, "-cert and ", prefix, "-key (the server's own)"));
+  }
+  if (!server && files.ca.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "-cert needs ", prefix, "-ca: the CA that signed the server's certificate"));
+  }
+  if (!files.ca.empty()) {
+    const std::string flag = server ? prefix + "-client-ca" : prefix + "-ca";
+    if (absl::Status s = CheckPem(files.ca, flag, false, nullptr, nullptr); !s.ok()) return s;
+  }
+  if (files.cert.empty()) return absl::OkStatus();
+  X509* cert = nullptr;
+  EVP_PKEY* key = nullptr;
+  absl::Status s = CheckPem(files.cert, prefix + "-cert", false, &cert, nullptr);
+  if (s.ok()) s = CheckPem(files.key, prefix + "-key", true, nullptr, &key);
+  if (s.ok() && X509_check_private_key(cert, key) != 1) {
+    s = absl::InvalidArgumentError(absl::StrCat(prefix, "-key ", files.key,
+                                                " is not the key of the certificate in ", prefix,
+                                                "-cert ", files.cert));
+  }
+  if (s.ok() && X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
+    s = absl::InvalidArgumentError(
+        absl::StrCat(prefix, "-cert ", files.cert, " has expired: renew it"));
+  }
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return s;
+}
+
+void AddClientTlsFlags(FlagParser* flags, TlsFiles* tls, const std::string& prefix) {
+  flags->Add(prefix + "-ca", &tls->ca, "FILE",
+             "TLS: the CA (PEM) that signed the server's certificate; with it the link is TLS");
+  flags->Add(prefix + "-cert", &tls->cert, "FILE",
+             "TLS: this client's certificate (PEM), for servers that require one (mutual TLS)");
+  flags->Add(prefix + "-key", &tls->key, "FILE", "TLS: the key of --" + prefix + "-cert (PEM)");
+}
+
+std::string TlsServerName(const std::string& address) {
+  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(address);
+  std::string host = hp.ok() ? hp->first : address;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host;
 }
 
 absl::Status CheckChunkSize(uint64_t chunk_size, uint64_t max_file_size) {
@@ -65,12 +187,25 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
     // HTTP/2 through it; the proxy resolves the target.
     args.SetString("grpc.http_proxy", options.proxy);
   }
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options.tls.ca.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ReadOrEmpty(options.tls.ca);
+    if (!options.tls.cert.empty()) {
+      ssl.pem_cert_chain = ReadOrEmpty(options.tls.cert);
+      ssl.pem_private_key = ReadOrEmpty(options.tls.key);
+    }
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  }
+  return grpc::CreateCustomChannel(target, credentials, args);
 }
 
 absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen,
                                           const std::vector<grpc::Service*>& services,
-                                          const std::string& listening_file) {
+                                          const std::string& listening_file, const TlsFiles& tls) {
   if (listen.empty()) {
     return absl::InvalidArgumentError("no --listen address given");
   }
@@ -92,7 +227,7 @@ absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen
       *ports.back() = hp->second;
       continue;
     }
-    builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), ports.back().get());
+    builder.AddListeningPort(addr, ServerCredentials(tls), ports.back().get());
   }
   for (grpc::Service* s : services) builder.RegisterService(s);
   RunningServer out;

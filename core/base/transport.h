@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/base/flags.h"
 
 namespace sigrelay {
 
@@ -35,6 +36,32 @@ inline constexpr size_t kMaxChunkBytes = kMaxMessageBytes - kFramingBytes;
 // per chunk (sent alone when it does not fit beside the first chunk).
 absl::Status CheckChunkSize(uint64_t chunk_size, uint64_t max_file_size);
 
+// TLS files, PEM. A server: its certificate chain and key, and `ca` to
+// require client certificates signed by it (mutual TLS). A client: `ca` to
+// verify the server with, and its own certificate and key when the server
+// requires one. All empty: plaintext.
+struct TlsFiles {
+  std::string cert;
+  std::string key;
+  std::string ca;
+
+  bool enabled() const { return !cert.empty() || !key.empty() || !ca.empty(); }
+};
+
+// InvalidArgument naming the file and what is wrong (unreadable, not PEM,
+// key not matching the certificate, a certificate without its key) and the
+// flags `prefix` names ("--tls" or "--upstream-tls"). A server needs cert and
+// key; a client needs ca.
+absl::Status CheckTlsFiles(const TlsFiles& files, bool server, const std::string& prefix);
+
+// --PREFIX-ca, --PREFIX-cert, --PREFIX-key for a client (prefix "tls" for
+// agents and sigrelayctl, "upstream-tls" for a relay's upstream link).
+void AddClientTlsFlags(FlagParser* flags, TlsFiles* tls, const std::string& prefix);
+
+// The name a server's certificate must carry for `address` ("HOST:PORT",
+// "[v6]:PORT"): HOST without brackets.
+std::string TlsServerName(const std::string& address);
+
 struct ChannelOptions {
   // Reconnect pacing: notice a returning server within seconds.
   absl::Duration initial_reconnect_backoff = absl::Milliseconds(500);
@@ -48,10 +75,15 @@ struct ChannelOptions {
   // Test hook: stop widening the receive window past HTTP/2's first 64 KB
   // (a client that reads slowly).
   bool disable_bdp_probe = false;
+  // TLS to the server (tls.ca set): its certificate must be signed by
+  // tls.ca and name `tls_server_name` (default: the target's host).
+  TlsFiles tls;
+  std::string tls_server_name;
 };
 
 // A channel to `target` (HOST:PORT or any gRPC target) with sigrelay's
-// limits. Insecure credentials for now: TLS comes in here.
+// limits, over TLS when options.tls.ca is set. A TLS file that cannot be read
+// makes a channel whose calls fail saying so (check with CheckTlsFiles first).
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
                                            const ChannelOptions& options);
 
@@ -65,9 +97,12 @@ struct RunningServer {
 // bound: a node that silently skips a segment is worse than one that stops.
 // When `listening_file` is not empty, writes the bound addresses there, one
 // per line, once serving (tests and scripts wait for it).
+// `tls`: serve TLS with these files (re-read when they change on disk, so a
+// renewed certificate needs no restart); mutual TLS when tls.ca is set.
 absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen,
                                           const std::vector<grpc::Service*>& services,
-                                          const std::string& listening_file);
+                                          const std::string& listening_file,
+                                          const TlsFiles& tls = {});
 
 // "HOST:PORT" -> {HOST, PORT}; "[v6]:PORT" keeps the brackets in HOST.
 absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& addr);

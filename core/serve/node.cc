@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
+#include "core/base/log.h"
 #include "core/base/transport.h"
 
 namespace sigrelay {
@@ -26,6 +27,11 @@ void NodeOptions::AddFlags(FlagParser* flags) {
   flags->Add("max-transfers", &serve.max_transfers, "N",
              "transfers (Fetch streams, pushes with incrementals) at once; more wait in a "
              "queue (default 64)");
+  flags->Add("tls-cert", &tls.cert, "FILE",
+             "serve TLS with this certificate chain (PEM); re-read when the file changes");
+  flags->Add("tls-key", &tls.key, "FILE", "the key of --tls-cert (PEM)");
+  flags->Add("tls-client-ca", &tls.ca, "FILE",
+             "require client certificates signed by this CA (PEM): mutual TLS");
   flags->Add("stall-timeout", &serve.stall_timeout,
              "cancel a transfer whose write makes no progress this long, freeing its slot "
              "(default 60s, 0s: never)");
@@ -45,7 +51,12 @@ absl::Status NodeOptions::Validate() const {
         absl::StrCat("--zstd-level ", zstd_level, " is outside zstd's levels 1..22"));
   }
   if (max_file_size < 1) return absl::InvalidArgumentError("--max-file-size must be at least 1");
-  return absl::OkStatus();
+  return CheckTlsFiles(tls, /*server=*/true, "--tls");
+}
+
+std::string NodeOptions::ListenerSecurity() const {
+  if (tls.cert.empty()) return "plaintext";
+  return tls.ca.empty() ? "TLS" : "mutual TLS";
 }
 
 Node::Node(NodeOptions options, AdminToken token, std::unique_ptr<VersionStore> store)
@@ -72,11 +83,17 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {
 Node::~Node() { Shutdown(); }
 
 absl::Status Node::Serve(grpc::Service* admin) {
-  absl::StatusOr<RunningServer> server =
-      StartServer(options_.listen, {update_.get(), admin}, options_.data_dir + "/listening");
+  absl::StatusOr<RunningServer> server = StartServer(
+      options_.listen, {update_.get(), admin}, options_.data_dir + "/listening", options_.tls);
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   bound_ = std::move(server->bound);
+  if (options_.tls.cert.empty()) {
+    Log(LogLevel::kWarning,
+        "listening in plaintext: patterns are still verified end to end, but the admin token "
+        "and agents' reports cross in clear; serve TLS with --tls-cert and --tls-key off "
+        "trusted segments");
+  }
   return absl::OkStatus();
 }
 

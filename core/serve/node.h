@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "core/base/admin_token.h"
 #include "core/base/flags.h"
+#include "core/base/transport.h"
 #include "core/model/delta_codec.h"
 #include "core/serve/agent_registry.h"
 #include "core/serve/update_service.h"
@@ -41,6 +42,10 @@ struct NodeOptions {
   uint64_t max_file_size = 1ull << 30;
   int zstd_level = IncrementalCodec::kDefaultLevel;
   UpdateServiceOptions serve;
+  TlsFiles tls;  // the listeners'; empty: plaintext
+
+  // "TLS", "mutual TLS" or "plaintext": what the listeners speak.
+  std::string ListenerSecurity() const;
 
   // The flags every daemon takes, with one help text each.
   void AddFlags(FlagParser* flags);

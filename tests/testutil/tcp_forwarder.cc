@@ -77,6 +77,11 @@ void TcpForwarder::AcceptLoop() {
   }
 }
 
+std::string TcpForwarder::Recorded() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return recorded_;
+}
+
 void TcpForwarder::Pump(int from, int to, bool count) {
   char buf[16384];
   auto start = std::chrono::steady_clock::now();
@@ -85,6 +90,10 @@ void TcpForwarder::Pump(int from, int to, bool count) {
     ssize_t n =
         read(from, buf, rate_ > 0 ? std::min<size_t>(sizeof buf, rate_ / 50 + 1) : sizeof buf);
     if (n <= 0) break;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (recorded_.size() < (64u << 20)) recorded_.append(buf, static_cast<size_t>(n));
+    }
     if (count) {
       // Past the pause mark: hold these bytes back until resumed.
       while (from_target_ + static_cast<uint64_t>(n) > pause_at_ && !stopping_) {

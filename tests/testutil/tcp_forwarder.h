@@ -27,6 +27,9 @@ class TcpForwarder {
   // Holds back every byte from the target past `mark` (counted as above)
   // until Resume(): a test kills its client at an exact point of a transfer.
   void PauseAt(uint64_t mark);
+  // Every byte that crossed, both ways, in arrival order (the first 64 MiB):
+  // what someone on the path would see.
+  std::string Recorded();
   bool paused() const { return paused_.load(); }
   void Resume();
 
@@ -44,6 +47,7 @@ class TcpForwarder {
   std::atomic<uint64_t> pause_at_{UINT64_MAX};
   std::atomic<bool> paused_{false};
   std::mutex mu_;
+  std::string recorded_;  // guarded by mu_
   std::vector<int> fds_;
   std::vector<std::thread> threads_;
   std::thread acceptor_;

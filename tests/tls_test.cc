@@ -1,0 +1,241 @@
+// TLS on every gRPC link, with certificates made by openssl at test time:
+// origin -> relay -> agents over TLS, mutual TLS, clear refusals, and what a
+// recording middlebox on the path sees (no token, no pattern bytes).
+#include "absl/strings/str_cat.h"
+#include "core/base/admin_token.h"
+#include "core/base/file_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testutil/daemons.h"
+#include "tests/testutil/status_matchers.h"
+#include "tests/testutil/tcp_forwarder.h"
+
+namespace sigrelay {
+namespace {
+
+using testing::Daemon;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::RunCommand;
+using testing::TempDir;
+using testing::WaitFor;
+
+// A CA and certificates it signs, for 127.0.0.1.
+class TestPki {
+ public:
+  explicit TestPki(const std::string& dir, const std::string& name) : dir_(dir), name_(name) {
+    ok_ = Run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+               "-nodes", "-keyout", File("ca.key"), "-out", File("ca.pem"), "-days", "2", "-subj",
+               "/CN=" + name + "-ca"});
+  }
+  // Makes NAME.pem / NAME.key signed by this CA, naming 127.0.0.1.
+  bool Issue(const std::string& leaf) {
+    const std::string ext = File(leaf + ".ext");
+    if (!WriteFileAtomically(ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n").ok()) return false;
+    return Run({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", File(leaf + ".key"), "-out", File(leaf + ".csr"), "-subj",
+                "/CN=" + leaf}) &&
+           Run({"openssl", "x509", "-req", "-in", File(leaf + ".csr"), "-CA", File("ca.pem"),
+                "-CAkey", File("ca.key"), "-CAcreateserial", "-out", File(leaf + ".pem"), "-days",
+                "2", "-extfile", ext});
+  }
+  std::string File(const std::string& f) const { return absl::StrCat(dir_, "/", name_, "-", f); }
+  bool ok() const { return ok_; }
+
+ private:
+  bool Run(const std::vector<std::string>& argv) {
+    std::string out;
+    const bool ran = RunCommand(argv, &out) == 0;
+    EXPECT_TRUE(ran) << out;
+    return ran;
+  }
+  std::string dir_, name_;
+  bool ok_ = false;
+};
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(pki_.ok());
+    ASSERT_TRUE(pki_.Issue("server"));
+    ASSERT_TRUE(pki_.Issue("client"));
+    ASSERT_TRUE(other_.ok());
+    pattern_ = testing::GenPattern(work_.path(), "p1", 3000, 1);
+  }
+  std::vector<std::string> ServerTls() const {
+    return {"--tls-cert", pki_.File("server.pem"), "--tls-key", pki_.File("server.key")};
+  }
+  // sigrelayctl against `server` with `extra` flags first; exit code.
+  int Ctl(const std::string& server, std::vector<std::string> args, std::string* out) {
+    args.insert(args.begin(), {"--server", server});
+    return testing::Ctl(args, out);
+  }
+
+  TempDir work_;
+  TestPki pki_{work_.path(), "good"};
+  TestPki other_{work_.path(), "other"};
+  std::string pattern_;
+};
+
+TEST_F(TlsTest, OriginRelayAndAgentsConvergeOverTls) {
+  Daemon origin("sigrelay-origin", work_.File("origin"), ServerTls());
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  std::string out;
+  const std::vector<std::string> tls = {"--tls-ca", pki_.File("ca.pem")};
+  auto publish = tls;
+  publish.insert(publish.end(),
+                 {"--token-file", origin.token_file(), "publish", "virus", pattern_});
+  ASSERT_EQ(Ctl(origin.address(), publish, &out), 0) << out;
+
+  std::vector<std::string> relay_args = ServerTls();
+  relay_args.insert(relay_args.end(),
+                    {"--upstream", origin.address(), "--origin-pubkey",
+                     origin.data_dir() + "/origin.pub", "--upstream-tls-ca", pki_.File("ca.pem")});
+  Daemon relay("sigrelay-relay", work_.File("relay"), relay_args);
+  ASSERT_FALSE(relay.address().empty()) << relay.output();
+  auto status = tls;
+  status.insert(status.end(), {"--token-file", relay.token_file(), "status", "--json"});
+  ASSERT_TRUE(WaitFor([&] {
+    return Ctl(relay.address(), status, &out) == 0 &&
+           out.find("\"name\":\"virus\",\"version\":1") != std::string::npos;
+  })) << out
+      << relay.output();
+  EXPECT_THAT(out, HasSubstr("\"listener_security\":\"TLS\""));
+
+  ASSERT_EQ(RunCommand(
+                {testing::BinDir() + "/sigrelay-agent-sim", "--server", relay.address(), "--agents",
+                 "20", "--start", "none", "--origin-pubkey", origin.data_dir() + "/origin.pub",
+                 "--tls-ca", pki_.File("ca.pem"), "--json", "--timeout", "30s"},
+                &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("\"converged\":20"));
+}
+
+TEST_F(TlsTest, WrongOrMissingTrustIsRefusedSayingWhatToFix) {
+  Daemon origin("sigrelay-origin", work_.File("origin"), ServerTls());
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  std::string out;
+  EXPECT_EQ(Ctl(origin.address(), {"status"}, &out), 1);  // plaintext to a TLS port
+  EXPECT_EQ(Ctl(origin.address(), {"--tls-ca", other_.File("ca.pem"), "status"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("TLS with " + origin.address() + " failed"));
+  EXPECT_THAT(out, HasSubstr("--tls-ca"));
+
+  // A relay that does not trust its upstream's CA takes nothing and says so.
+  Daemon relay("sigrelay-relay", work_.File("relay"),
+               {"--upstream", origin.address(), "--origin-pubkey",
+                origin.data_dir() + "/origin.pub", "--upstream-tls-ca", other_.File("ca.pem")});
+  ASSERT_FALSE(relay.address().empty()) << relay.output();
+  ASSERT_TRUE(WaitFor([&] { return testing::AdminStatus(relay).relay().syncs_failed() > 0; }))
+      << relay.output();
+  EXPECT_THAT(testing::AdminStatus(relay).relay().last_error(), HasSubstr(origin.address()));
+  EXPECT_EQ(testing::ServedVersion(relay.address(), "virus"), 0u);
+  EXPECT_EQ(testing::AdminStatus(relay).listener_security(), "plaintext");
+}
+
+TEST_F(TlsTest, MutualTlsRequiresAClientCertificate) {
+  std::vector<std::string> args = ServerTls();
+  args.insert(args.end(), {"--tls-client-ca", pki_.File("ca.pem")});
+  Daemon origin("sigrelay-origin", work_.File("origin"), args);
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  std::string out;
+  EXPECT_EQ(Ctl(origin.address(), {"--tls-ca", pki_.File("ca.pem"), "status"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("--tls-cert and --tls-key"));
+  // A certificate from another CA is refused too.
+  ASSERT_TRUE(other_.Issue("stranger"));
+  EXPECT_EQ(Ctl(origin.address(),
+                {"--tls-ca", pki_.File("ca.pem"), "--tls-cert", other_.File("stranger.pem"),
+                 "--tls-key", other_.File("stranger.key"), "status"},
+                &out),
+            1);
+  ASSERT_EQ(
+      Ctl(origin.address(),
+          {"--tls-ca", pki_.File("ca.pem"), "--tls-cert", pki_.File("client.pem"), "--tls-key",
+           pki_.File("client.key"), "--token-file", origin.token_file(), "status", "--json"},
+          &out),
+      0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("\"listener_security\":\"mutual TLS\""));
+}
+
+// What a middlebox recording every byte sees: with TLS neither the admin
+// token nor pattern bytes; without TLS (the control) both.
+TEST_F(TlsTest, ARecordingMiddleboxSeesNoTokenAndNoPatternBytes) {
+  const std::string line = testing::GenPattern(work_.path(), "probe", 1, 9);  // a one-record file
+  const std::string secret_line = *ReadFileToString(line);
+  for (bool tls : {true, false}) {
+    SCOPED_TRACE(tls ? "TLS" : "plaintext control");
+    Daemon origin("sigrelay-origin", work_.File(tls ? "o-tls" : "o-plain"),
+                  tls ? ServerTls() : std::vector<std::string>{});
+    ASSERT_FALSE(origin.address().empty()) << origin.output();
+    testing::TcpForwarder wire(origin.address());
+    std::vector<std::string> base;
+    if (tls) base = {"--tls-ca", pki_.File("ca.pem")};
+    std::string out;
+    auto publish = base;
+    publish.insert(publish.end(),
+                   {"--token-file", origin.token_file(), "publish", "spyware", line});
+    ASSERT_EQ(Ctl(wire.address(), publish, &out), 0) << out;
+    auto fetch = base;
+    fetch.insert(fetch.end(), {"fetch", "spyware", "--out", work_.File("fetched")});
+    ASSERT_EQ(Ctl(wire.address(), fetch, &out), 0) << out;
+    const std::string token = *ReadTokenFile(origin.token_file());
+    const std::string seen = wire.Recorded();
+    ASSERT_GT(seen.size(), 1000u);
+    if (tls) {
+      EXPECT_EQ(seen.find(token), std::string::npos) << "the admin token crossed in clear";
+      EXPECT_EQ(seen.find(secret_line.substr(0, 24)), std::string::npos)
+          << "pattern bytes crossed in clear";
+    } else {
+      EXPECT_NE(seen.find(token), std::string::npos) << "the recorder should see plaintext";
+      EXPECT_NE(seen.find(secret_line.substr(0, 24)), std::string::npos);
+    }
+  }
+}
+
+// A renewed certificate is taken without a restart: the files are re-read
+// when they change.
+TEST_F(TlsTest, ARenewedCertificateIsTakenWithoutARestart) {
+  const std::string cert = work_.File("live.pem"), key = work_.File("live.key");
+  ASSERT_OK(WriteFileAtomically(cert, *ReadFileToString(pki_.File("server.pem"))));
+  ASSERT_OK(WriteFileAtomically(key, *ReadFileToString(pki_.File("server.key"))));
+  Daemon origin("sigrelay-origin", work_.File("origin"), {"--tls-cert", cert, "--tls-key", key});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  std::string out;
+  ASSERT_EQ(Ctl(origin.address(), {"--tls-ca", pki_.File("ca.pem"), "status"}, &out), 0) << out;
+  // Renewed under another CA (a CA change is the visible kind of renewal).
+  ASSERT_TRUE(other_.Issue("renewed"));
+  ASSERT_OK(WriteFileAtomically(key, *ReadFileToString(other_.File("renewed.key"))));
+  ASSERT_OK(WriteFileAtomically(cert, *ReadFileToString(other_.File("renewed.pem"))));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Ctl(origin.address(), {"--tls-ca", other_.File("ca.pem"), "status"}, &out) == 0;
+      },
+      absl::Seconds(30)))
+      << out;
+  EXPECT_TRUE(origin.running());
+}
+
+TEST_F(TlsTest, BadTlsFilesAreRefusedAtStart) {
+  std::string out;
+  const std::string origin = testing::BinDir() + "/sigrelay-origin";
+  const std::vector<std::string> base = {origin, "--data-dir", work_.File("d"), "--listen",
+                                         "127.0.0.1:0"};
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = base;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return RunCommand(argv, &out);
+  };
+  EXPECT_EQ(run({"--tls-cert", pki_.File("server.pem")}), 1);
+  EXPECT_THAT(out, HasSubstr("--tls-cert and --tls-key go together"));
+  EXPECT_EQ(run({"--tls-cert", pki_.File("server.pem"), "--tls-key", pki_.File("client.key")}), 1);
+  EXPECT_THAT(out, HasSubstr("is not the key of the certificate"));
+  EXPECT_EQ(run({"--tls-cert", pki_.File("ca.key"), "--tls-key", pki_.File("server.key")}), 1);
+  EXPECT_THAT(out, HasSubstr("holds no PEM certificate"));
+  EXPECT_EQ(run({"--tls-cert", work_.File("missing.pem"), "--tls-key", pki_.File("server.key")}),
+            1);
+  EXPECT_THAT(out, HasSubstr("missing.pem"));
+}
+
+}  // namespace
+}  // namespace sigrelay
