@@ -470,8 +470,8 @@ std::shared_ptr<grpc::Channel> Fleet::NewChannel() {
   channel.tls = options_.tls;
   channel.tls_server_name = TlsServerName(options_.server);
   channel.initial_reconnect_backoff = absl::Milliseconds(250);
-  // Equal channels would share one TCP connection; each agent gets its own.
-  channel.own_connection = options_.per_agent_connections;
+  // Equal channels would share one TCP connection; each gets its own.
+  channel.own_connection = true;
   return MakeChannel(target_, channel);
 }
 
@@ -578,14 +578,11 @@ absl::Status Fleet::Start() {
   absl::StatusOr<UpstreamTarget> resolved = ResolveUpstream(options_.server, "", absl::Seconds(10));
   if (!resolved.ok()) return resolved.status();
   target_ = resolved->grpc_target;
-  shared_channel_ = NewChannel();
-  if (options_.per_agent_connections) {
-    // The shared channel only loads start versions; agents get their own.
-    ChannelOptions shared;
-    shared.tls = options_.tls;
-    shared.tls_server_name = TlsServerName(options_.server);
-    shared_channel_ = MakeChannel(target_, shared);
-  }
+  // For the manifest and start versions; agents get their own connections.
+  ChannelOptions shared;
+  shared.tls = options_.tls;
+  shared.tls_server_name = TlsServerName(options_.server);
+  shared_channel_ = MakeChannel(target_, shared);
   const bool own_source = options_.start_source.empty() || options_.start_source == options_.server;
   ChannelOptions start;
   start.tls = options_.tls;  // the start source is reached with the same TLS settings
@@ -630,6 +627,7 @@ absl::Status Fleet::Start() {
     }
   }
   std::mt19937_64 rng(options_.seed);
+  std::shared_ptr<grpc::Channel> connection;
   for (int i = 0; i < options_.agents; ++i) {
     // Agent i takes the mix entry its position falls in.
     double at = (i + 0.5) / options_.agents * total, sum = 0;
@@ -648,8 +646,14 @@ absl::Status Fleet::Start() {
         held[e->name()] = {version, start_bytes[{e->name(), version}]};
       }
     }
-    agents_.push_back(std::make_unique<Agent>(
-        this, i, options_.per_agent_connections ? NewChannel() : shared_channel_, std::move(held)));
+    // Shared mode: 32 agents to a connection. Each holds a Watch stream and
+    // at most one Fetch, within a node's --max-streams-per-connection
+    // (default 100).
+    constexpr int kAgentsPerSharedConnection = 32;
+    if (options_.per_agent_connections || i % kAgentsPerSharedConnection == 0) {
+      connection = NewChannel();
+    }
+    agents_.push_back(std::make_unique<Agent>(this, i, connection, std::move(held)));
   }
   for (int i = 0; i < options_.agents; ++i) {
     absl::Duration delay = options_.ramp * (static_cast<double>(i) / options_.agents);

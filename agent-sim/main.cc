@@ -83,7 +83,7 @@ int Main(int argc, char** argv) {
             "converged when holding at least these versions (default: the newest seen)");
   flags.Add("timeout", &timeout, "give up after this long (default 60s)");
   flags.Add("connections", &connections, "MODE",
-            "per-agent: one TCP connection per agent; shared: one for all (default)");
+            "per-agent: one TCP connection per agent; shared: 32 agents to a connection (default)");
   flags.Add("start", &start, "MIX",
             "versions agents start with, weighted: current:90,171:5,none:5 (default current)");
   flags.Add("start-source", &o.start_source, "HOST:PORT",

@@ -233,8 +233,9 @@ absl::Status Status(const Options& o) {
                       ",\"agents_reported\":", node.agents_reported());
       std::vector<std::string> counts;
       for (const v1::AgentVersionCount& c : node.agent_versions()) {
-        counts.push_back(absl::StrCat("{\"component\":", JsonString(c.component()), ",\"version\":",
-                                      c.version(), ",\"agents\":", c.agents(), "}"));
+        counts.push_back(absl::StrCat("{\"component\":", JsonString(c.component()),
+                                      ",\"version\":", c.version(), ",\"agents\":", c.agents(),
+                                      c.other_versions() ? ",\"other_versions\":true" : "", "}"));
       }
       absl::StrAppend(&out, ",\"agent_versions\":[", absl::StrJoin(counts, ","), "]");
       const v1::TransferStatus& t = node.transfers();

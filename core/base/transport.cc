@@ -1,5 +1,6 @@
 #include "core/base/transport.h"
 
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
@@ -147,6 +148,22 @@ std::string TlsServerName(const std::string& address) {
   return host;
 }
 
+absl::Status ServerLimits::Validate() const {
+  if (max_streams_per_connection < 1) {
+    return absl::InvalidArgumentError("--max-streams-per-connection must be at least 1");
+  }
+  if (idle_timeout < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--idle-timeout must be at least 1s");
+  }
+  if (max_connection_age != absl::ZeroDuration() && max_connection_age < absl::Seconds(10)) {
+    return absl::InvalidArgumentError("--max-connection-age must be 0s (never) or at least 10s");
+  }
+  if (memory_quota_bytes < (64ull << 20)) {
+    return absl::InvalidArgumentError("--memory-limit must be at least 64MiB");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckChunkSize(uint64_t chunk_size, uint64_t max_file_size) {
   constexpr uint64_t kMinChunk = 4 << 10;
   if (chunk_size < kMinChunk || chunk_size > kMaxChunkBytes) {
@@ -205,7 +222,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
 
 absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen,
                                           const std::vector<grpc::Service*>& services,
-                                          const std::string& listening_file, const TlsFiles& tls) {
+                                          const std::string& listening_file, const TlsFiles& tls,
+                                          const ServerLimits& limits) {
   if (listen.empty()) {
     return absl::InvalidArgumentError("no --listen address given");
   }
@@ -214,6 +232,27 @@ absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  auto ms = [](absl::Duration d) {
+    return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
+  };
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(limits.max_streams_per_connection));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, ms(limits.idle_timeout));
+  if (limits.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(limits.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ms(limits.max_connection_age_grace));
+  }
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, ms(limits.handshake_timeout));
+  // Keepalive: the server pings quiet connections so dead agents' Watch
+  // streams end, and refuses clients that ping it more than every 5 s.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  grpc::ResourceQuota quota("sigrelay-server");
+  quota.Resize(static_cast<size_t>(limits.memory_quota_bytes));
+  builder.SetResourceQuota(quota);
   std::vector<std::unique_ptr<int>> ports;
   for (const std::string& addr : listen) {
     absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(addr);

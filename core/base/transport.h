@@ -99,10 +99,32 @@ struct RunningServer {
 // per line, once serving (tests and scripts wait for it).
 // `tls`: serve TLS with these files (re-read when they change on disk, so a
 // renewed certificate needs no restart); mutual TLS when tls.ca is set.
+// What one client may hold of a server, and how long connections live.
+struct ServerLimits {
+  // Concurrent streams one HTTP/2 connection may open (Watch, Fetch, ...).
+  uint32_t max_streams_per_connection = 100;
+  // A connection without a call this long is closed (a client that sent a
+  // preface and nothing else, an agent that went quiet without a Watch).
+  absl::Duration idle_timeout = absl::Minutes(5);
+  // Connections are asked to reconnect after this long (GOAWAY), calls get
+  // `max_connection_age_grace` to finish; zero: never.
+  absl::Duration max_connection_age = absl::Hours(24);
+  absl::Duration max_connection_age_grace = absl::Minutes(5);
+  // A TCP connection that has not finished its (TLS) handshake this long is
+  // dropped.
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  // Memory gRPC may use for all connections' buffers together.
+  uint64_t memory_quota_bytes = 2ull << 30;
+
+  // InvalidArgument naming the flag for a value that would stop serving.
+  absl::Status Validate() const;
+};
+
 absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen,
                                           const std::vector<grpc::Service*>& services,
                                           const std::string& listening_file,
-                                          const TlsFiles& tls = {});
+                                          const TlsFiles& tls = {},
+                                          const ServerLimits& limits = {});
 
 // "HOST:PORT" -> {HOST, PORT}; "[v6]:PORT" keeps the brackets in HOST.
 absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& addr);

@@ -32,6 +32,15 @@ void NodeOptions::AddFlags(FlagParser* flags) {
   flags->Add("tls-key", &tls.key, "FILE", "the key of --tls-cert (PEM)");
   flags->Add("tls-client-ca", &tls.ca, "FILE",
              "require client certificates signed by this CA (PEM): mutual TLS");
+  flags->Add("max-streams-per-connection", &limits.max_streams_per_connection, "N",
+             "concurrent streams one client connection may open (default 100)");
+  flags->Add("idle-timeout", &limits.idle_timeout,
+             "close a connection with no call this long (default 5m)");
+  flags->Add("max-connection-age", &limits.max_connection_age,
+             "ask clients to reconnect after this long, 5m grace for calls (default 24h, 0s: "
+             "never)");
+  flags->AddBytes("memory-limit", &limits.memory_quota_bytes,
+                  "memory gRPC may use for all connection buffers together (default 2GiB)");
   flags->Add("stall-timeout", &serve.stall_timeout,
              "cancel a transfer whose write makes no progress this long, freeing its slot "
              "(default 60s, 0s: never)");
@@ -51,6 +60,7 @@ absl::Status NodeOptions::Validate() const {
         absl::StrCat("--zstd-level ", zstd_level, " is outside zstd's levels 1..22"));
   }
   if (max_file_size < 1) return absl::InvalidArgumentError("--max-file-size must be at least 1");
+  if (absl::Status s = limits.Validate(); !s.ok()) return s;
   return CheckTlsFiles(tls, /*server=*/true, "--tls");
 }
 
@@ -83,8 +93,9 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {
 Node::~Node() { Shutdown(); }
 
 absl::Status Node::Serve(grpc::Service* admin) {
-  absl::StatusOr<RunningServer> server = StartServer(
-      options_.listen, {update_.get(), admin}, options_.data_dir + "/listening", options_.tls);
+  absl::StatusOr<RunningServer> server =
+      StartServer(options_.listen, {update_.get(), admin}, options_.data_dir + "/listening",
+                  options_.tls, options_.limits);
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   bound_ = std::move(server->bound);

@@ -43,6 +43,7 @@ struct NodeOptions {
   int zstd_level = IncrementalCodec::kDefaultLevel;
   UpdateServiceOptions serve;
   TlsFiles tls;  // the listeners'; empty: plaintext
+  ServerLimits limits;
 
   // "TLS", "mutual TLS" or "plaintext": what the listeners speak.
   std::string ListenerSecurity() const;

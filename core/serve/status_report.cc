@@ -1,10 +1,16 @@
 #include "core/serve/status_report.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "core/model/manifest.h"
 
 namespace sigrelay {
 
 namespace {
+
+// Versions listed one by one per component in status; the rest are summed.
+constexpr size_t kTopVersions = 16;
 
 void FillComponentStatus(const StoreView& view, v1::GetStatusResponse* response) {
   if (!view.manifest()) return;
@@ -45,11 +51,26 @@ void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& age
   ts->set_stalled(update.stalled());
   response->set_agents_reported(agents.AgentCount());
   for (const auto& [component, versions] : agents.VersionCounts()) {
-    for (const auto& [version, count] : versions) {
+    // The most common versions, newest first among equals; the rest summed.
+    std::vector<std::pair<uint64_t, uint32_t>> by_count;
+    for (const auto& [version, count] : versions) by_count.emplace_back(count, version);
+    std::sort(by_count.rbegin(), by_count.rend());
+    uint64_t other = 0;
+    for (size_t i = 0; i < by_count.size(); ++i) {
+      if (i >= kTopVersions) {
+        other += by_count[i].first;
+        continue;
+      }
       v1::AgentVersionCount* c = response->add_agent_versions();
       c->set_component(component);
-      c->set_version(version);
-      c->set_agents(count);
+      c->set_version(by_count[i].second);
+      c->set_agents(by_count[i].first);
+    }
+    if (other > 0) {
+      v1::AgentVersionCount* c = response->add_agent_versions();
+      c->set_component(component);
+      c->set_agents(other);
+      c->set_other_versions(true);
     }
   }
 }

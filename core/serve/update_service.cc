@@ -497,7 +497,7 @@ absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(const v1::WatchRe
     v1::ReportStatusRequest report;
     report.set_agent_id(request.agent_id());
     *report.mutable_versions() = request.versions();
-    absl::Status s = agents_->Report(report, absl::Now());
+    absl::Status s = agents_->Report(report);
     if (!s.ok()) return s;
   }
   return held;
@@ -593,7 +593,7 @@ grpc::ServerUnaryReactor* UpdateServiceImpl::ReportStatus(grpc::CallbackServerCo
                                                           const v1::ReportStatusRequest* request,
                                                           v1::ReportStatusResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(agents_->Report(*request, absl::Now())));
+  reactor->Finish(ToGrpcStatus(agents_->Report(*request)));
   return reactor;
 }
 

@@ -1,0 +1,132 @@
+// Clients that try to take a node down from the agents' port, tried with
+// real sockets and real gRPC clients against the real origin binary.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "core/base/transport.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "sigrelay/v1/update.grpc.pb.h"
+#include "tests/testutil/daemons.h"
+#include "tests/testutil/status_matchers.h"
+
+namespace sigrelay {
+namespace {
+
+using testing::Daemon;
+using testing::TempDir;
+using testing::WaitFor;
+
+int ConnectTo(const std::string& address) {
+  std::vector<std::string> hp = absl::StrSplit(address, ':');
+  int port = 0;
+  if (hp.size() != 2 || !absl::SimpleAtoi(hp[1], &port)) return -1;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, hp[0].c_str(), &sa.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True once the peer closed `fd` (read returns 0 or an error), within `limit`.
+bool ClosedWithin(int fd, absl::Duration limit) {
+  const absl::Time deadline = absl::Now() + limit;
+  char buf[4096];
+  while (absl::Now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    int ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())));
+    if (ready <= 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) return true;  // closed (GOAWAY and frames before it are read and dropped)
+  }
+  return false;
+}
+
+// A client that sends the HTTP/2 preface and its SETTINGS and then nothing
+// holds a connection (and a descriptor) until the idle limit closes it.
+TEST(HostileClientTest, AConnectionThatOnlySendsAPrefaceIsClosedAtTheIdleLimit) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"), {"--idle-timeout", "1s"});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  int fd = ConnectTo(origin.address());
+  ASSERT_GE(fd, 0);
+  static const char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  static const unsigned char kSettings[] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+  ASSERT_EQ(write(fd, kPreface, sizeof kPreface - 1), static_cast<ssize_t>(sizeof kPreface - 1));
+  ASSERT_EQ(write(fd, kSettings, sizeof kSettings), static_cast<ssize_t>(sizeof kSettings));
+  const absl::Time start = absl::Now();
+  // Bound: the 1 s idle limit plus gRPC's timer slack; default (5m) would
+  // keep it open far past this.
+  EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(10)));
+  RecordProperty("closed_after_ms",
+                 static_cast<int>(absl::ToInt64Milliseconds(absl::Now() - start)));
+  close(fd);
+}
+
+// A Watch follower on the callback API: it never blocks the test, however
+// long gRPC keeps it queued.
+class Follower final : public grpc::ClientBidiReactor<v1::WatchRequest, v1::WatchResponse> {
+ public:
+  Follower(v1::UpdateService::Stub* stub, std::atomic<int>* live, std::atomic<int>* answered)
+      : live_(live), answered_(answered) {
+    ++*live_;
+    stub->async()->Watch(&ctx_, this);
+    StartWritesDone();
+    StartRead(&response_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (ok) ++*answered_;
+  }
+  void OnDone(const grpc::Status&) override {
+    std::atomic<int>* live = live_;
+    delete this;
+    --*live;
+  }
+  grpc::ClientContext ctx_;
+
+ private:
+  std::atomic<int>* const live_;
+  std::atomic<int>* const answered_;
+  v1::WatchResponse response_;
+};
+
+// One connection cannot hold more than --max-streams-per-connection streams
+// at once: the rest wait on the client's side, and other clients still get
+// theirs.
+TEST(HostileClientTest, StreamsPerConnectionAreCapped) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"), {"--max-streams-per-connection", "4"});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work.path(), "p", 500, 1)), 1u);
+  ChannelOptions own;
+  own.own_connection = true;
+  auto greedy = v1::UpdateService::NewStub(MakeChannel(origin.address(), own));
+  std::atomic<int> live{0}, answered{0};
+  std::vector<Follower*> followers;
+  for (int i = 0; i < 10; ++i) followers.push_back(new Follower(greedy.get(), &live, &answered));
+  ASSERT_TRUE(WaitFor([&] { return answered >= 4; }));
+  EXPECT_EQ(testing::AdminStatus(origin).watchers(), 4u);
+  // Another client, on its own connection, still gets a stream.
+  auto other = v1::UpdateService::NewStub(MakeChannel(origin.address(), own));
+  Follower* polite = new Follower(other.get(), &live, &answered);
+  ASSERT_TRUE(WaitFor([&] { return answered >= 5; }));
+  EXPECT_EQ(testing::AdminStatus(origin).watchers(), 5u);
+  EXPECT_EQ(answered, 5) << "the greedy connection got more than 4 streams";
+  for (Follower* f : followers) f->ctx_.TryCancel();
+  polite->ctx_.TryCancel();
+  ASSERT_TRUE(WaitFor([&] { return live == 0; }));
+}
+
+}  // namespace
+}  // namespace sigrelay
