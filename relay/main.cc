@@ -33,6 +33,7 @@ struct RelaySettings {
   std::vector<std::string> upstreams;
   std::string schedule = "60m";
   absl::Duration max_backoff = absl::Minutes(1);
+  absl::Duration upstream_stall_timeout = absl::Seconds(60);
   std::string proxy, no_proxy, dns_server;
   TlsFiles upstream_tls;
 };
@@ -53,6 +54,10 @@ int Main(int argc, char** argv) {
             "changes it at run time, and that change wins over this flag)");
   flags.Add("max-backoff", &s.max_backoff,
             "longest wait between retries while the upstream fails (default 1m)");
+  flags.Add("upstream-stall-timeout", &s.upstream_stall_timeout,
+            "cut a download that brings no data this long; a slow link that keeps moving is "
+            "never cut. Data arrives a chunk at a time, so this must exceed one chunk's time on "
+            "the slowest link (default 60s: 1 MiB chunks down to ~140 kbit/s)");
   flags.Add("proxy", &s.proxy, "URL",
             "HTTP CONNECT proxy for upstream traffic: http://[user:password@]HOST:PORT "
             "(`sigrelayctl proxy` changes it at run time, and that change wins over this flag)");
@@ -75,6 +80,9 @@ int Main(int argc, char** argv) {
   if (absl::Status p = CheckProxyUrl(s.proxy); !p.ok()) return Fail(p);
   if (absl::Status t = CheckTlsFiles(s.upstream_tls, /*server=*/false, "--upstream-tls"); !t.ok()) {
     return Fail(t);
+  }
+  if (s.upstream_stall_timeout < absl::Seconds(1)) {
+    return Fail(absl::InvalidArgumentError("--upstream-stall-timeout must be at least 1s"));
   }
   absl::StatusOr<absl::Duration> schedule = ParseSchedule(s.schedule);
   if (!schedule.ok()) return Fail(schedule.status());
@@ -119,6 +127,7 @@ int Main(int argc, char** argv) {
   UpstreamSyncOptions sync_options;
   sync_options.zstd_level = s.node.zstd_level;
   sync_options.max_file_size = s.node.max_file_size;
+  sync_options.stall_timeout = s.upstream_stall_timeout;
   UpstreamSync sync((*node)->store(), verifier->get(), RealClock::Get(), &dialer, sync_options);
   SchedulerOptions sched_options;
   sched_options.period = *schedule;

@@ -133,10 +133,9 @@ absl::StatusOr<std::string> UpstreamSync::FetchIncremental(
   req.set_component(entry.name());
   req.set_have_version(signed_entry.from_version());
   req.set_want_version(entry.version());
-  absl::StatusOr<FetchedBody> body = FetchToMemory(
-      stub, req, ExpectedBody::Incremental(entry, signed_entry),
-      absl::Now() + options_.rpc_timeout +
-          absl::Seconds(static_cast<double>(signed_entry.size()) / options_.min_bytes_per_second));
+  absl::StatusOr<FetchedBody> body =
+      FetchToMemory(stub, req, ExpectedBody::Incremental(entry, signed_entry),
+                    absl::Now() + options_.max_download_time, options_.stall_timeout);
   if (!body.ok()) {
     return UpstreamError(upstream, body.status(), absl::StrCat("fetching ", entry.name()));
   }
@@ -179,9 +178,8 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
   uint64_t offset = (*writer)->Flushed().size();
 
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(
-      absl::Now() + options_.rpc_timeout +
-      absl::Seconds(static_cast<double>(entry.size() - offset) / options_.min_bytes_per_second)));
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.max_download_time));
+  StallWatch watch(&ctx, options_.stall_timeout);
   v1::FetchRequest req;
   req.set_component(entry.name());
   req.set_want_version(entry.version());
@@ -194,6 +192,7 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
   int saved_chunks = (*writer)->Flushed().chunks_size();
   absl::Status problem;
   while (problem.ok() && reader->Read(&msg)) {
+    watch.Progress();
     absl::StatusOr<absl::string_view> data = check.Take(msg);
     if (!data.ok()) {
       problem = data.status();
@@ -219,6 +218,7 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
     return Prefixed(upstream, problem);
   }
   absl::Status s = FromGrpcStatus(reader->Finish());
+  if (watch.fired()) s = StalledError(watch, check.received());
   if (s.ok()) s = check.Finish();
   if (!s.ok()) {
     return UpstreamError(upstream, s,

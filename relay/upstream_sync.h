@@ -33,9 +33,11 @@ namespace sigrelay {
 
 struct UpstreamSyncOptions {
   absl::Duration rpc_timeout = absl::Seconds(10);
-  // A download slower than this is treated as stalled and abandoned (it
-  // resumes at the next attempt).
-  uint64_t min_bytes_per_second = 256 << 10;
+  // A download that brings no bytes this long is cut (it resumes at the
+  // next attempt); one that keeps moving, however slowly, goes on.
+  absl::Duration stall_timeout = absl::Seconds(60);
+  // Longest any one download may take at all.
+  absl::Duration max_download_time = absl::Hours(24);
   uint64_t max_file_size = 1ull << 30;
   int zstd_level = IncrementalCodec::kDefaultLevel;
 };

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "core/base/file_util.h"
 #include "core/serve/update_service.h"
 #include "gmock/gmock.h"
@@ -100,8 +101,10 @@ class HostileUpstream final : public v1::UpdateService::Service {
   }
 
   std::atomic<bool> corrupt_incrementals{false};
-  std::atomic<int> cut_full_after_messages{-1};  // -1: never
-  std::vector<uint64_t> offsets;                 // of full Fetches, in order
+  std::atomic<int> cut_full_after_messages{-1};    // -1: never
+  std::atomic<int> stall_full_after_messages{-1};  // -1: never; else go silent until released
+  absl::Notification release;
+  std::vector<uint64_t> offsets;  // of full Fetches, in order
 
   grpc::Status GetManifest(grpc::ServerContext*, const v1::GetManifestRequest* req,
                            v1::SignedManifest* out) override {
@@ -123,6 +126,14 @@ class HostileUpstream final : public v1::UpdateService::Service {
         (void)ignored;
         cut_full_after_messages = -1;  // once
         return grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset (test)");
+      }
+      if (full && stall_full_after_messages >= 0 && sent == stall_full_after_messages) {
+        stall_full_after_messages = -1;  // once
+        release.WaitForNotification();   // silent, connection open
+        ctx.TryCancel();
+        grpc::Status ignored = reader->Finish();  // the client has gone
+        (void)ignored;
+        return grpc::Status(grpc::StatusCode::CANCELLED, "released (test)");
       }
       if (!full && corrupt_incrementals && !m.data().empty()) (*m.mutable_data())[0] ^= 0x40;
       writer->Write(m);
@@ -154,11 +165,13 @@ class UpstreamSyncTest : public ::testing::Test {
     verifier_ = *ManifestVerifier::FromPem(origin_->PublicKeyPem());
     relay_store_ = *VersionStore::Open(dir_.File("relay"), {.chunk_size = 16 << 10});
   }
-  std::unique_ptr<UpstreamSync> SyncThrough(std::shared_ptr<grpc::Channel> channel) {
+  std::unique_ptr<UpstreamSync> SyncThrough(std::shared_ptr<grpc::Channel> channel,
+                                            absl::Duration stall = absl::Seconds(60)) {
     dialer_ = std::make_unique<FixedDialer>();
     dialer_->Add("upstream-under-test", std::move(channel));
     UpstreamSyncOptions options;
     options.zstd_level = 3;
+    options.stall_timeout = stall;
     return std::make_unique<UpstreamSync>(relay_store_.get(), verifier_.get(), &clock_,
                                           dialer_.get(), options);
   }
@@ -228,6 +241,22 @@ TEST_F(UpstreamSyncTest, ACutDownloadResumesFromItsLastVerifiedChunk) {
   ASSERT_EQ(hostile.offsets.size(), 2u);
   EXPECT_EQ(hostile.offsets[0], 0u);
   EXPECT_GE(hostile.offsets[1], 4u * (16 << 10)) << "the second download resumed";
+}
+
+// An upstream that goes silent with the connection open is cut after the
+// stall timeout (not after a rate-based deadline), and the download resumes.
+TEST_F(UpstreamSyncTest, ASilentUpstreamIsCutAfterTheStallTimeout) {
+  HostileUpstream hostile(origin_->Channel());
+  auto sync = SyncThrough(hostile.Channel(), absl::Seconds(1));
+  const std::string big = Content(8, 40000);
+  ASSERT_EQ(origin_->Publish("spyware", big), 1u);
+  hostile.stall_full_after_messages = 3;
+  absl::StatusOr<v1::SyncNowResponse> cut = sync->SyncOnce();
+  hostile.release.Notify();
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kDeadlineExceeded) << cut.status();
+  EXPECT_THAT(cut.status().message(), HasSubstr("no bytes for 1s"));
+  ASSERT_OK(sync->SyncOnce());
+  EXPECT_EQ(Held("spyware", 1), big);
 }
 
 TEST_F(UpstreamSyncTest, RefusesAForgedManifestAndKeepsWhatItHolds) {

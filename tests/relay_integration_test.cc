@@ -414,6 +414,30 @@ TEST_F(RelayTest, ScheduleAndProxyChangeARunningRelayAndSurviveItsRestart) {
   EXPECT_EQ(AdminStatus(*relay).relay().schedule_seconds(), 900);
 }
 
+// A branch office behind 128 kbit/s: a download of some 400 KB takes about
+// 25 s. Judged by progress it completes; the old rule (at least 256 KiB/s on
+// average, plus 10 s) cut it at about 11.5 s, every time.
+// Progress is seen message by message (a chunk each), so the stall timeout
+// must exceed one chunk's time on the slowest link: 64 KiB chunks take 4 s
+// here; the default 1 MiB chunks and 60 s cover links down to ~140 kbit/s.
+TEST_F(RelayTest, ASlowLinkThatKeepsMovingConverges) {
+  auto origin = std::make_unique<Daemon>("sigrelay-origin", work_.File("origin"),
+                                         std::vector<std::string>{"--chunk-size", "64KiB"});
+  ASSERT_FALSE(origin->address().empty()) << origin->output();
+  std::string p1 = Pattern("p1", 6000, 1);
+  const uint64_t size = ReadFileToString(p1)->size();
+  ASSERT_GT(size, 350u << 10);
+  ASSERT_EQ(testing::Publish(*origin, "virus", p1), 1u);
+  testing::TcpForwarder slow(origin->address(), 16 << 10);  // 16 KiB/s
+  auto relay = StartRelay("relay", {slow.address()}, origin->data_dir() + "/origin.pub",
+                          {"--upstream-stall-timeout", "10s"});
+  ASSERT_TRUE(
+      WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }, absl::Seconds(120)))
+      << relay->output();
+  EXPECT_EQ(AdminStatus(*relay).relay().syncs_failed(), 0u) << relay->output();
+  EXPECT_EQ(FetchFull(relay->address(), "virus"), *ReadFileToString(p1));
+}
+
 // Wildcards of both families on one port: "[::]:P" is dual-stack, so the
 // relay serves agents of either family there.
 TEST_F(RelayTest, ListensOnBothFamilyWildcardsOfOnePort) {

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/digest.h"
 #include "core/base/grpc_status.h"
+#include "core/client/stall_watch.h"
 
 namespace sigrelay {
 
@@ -107,20 +108,29 @@ absl::Status FetchStreamCheck::Finish() const {
   return absl::OkStatus();
 }
 
+absl::Status StalledError(const StallWatch& watch, uint64_t received) {
+  return absl::DeadlineExceededError(absl::StrCat(
+      "no bytes for ", absl::FormatDuration(watch.limit()), " after ", received,
+      " bytes: the transfer stalled and was cut (a slow link that keeps moving is not cut)"));
+}
+
 absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub,
                                           const v1::FetchRequest& request,
                                           const std::optional<ExpectedBody>& expect,
-                                          absl::Time deadline) {
+                                          absl::Time deadline, absl::Duration stall_timeout) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(deadline));
   FetchStreamCheck check(expect, request.offset());
   FetchedBody out;
   if (expect) out.data.reserve(expect->size - std::min(expect->size, request.offset()));
+  std::optional<StallWatch> watch;
+  if (stall_timeout > absl::ZeroDuration()) watch.emplace(&ctx, stall_timeout);
   std::unique_ptr<grpc::ClientReaderInterface<v1::FetchResponse>> reader =
       stub->Fetch(&ctx, request);
   v1::FetchResponse message;
   absl::Status problem;
   while (problem.ok() && reader->Read(&message)) {
+    if (watch) watch->Progress();
     absl::StatusOr<absl::string_view> keep = check.Take(message);
     if (!keep.ok()) {
       problem = keep.status();
@@ -137,7 +147,9 @@ absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub
     (void)ignored;
     return problem;
   }
-  if (absl::Status s = FromGrpcStatus(reader->Finish()); !s.ok()) return s;
+  absl::Status finished = FromGrpcStatus(reader->Finish());
+  if (watch && watch->fired()) return StalledError(*watch, check.received());
+  if (!finished.ok()) return finished;
   if (absl::Status s = check.Finish(); !s.ok()) return s;
   out.header = check.header();
   if (request.offset() == 0 &&

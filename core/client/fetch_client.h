@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/client/stall_watch.h"
 #include "core/model/delta_codec.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
@@ -80,20 +81,26 @@ struct FetchedBody {
   std::string data;  // from the request's offset to the end
 };
 
-// Runs one Fetch to the end and keeps the body in memory. When `expect` is
+// Runs one Fetch to the end and keeps the body in memory. With a
+// `stall_timeout`, a stream that brings no bytes that long is cut
+// (DeadlineExceeded saying so) however slow the link, as long as it moves. When `expect` is
 // given the body is checked against its signed digest (with offset 0). gRPC
 // failures come back with their code and message; DataLoss for a body that
 // is not what was signed.
 absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub,
                                           const v1::FetchRequest& request,
                                           const std::optional<ExpectedBody>& expect,
-                                          absl::Time deadline);
+                                          absl::Time deadline,
+                                          absl::Duration stall_timeout = absl::ZeroDuration());
 
 // Applies `incremental` to `old` and checks the result against the signed
 // `entry` (size and SHA-256). DataLoss when the result is not that file.
 absl::StatusOr<std::string> ApplyVerified(const IncrementalCodec& codec, absl::string_view old,
                                           absl::string_view incremental,
                                           const v1::ComponentEntry& entry);
+
+// The error of a transfer StallWatch cut after `received` bytes.
+absl::Status StalledError(const StallWatch& watch, uint64_t received);
 
 // DataLoss unless `body` is the signed file of `entry`.
 absl::Status VerifyFull(absl::string_view body, const v1::ComponentEntry& entry);
