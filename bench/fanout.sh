@@ -56,7 +56,7 @@ next_version() {  # makes $W/v$((V+1)) from $W/v$V
 PIDS+=($!)
 wait_file "$W/origin/listening"
 ORIGIN=$(head -1 "$W/origin/listening")
-"$B/sigrelayctl" --server "$ORIGIN" --token-file "$W/origin/admin.token" publish virus "$W/v1" >/dev/null
+"$B/sigrelayctl" --data-dir "$W/origin" publish virus "$W/v1" >/dev/null
 start_relay() {  # a fresh relay for each N, so RSS per agent is the agents' alone
   rm -rf "$W/relay"
   $SERVER_CPU "$B/sigrelay-relay" --data-dir "$W/relay" --listen 127.0.0.1:0 --upstream "$ORIGIN" \
@@ -68,7 +68,7 @@ start_relay() {  # a fresh relay for each N, so RSS per agent is the agents' alo
   for _ in $(seq 1 200); do status | grep -q "\"version\":$((2 * V - 1))," && return; sleep 0.05; done
   echo "relay did not sync" >&2; exit 1
 }
-status() { "$B/sigrelayctl" --server "$RELAY" --token-file "$W/relay/admin.token" status --json; }
+status() { "$B/sigrelayctl" --data-dir "$W/relay" status --json; }
 
 # nginx, the peer: sendfile, keepalive, one worker on the server CPU.
 mkdir -p "$W/www"
@@ -128,7 +128,7 @@ for N in "${NS[@]}"; do
   IDLE_RSS=$(rss_kb $RELAY_PID)
   CPU0=$(cpu_s $RELAY_PID)
   PUBLISHED=$(date +%s.%N)
-  "$B/sigrelayctl" --server "$ORIGIN" --token-file "$W/origin/admin.token" publish virus "$W/v$NEW" >/dev/null
+  "$B/sigrelayctl" --data-dir "$W/origin" publish virus "$W/v$NEW" >/dev/null
   wait $SIM || { echo "agent-sim failed:" >&2; cat "$W/sim.err" >&2; exit 1; }
   CPU1=$(cpu_s $RELAY_PID)
   SIMJ=$(cat "$W/sim.json")

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <memory>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -28,7 +29,8 @@
 namespace sigrelay {
 namespace {
 
-constexpr char kSynopsis[] = R"(sigrelayctl [--server HOST:PORT] [--token-file F] COMMAND ...
+constexpr char kSynopsis[] =
+    R"(sigrelayctl [--data-dir DIR | --server HOST:PORT --admin ADDR --token-file F] COMMAND ...
 
 commands:
   publish COMPONENT FILE        upload FILE as the next version (origin; needs --token-file)
@@ -50,6 +52,8 @@ commands:
 
 struct Options {
   std::string server;
+  std::string admin;     // the node's admin listener
+  std::string data_dir;  // where server, admin and token are read from
   std::string token_file;
   bool json = false;
   uint32_t have = 0;
@@ -94,6 +98,21 @@ std::shared_ptr<grpc::Channel> Connect(const Options& o) {
   return MakeChannel(o.server, channel);
 }
 
+// The node's admin listener (never its agents' port): --admin, or what
+// --data-dir's admin.listening says.
+absl::Status ConnectAdmin(const Options& o, std::shared_ptr<grpc::Channel>* channel) {
+  if (o.admin.empty()) {
+    return absl::InvalidArgumentError(
+        "this command talks to the node's admin API, which has its own listener: give "
+        "--data-dir DIR (on the node's host: address and token are read from there) or "
+        "--admin HOST:PORT|unix:PATH with --token-file");
+  }
+  ChannelOptions options;
+  options.tls = o.tls;
+  *channel = MakeChannel(o.admin, options);
+  return absl::OkStatus();
+}
+
 absl::Status AddToken(const Options& o, grpc::ClientContext* ctx) {
   if (o.token_file.empty()) {
     return absl::InvalidArgumentError(
@@ -119,7 +138,9 @@ absl::Status Publish(const Options& o, const std::vector<std::string>& args) {
   if (fd < 0) {
     return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
   }
-  auto stub = v1::AdminService::NewStub(Connect(o));
+  std::shared_ptr<grpc::Channel> admin_channel;
+  if (absl::Status a = ConnectAdmin(o, &admin_channel); !a.ok()) return a;
+  auto stub = v1::AdminService::NewStub(admin_channel);
   grpc::ClientContext ctx;
   if (absl::Status s = AddToken(o, &ctx); !s.ok()) {
     close(fd);
@@ -187,11 +208,13 @@ absl::Status Status(const Options& o) {
   v1::GetStatusResponse node;
   bool have_node = false;
   if (!o.token_file.empty()) {
+    std::shared_ptr<grpc::Channel> admin_channel;
+    if (absl::Status a = ConnectAdmin(o, &admin_channel); !a.ok()) return a;
     grpc::ClientContext actx;
     SetDeadline(&actx, absl::Seconds(15));
     if (absl::Status t = AddToken(o, &actx); !t.ok()) return t;
     grpc::Status as =
-        v1::AdminService::NewStub(channel)->GetStatus(&actx, v1::GetStatusRequest(), &node);
+        v1::AdminService::NewStub(admin_channel)->GetStatus(&actx, v1::GetStatusRequest(), &node);
     if (!as.ok()) return WithServer(o, as);
     have_node = true;
   }
@@ -319,7 +342,9 @@ absl::Status Status(const Options& o) {
 }
 
 absl::Status Update(const Options& o) {
-  auto stub = v1::AdminService::NewStub(Connect(o));
+  std::shared_ptr<grpc::Channel> admin_channel;
+  if (absl::Status a = ConnectAdmin(o, &admin_channel); !a.ok()) return a;
+  auto stub = v1::AdminService::NewStub(admin_channel);
   grpc::ClientContext ctx;
   if (absl::Status t = AddToken(o, &ctx); !t.ok()) return t;
   SetDeadline(&ctx, absl::Minutes(30));
@@ -342,7 +367,9 @@ absl::Status Update(const Options& o) {
 
 absl::Status Schedule(const Options& o, const std::vector<std::string>& args) {
   if (args.size() != 1) return absl::InvalidArgumentError("usage: sigrelayctl schedule PERIOD");
-  auto stub = v1::AdminService::NewStub(Connect(o));
+  std::shared_ptr<grpc::Channel> admin_channel;
+  if (absl::Status a = ConnectAdmin(o, &admin_channel); !a.ok()) return a;
+  auto stub = v1::AdminService::NewStub(admin_channel);
   grpc::ClientContext ctx;
   if (absl::Status t = AddToken(o, &ctx); !t.ok()) return t;
   SetDeadline(&ctx, absl::Seconds(15));
@@ -364,7 +391,9 @@ absl::Status Proxy(const Options& o, const std::vector<std::string>& args) {
         "usage: sigrelayctl proxy http://[user:password@]HOST:PORT [--no-proxy HOSTS], or "
         "sigrelayctl proxy --clear");
   }
-  auto stub = v1::AdminService::NewStub(Connect(o));
+  std::shared_ptr<grpc::Channel> admin_channel;
+  if (absl::Status a = ConnectAdmin(o, &admin_channel); !a.ok()) return a;
+  auto stub = v1::AdminService::NewStub(admin_channel);
   grpc::ClientContext ctx;
   if (absl::Status t = AddToken(o, &ctx); !t.ok()) return t;
   SetDeadline(&ctx, absl::Seconds(15));
@@ -439,11 +468,42 @@ absl::Status Codec(const Options& o, bool make, const std::vector<std::string>& 
   return WriteFileAtomically(o.out, *out);
 }
 
+// Fills what --data-dir DIR tells: the first address in DIR/listening, the
+// one in DIR/admin.listening, DIR/admin.token. Flags given explicitly win.
+absl::Status FromDataDir(Options* o) {
+  auto first_line = [](const std::string& path) -> absl::StatusOr<std::string> {
+    absl::StatusOr<std::string> text = ReadFileToString(path);
+    if (!text.ok()) {
+      return absl::NotFoundError(absl::StrCat("cannot read ", path,
+                                              ": is a daemon running with this --data-dir? (",
+                                              text.status().message(), ")"));
+    }
+    return std::string(absl::StripAsciiWhitespace(text->substr(0, text->find('\n'))));
+  };
+  if (o->server.empty()) {
+    absl::StatusOr<std::string> s = first_line(o->data_dir + "/listening");
+    if (!s.ok()) return s.status();
+    o->server = *s;
+  }
+  if (o->admin.empty()) {
+    absl::StatusOr<std::string> a = first_line(o->data_dir + "/admin.listening");
+    if (!a.ok()) return a.status();
+    o->admin = *a;
+  }
+  if (o->token_file.empty()) o->token_file = o->data_dir + "/admin.token";
+  return absl::OkStatus();
+}
+
 int Main(int argc, char** argv) {
   Options o;
   FlagParser flags("sigrelayctl", kSynopsis);
   flags.Add("server", &o.server, "HOST:PORT", "origin or relay to talk to");
   flags.Add("token-file", &o.token_file, "FILE", "admin token (the daemon's DATA_DIR/admin.token)");
+  flags.Add("admin", &o.admin, "ADDR",
+            "the daemon's admin listener, HOST:PORT or unix:PATH (its --admin-listen)");
+  flags.Add("data-dir", &o.data_dir, "DIR",
+            "the daemon's data dir on this host: --server, --admin and --token-file from "
+            "its listening, admin.listening and admin.token");
   flags.AddBool("json", &o.json, "status: print one JSON object");
   flags.Add("have", &o.have, "V", "fetch: the version held (0: nothing)");
   flags.Add("want", &o.want, "W", "fetch: the version wanted (default: the newest)");
@@ -466,13 +526,14 @@ int Main(int argc, char** argv) {
   }
   absl::Status result = parsed;
   if (result.ok()) result = CheckTlsFiles(o.tls, /*server=*/false, "--tls");
+  if (result.ok() && !o.data_dir.empty()) result = FromDataDir(&o);
   if (result.ok() && args.empty()) {
     result = absl::InvalidArgumentError("no command given; see sigrelayctl --help");
   }
   if (result.ok()) {
     const std::string command = args[0];
     args.erase(args.begin());
-    const bool needs_server = command != "gen-pattern" && command != "delta" && command != "patch";
+    const bool needs_server = command == "status" || command == "fetch";
     if (needs_server && o.server.empty()) {
       result = absl::InvalidArgumentError(absl::StrCat(command, " needs --server HOST:PORT"));
     } else if (command == "publish") {

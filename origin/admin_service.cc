@@ -152,6 +152,7 @@ grpc::ServerUnaryReactor* OriginAdminService::GetStatus(grpc::CallbackServerCont
   FillNodeStatus("origin", *node_->store()->Snapshot(), *node_->update(), *node_->agents(),
                  response);
   response->set_listener_security(node_->options().ListenerSecurity());
+  response->set_admin_refused(node_->token()->refused());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

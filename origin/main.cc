@@ -116,7 +116,8 @@ int Main(int argc, char** argv) {
   if (absl::Status served = (*node)->Serve(admin.get()); !served.ok()) return Fail(served);
   Log(LogLevel::kInfo,
       absl::StrCat("sigrelay-origin serving on ", absl::StrJoin((*node)->bound(), ", "),
-                   "; admin token in ", (*node)->options().admin_token_file));
+                   "; admin API on ", (*node)->admin_bound(), ", token in ",
+                   (*node)->options().admin_token_file));
 
   // Keep the manifest from expiring while nothing is published.
   absl::Notification stopping;

@@ -34,6 +34,7 @@ grpc::ServerUnaryReactor* RelayAdminService::GetStatus(grpc::CallbackServerConte
   FillNodeStatus("relay", *node_->store()->Snapshot(), *node_->update(), *node_->agents(),
                  response);
   response->set_listener_security(node_->options().ListenerSecurity());
+  response->set_admin_refused(node_->token()->refused());
   sync_->FillStatus(response->mutable_relay());
   dialer_->FillStatus(response->mutable_relay());
   scheduler_->FillStatus(response->mutable_relay());

@@ -138,8 +138,8 @@ int Main(int argc, char** argv) {
   if (absl::Status served = (*node)->Serve(&admin); !served.ok()) return Fail(served);
   Log(LogLevel::kInfo,
       absl::StrCat("sigrelay-relay serving on ", absl::StrJoin((*node)->bound(), ", "),
-                   "; upstream ", absl::StrJoin(s.upstreams, ", "), "; admin token in ",
-                   (*node)->options().admin_token_file));
+                   "; upstream ", absl::StrJoin(s.upstreams, ", "), "; admin API on ",
+                   (*node)->admin_bound(), ", token in ", (*node)->options().admin_token_file));
   scheduler.Start();
 
   const int sig = WaitForStopSignal(stop_signals);

@@ -33,15 +33,13 @@ step "start an origin on loopback"
 "$BIN/sigrelay-origin" --data-dir "$WORK/origin" --listen 127.0.0.1:0 2>"$WORK/origin.log" &
 PIDS+=($!)
 ORIGIN=$(wait_listening "$WORK/origin")
-TOKEN="$WORK/origin/admin.token"
-echo "origin serving on $ORIGIN (admin token $TOKEN, public key $WORK/origin/origin.pub)"
+echo "origin serving on $ORIGIN (admin API and token: sigrelayctl --data-dir $WORK/origin; public key $WORK/origin/origin.pub)"
 
 step "start a relay that pulls from the origin (pinned to the origin's public key)"
 "$BIN/sigrelay-relay" --data-dir "$WORK/relay" --listen 127.0.0.1:0 --upstream "$ORIGIN" \
   --origin-pubkey "$WORK/origin/origin.pub" 2>"$WORK/relay.log" &
 PIDS+=($!)
 RELAY=$(wait_listening "$WORK/relay")
-RTOKEN="$WORK/relay/admin.token"
 echo "relay serving on $RELAY, upstream $ORIGIN"
 
 wait_relay_version() {  # VERSION: until the relay serves virus VERSION (pushed, no trigger)
@@ -59,13 +57,13 @@ step "generate three versions of a virus pattern (100,000 records, 0.5% churn ea
 ls -l "$WORK"/p1 "$WORK"/p2 "$WORK"/p3 | awk '{print $5, $9}'
 
 step "publish the first version at the origin; the relay has it pushed; a new client of the relay takes the full file"
-"$BIN/sigrelayctl" --server "$ORIGIN" --token-file "$TOKEN" publish virus "$WORK/p1" | tail -1
+"$BIN/sigrelayctl" --data-dir "$WORK/origin" publish virus "$WORK/p1" | tail -1
 wait_relay_version 1
 "$BIN/sigrelayctl" --server "$RELAY" fetch virus --have 0 --out "$WORK/client-virus"
 
 for n in 2 3; do
   step "publish pattern file p$n at the origin; relay and client each take only the incremental"
-  HAVE=$("$BIN/sigrelayctl" --server "$ORIGIN" --token-file "$TOKEN" publish virus "$WORK/p$n" | tail -1 | awk '{print $2}')
+  HAVE=$("$BIN/sigrelayctl" --data-dir "$WORK/origin" publish virus "$WORK/p$n" | tail -1 | awk '{print $2}')
   PREV=$((HAVE - 2))
   wait_relay_version "$HAVE"
   echo "relay: $(grep "synced virus $HAVE" "$WORK/relay.log" | sed 's/.* I //')"
@@ -81,6 +79,6 @@ zstd -q -d --patch-from="$WORK/p1" "$WORK/v_1.5" -o "$WORK/stock-rebuilt"
 cmp -s "$WORK/stock-rebuilt" "$WORK/p3" && echo "zstd -d --patch-from rebuilt virus 5 byte for byte"
 
 step "relay status"
-"$BIN/sigrelayctl" --server "$RELAY" --token-file "$RTOKEN" status
+"$BIN/sigrelayctl" --data-dir "$WORK/relay" status
 echo
 echo "demo done; stopping everything it started"

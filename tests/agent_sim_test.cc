@@ -131,11 +131,7 @@ TEST_F(AgentSimTest, ThreeHundredAgentsConvergeWithExactByteCounts) {
   EXPECT_EQ(st.transfers().pushed(), 330u);
   EXPECT_EQ(st.transfers().fetches(), 30u);
   std::string out;
-  ASSERT_EQ(testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(),
-                          "status", "--json"},
-                         &out),
-            0)
-      << out;
+  ASSERT_EQ(testing::Ctl({"--data-dir", relay->data_dir(), "status", "--json"}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("\"fetches\":30,\"pushed\":330,\"stalled\":0}"));
   EXPECT_EQ(st.agents_reported(), 300u);
   ASSERT_EQ(st.agent_versions_size(), 1);

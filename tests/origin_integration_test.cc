@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/base/admin_token.h"
 #include "core/base/digest.h"
 #include "core/base/file_util.h"
 #include "core/model/manifest.h"
@@ -43,17 +44,23 @@ class OriginTest : public ::testing::Test {
     origin_->Kill(SIGTERM);
     ASSERT_EQ(origin_->Wait(), 0) << origin_->Output();
     unlink(data_.File("listening").c_str());
+    unlink(data_.File("admin.listening").c_str());
     Start();
   }
 
   static std::string Bin(const std::string& name) { return testing::BinDir() + "/" + name; }
 
+  std::string AdminAddr() {
+    absl::StatusOr<std::string> text = ReadFileToString(data_.File("admin.listening"));
+    return text.ok() ? std::string(absl::StripAsciiWhitespace(*text)) : "";
+  }
+
   // Runs sigrelayctl against the origin; returns its exit code.
   int Ctl(std::vector<std::string> args, std::string* out, bool with_token = true) {
     std::vector<std::string> argv = {Bin("sigrelayctl"), "--server", addr_};
     if (with_token) {
-      argv.push_back("--token-file");
-      argv.push_back(data_.File("admin.token"));
+      argv.push_back("--data-dir");
+      argv.push_back(data_.path());
     }
     argv.insert(argv.end(), args.begin(), args.end());
     out->clear();
@@ -246,7 +253,7 @@ TEST_F(OriginTest, BadInputGetsClearErrorsAndChangesNothing) {
 
   ASSERT_OK(WriteFileAtomically(work_.File("bad.token"), "0123456789abcdef0123\n"));
   out.clear();
-  EXPECT_EQ(RunCommand({Bin("sigrelayctl"), "--server", addr_, "--token-file",
+  EXPECT_EQ(RunCommand({Bin("sigrelayctl"), "--admin", AdminAddr(), "--token-file",
                         work_.File("bad.token"), "publish", "virus", p1},
                        &out),
             1);
@@ -266,8 +273,8 @@ TEST_F(OriginTest, BadInputGetsClearErrorsAndChangesNothing) {
 
   // Malformed uploads from a raw client: data before the component, no
   // component at all.
-  auto admin =
-      v1::AdminService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  auto admin = v1::AdminService::NewStub(
+      grpc::CreateChannel(AdminAddr(), grpc::InsecureChannelCredentials()));
   std::string token =
       std::string(absl::StripAsciiWhitespace(*ReadFileToString(data_.File("admin.token"))));
   for (bool send_component : {false, true}) {
@@ -323,6 +330,42 @@ TEST(OriginFlagsTest, ClearErrorsForBadFlags) {
   EXPECT_THAT(out, HasSubstr("unknown flag --bogus"));
   EXPECT_EQ(RunCommand({origin, "--data-dir", dir.path(), "--listen", "::1:0"}, &out), 1);
   EXPECT_THAT(out, HasSubstr("brackets"));
+}
+
+// AdminService is not served on the agents' port: there it is UNIMPLEMENTED,
+// whatever the token. Refused admin calls are logged with the peer and
+// counted, and a peer refused five times in a minute is refused at once.
+TEST_F(OriginTest, AdminIsOffTheAgentsPortAndRefusalsAreLoggedCountedAndSlowed) {
+  std::string token =
+      std::string(absl::StripAsciiWhitespace(*ReadFileToString(data_.File("admin.token"))));
+  auto on_agents_port =
+      v1::AdminService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::GetStatusResponse r;
+    EXPECT_EQ(on_agents_port->GetStatus(&ctx, {}, &r).error_code(),
+              grpc::StatusCode::UNIMPLEMENTED);
+  }
+  ASSERT_NE(AdminAddr(), addr_);
+  auto admin = v1::AdminService::NewStub(
+      grpc::CreateChannel(AdminAddr(), grpc::InsecureChannelCredentials()));
+  v1::GetStatusResponse r;
+  auto status = [&](const std::string& bearer) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + bearer);
+    return admin->GetStatus(&ctx, {}, &r).error_code();
+  };
+  EXPECT_EQ(status("guess"), grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_EQ(status(token), grpc::StatusCode::OK);
+  EXPECT_EQ(r.admin_refused(), 1u);
+  for (int i = 1; i < AdminToken::kMaxRefusals; ++i) {
+    EXPECT_EQ(status("guess-" + std::to_string(i)), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // Now even the right token waits out the minute: guessing is slow.
+  EXPECT_EQ(status(token), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(origin_->Output(), HasSubstr("admin: refused a call from ipv4:127.0.0.1:"));
+  EXPECT_THAT(origin_->Output(), HasSubstr("wrong admin token"));
 }
 
 }  // namespace

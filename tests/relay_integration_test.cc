@@ -302,10 +302,7 @@ TEST_F(RelayTest, ForgedManifestIsRefusedAndTheStoreIsUnchanged) {
       {"--origin-pubkey", pub, "--upstream", forger->address(), "--max-backoff", "1s"});
   ASSERT_FALSE(evil_relay.address().empty()) << evil_relay.output();
   std::string out;
-  EXPECT_EQ(testing::Ctl({"--server", evil_relay.address(), "--token-file", evil_relay.token_file(),
-                          "update"},
-                         &out),
-            1);
+  EXPECT_EQ(testing::Ctl({"--data-dir", evil_relay.data_dir(), "update"}, &out), 1);
   EXPECT_THAT(out, HasSubstr("manifest refused"));
   EXPECT_THAT(out, HasSubstr("--origin-pubkey"));
   EXPECT_THAT(out, HasSubstr(forger->address()));
@@ -324,26 +321,15 @@ TEST_F(RelayTest, ManualUpdateAndStatusJsonCarryRelayFields) {
   std::string p2 = Pattern("p2", 0, 2, p1);
   std::string out;
   ASSERT_EQ(testing::Publish(*origin, "damage-cleanup", p2), 3u);
-  ASSERT_EQ(
-      testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(), "update"},
-                   &out),
-      0)
-      << out;
+  ASSERT_EQ(testing::Ctl({"--data-dir", relay->data_dir(), "update"}, &out), 0) << out;
   EXPECT_EQ(ServedVersion(relay->address(), "damage-cleanup"), 3u);
-  ASSERT_EQ(testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(),
-                          "status", "--json"},
-                         &out),
-            0)
-      << out;
+  ASSERT_EQ(testing::Ctl({"--data-dir", relay->data_dir(), "status", "--json"}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("\"role\":\"relay\""));
   EXPECT_THAT(out, HasSubstr(absl::StrCat("\"upstream\":\"", origin->address(), "\"")));
   EXPECT_THAT(out, HasSubstr("\"schedule_seconds\":5400"));
   EXPECT_THAT(out, HasSubstr("\"bytes_incremental\":"));
   EXPECT_THAT(out, HasSubstr("\"name\":\"damage-cleanup\",\"version\":3"));
-  EXPECT_EQ(testing::Ctl({"--server", relay->address(), "--token-file", relay->token_file(),
-                          "publish", "virus", p1},
-                         &out),
-            1);
+  EXPECT_EQ(testing::Ctl({"--data-dir", relay->data_dir(), "publish", "virus", p1}, &out), 1);
   EXPECT_THAT(out, HasSubstr("publish at the origin"));
 }
 
@@ -358,7 +344,7 @@ TEST_F(RelayTest, ScheduleAndProxyChangeARunningRelayAndSurviveItsRestart) {
                           {"--schedule", "90m"});
   ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
   auto ctl = [&](std::vector<std::string> args, std::string* out) {
-    args.insert(args.begin(), {"--server", relay->address(), "--token-file", relay->token_file()});
+    args.insert(args.begin(), {"--data-dir", relay->data_dir()});
     return testing::Ctl(args, out);
   };
   std::string out;

@@ -83,8 +83,8 @@ TEST_F(TlsTest, OriginRelayAndAgentsConvergeOverTls) {
   std::string out;
   const std::vector<std::string> tls = {"--tls-ca", pki_.File("ca.pem")};
   auto publish = tls;
-  publish.insert(publish.end(),
-                 {"--token-file", origin.token_file(), "publish", "virus", pattern_});
+  publish.insert(publish.end(), {"--admin", origin.admin_address(), "--token-file",
+                                 origin.token_file(), "publish", "virus", pattern_});
   ASSERT_EQ(Ctl(origin.address(), publish, &out), 0) << out;
 
   std::vector<std::string> relay_args = ServerTls();
@@ -94,7 +94,8 @@ TEST_F(TlsTest, OriginRelayAndAgentsConvergeOverTls) {
   Daemon relay("sigrelay-relay", work_.File("relay"), relay_args);
   ASSERT_FALSE(relay.address().empty()) << relay.output();
   auto status = tls;
-  status.insert(status.end(), {"--token-file", relay.token_file(), "status", "--json"});
+  status.insert(status.end(), {"--admin", relay.admin_address(), "--token-file", relay.token_file(),
+                               "status", "--json"});
   ASSERT_TRUE(WaitFor([&] {
     return Ctl(relay.address(), status, &out) == 0 &&
            out.find("\"name\":\"virus\",\"version\":1") != std::string::npos;
@@ -148,12 +149,12 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificate) {
                  "--tls-key", other_.File("stranger.key"), "status"},
                 &out),
             1);
-  ASSERT_EQ(
-      Ctl(origin.address(),
-          {"--tls-ca", pki_.File("ca.pem"), "--tls-cert", pki_.File("client.pem"), "--tls-key",
-           pki_.File("client.key"), "--token-file", origin.token_file(), "status", "--json"},
-          &out),
-      0)
+  ASSERT_EQ(Ctl(origin.address(),
+                {"--tls-ca", pki_.File("ca.pem"), "--tls-cert", pki_.File("client.pem"),
+                 "--tls-key", pki_.File("client.key"), "--admin", origin.admin_address(),
+                 "--token-file", origin.token_file(), "status", "--json"},
+                &out),
+            0)
       << out;
   EXPECT_THAT(out, HasSubstr("\"listener_security\":\"mutual TLS\""));
 }
@@ -169,18 +170,19 @@ TEST_F(TlsTest, ARecordingMiddleboxSeesNoTokenAndNoPatternBytes) {
                   tls ? ServerTls() : std::vector<std::string>{});
     ASSERT_FALSE(origin.address().empty()) << origin.output();
     testing::TcpForwarder wire(origin.address());
+    testing::TcpForwarder admin_wire(origin.admin_address());
     std::vector<std::string> base;
     if (tls) base = {"--tls-ca", pki_.File("ca.pem")};
     std::string out;
     auto publish = base;
-    publish.insert(publish.end(),
-                   {"--token-file", origin.token_file(), "publish", "spyware", line});
+    publish.insert(publish.end(), {"--admin", admin_wire.address(), "--token-file",
+                                   origin.token_file(), "publish", "spyware", line});
     ASSERT_EQ(Ctl(wire.address(), publish, &out), 0) << out;
     auto fetch = base;
     fetch.insert(fetch.end(), {"fetch", "spyware", "--out", work_.File("fetched")});
     ASSERT_EQ(Ctl(wire.address(), fetch, &out), 0) << out;
     const std::string token = *ReadTokenFile(origin.token_file());
-    const std::string seen = wire.Recorded();
+    const std::string seen = wire.Recorded() + admin_wire.Recorded();
     ASSERT_GT(seen.size(), 1000u);
     if (tls) {
       EXPECT_EQ(seen.find(token), std::string::npos) << "the admin token crossed in clear";

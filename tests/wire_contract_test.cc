@@ -80,10 +80,7 @@ TEST(WireContractTest, RelayCarriesAComponentItHasNeverHeardOf) {
   ASSERT_EQ(testing::Publish(origin, "virus", p1), 1u);
   // Outside the origin's catalog: refused, naming what it publishes.
   std::string out;
-  EXPECT_EQ(testing::Ctl({"--server", origin.address(), "--token-file", origin.token_file(),
-                          "publish", "spyware", p1},
-                         &out),
-            1);
+  EXPECT_EQ(testing::Ctl({"--data-dir", origin.data_dir(), "publish", "spyware", p1}, &out), 1);
   EXPECT_THAT(out, HasSubstr("known components: virus, scan-engine"));
 
   // A relay with a default config has never heard of scan-engine.

@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "core/base/digest.h"
 #include "core/base/file_util.h"
+#include "core/base/log.h"
 
 namespace sigrelay {
 
@@ -43,23 +44,58 @@ absl::StatusOr<AdminToken> AdminToken::LoadOrCreate(const std::string& path, boo
   return AdminToken(*token);
 }
 
+grpc::Status AdminToken::Refuse(const std::string& host, const std::string& peer,
+                                grpc::Status why) const {
+  ++refusals_->total;
+  {
+    absl::MutexLock lock(&refusals_->mu);
+    if (refusals_->by_peer.size() > 10000) refusals_->by_peer.clear();  // bounded
+    auto& [count, since] = refusals_->by_peer[host];
+    const absl::Time now = absl::Now();
+    if (now - since > absl::Minutes(1)) {
+      count = 0;
+      since = now;
+    }
+    ++count;
+  }
+  Log(LogLevel::kWarning,
+      absl::StrCat("admin: refused a call from ", peer, ": ", why.error_message()));
+  return why;
+}
+
 grpc::Status AdminToken::Check(const grpc::CallbackServerContext* context) const {
+  const std::string peer = context->peer();
+  const std::string host = peer.substr(0, peer.rfind(':'));  // "ipv4:127.0.0.1"
+  {
+    absl::MutexLock lock(&refusals_->mu);
+    auto it = refusals_->by_peer.find(host);
+    if (it != refusals_->by_peer.end() && it->second.first >= kMaxRefusals &&
+        absl::Now() - it->second.second < absl::Minutes(1)) {
+      ++refusals_->total;
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat(it->second.first, " admin calls from ", host,
+                                       " were refused in the last minute; wait a minute"));
+    }
+  }
   const auto& md = context->client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "admin call without a token: pass --token-file with the "
-                        "daemon's admin.token");
+    return Refuse(host, peer,
+                  grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                               "admin call without a token: pass --token-file with the "
+                               "daemon's admin.token (or --data-dir on its host)"));
   }
   absl::string_view value(it->second.data(), it->second.size());
   if (!absl::ConsumePrefix(&value, "Bearer ")) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "authorization metadata must be \"Bearer <token>\"");
+    return Refuse(host, peer,
+                  grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                               "authorization metadata must be \"Bearer <token>\""));
   }
   if (value.size() != token_.size() ||
       CRYPTO_memcmp(value.data(), token_.data(), token_.size()) != 0) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "wrong admin token: use the daemon's current admin.token");
+    return Refuse(host, peer,
+                  grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                               "wrong admin token: use the daemon's current admin.token"));
   }
   return grpc::Status::OK;
 }

@@ -7,9 +7,14 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace sigrelay {
 
@@ -21,7 +26,15 @@ class AdminToken {
 
   // OK when `context` carries this token; Unauthenticated otherwise, saying
   // what was wrong. Constant-time comparison.
+  // A refused call is logged with the peer's address and counted; a peer
+  // refused kMaxRefusals times within a minute is refused at once
+  // (RESOURCE_EXHAUSTED) until the minute is over, so guessing is slow.
   grpc::Status Check(const grpc::CallbackServerContext* context) const;
+
+  // Admin calls refused since start.
+  uint64_t refused() const { return refusals_->total.load(); }
+
+  static constexpr int kMaxRefusals = 5;
 
   // For unary admin calls: true when `context` carries the token; otherwise
   // finishes `reactor` with the Check error and returns false.
@@ -32,8 +45,18 @@ class AdminToken {
   }
 
  private:
-  explicit AdminToken(std::string token) : token_(std::move(token)) {}
+  explicit AdminToken(std::string token)
+      : token_(std::move(token)), refusals_(std::make_shared<Refusals>()) {}
+  grpc::Status Refuse(const std::string& host, const std::string& peer, grpc::Status why) const;
+
+  struct Refusals {
+    std::atomic<uint64_t> total{0};
+    absl::Mutex mu;
+    // peer host -> (refusals in the current window, window start)
+    absl::flat_hash_map<std::string, std::pair<int, absl::Time>> by_peer ABSL_GUARDED_BY(mu);
+  };
   std::string token_;
+  std::shared_ptr<Refusals> refusals_;
 };
 
 // Reads a token file for a client; the error names the file.

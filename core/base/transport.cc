@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -255,9 +256,13 @@ absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen
   builder.SetResourceQuota(quota);
   std::vector<std::unique_ptr<int>> ports;
   for (const std::string& addr : listen) {
+    ports.push_back(std::make_unique<int>(0));
+    if (absl::StartsWith(addr, "unix:")) {  // a socket file: no port
+      builder.AddListeningPort(addr, ServerCredentials(tls), ports.back().get());
+      continue;
+    }
     absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(addr);
     if (!hp.ok()) return hp.status();
-    ports.push_back(std::make_unique<int>(0));
     // "[::]:P" already takes IPv4 too (a dual-stack socket); binding
     // "0.0.0.0:P" beside it would collide, so it rides on the IPv6 one.
     if (hp->first == "0.0.0.0" && hp->second != 0 &&
@@ -275,6 +280,10 @@ absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen
   for (size_t i = 0; i < listen.size(); ++i) {
     if (out.server == nullptr || *ports[i] == 0) {
       failed.push_back(listen[i]);
+      continue;
+    }
+    if (absl::StartsWith(listen[i], "unix:")) {
+      out.bound.push_back(listen[i]);
       continue;
     }
     out.bound.push_back(absl::StrCat(SplitHostPort(listen[i])->first, ":", *ports[i]));

@@ -97,6 +97,7 @@ struct RunningServer {
 // bound: a node that silently skips a segment is worse than one that stops.
 // When `listening_file` is not empty, writes the bound addresses there, one
 // per line, once serving (tests and scripts wait for it).
+// "unix:/path" listens on a socket file (mode as the umask allows).
 // `tls`: serve TLS with these files (re-read when they change on disk, so a
 // renewed certificate needs no restart); mutual TLS when tls.ca is set.
 // What one client may hold of a server, and how long connections live.

@@ -1,5 +1,8 @@
 #include "core/serve/node.h"
 
+#include <algorithm>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
 #include "core/base/log.h"
@@ -15,6 +18,10 @@ void NodeOptions::AddFlags(FlagParser* flags) {
   flags->AddRepeated("listen", &listen, "HOST:PORT",
                      "address to serve agents and relays on, either family: 0.0.0.0:7443, "
                      "[::]:7443, 127.0.0.1:0 (required)");
+  flags->Add("admin-listen", &admin_listen, "ADDR",
+             "where AdminService listens, never on the agents' port: HOST:PORT or "
+             "unix:PATH (default 127.0.0.1:0, written to DIR/admin.listening); off this host "
+             "only with --tls-cert");
   flags->Add("admin-token-file", &admin_token_file, "FILE",
              "admin bearer token (default: DIR/admin.token, created on first start)");
   flags->Add("zstd-level", &zstd_level, "N",
@@ -61,6 +68,25 @@ absl::Status NodeOptions::Validate() const {
   }
   if (max_file_size < 1) return absl::InvalidArgumentError("--max-file-size must be at least 1");
   if (absl::Status s = limits.Validate(); !s.ok()) return s;
+  if (admin_listen.empty()) return absl::InvalidArgumentError("--admin-listen is empty");
+  if (!absl::StartsWith(admin_listen, "unix:")) {
+    absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(admin_listen);
+    if (!hp.ok()) return hp.status();
+    const bool loopback =
+        absl::StartsWith(hp->first, "127.") || hp->first == "[::1]" || hp->first == "localhost";
+    if (!loopback && tls.cert.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--admin-listen ", admin_listen,
+          " is reachable from other hosts and the admin token would cross in clear: serve it "
+          "with --tls-cert and --tls-key (better with --tls-client-ca), or keep it on "
+          "loopback or unix:PATH"));
+    }
+    if (hp->second != 0 && std::find(listen.begin(), listen.end(), admin_listen) != listen.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("--admin-listen ", admin_listen,
+                                                     " is also a --listen address: the "
+                                                     "admin API never shares the agents' port"));
+    }
+  }
   return CheckTlsFiles(tls, /*server=*/true, "--tls");
 }
 
@@ -93,9 +119,15 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {
 Node::~Node() { Shutdown(); }
 
 absl::Status Node::Serve(grpc::Service* admin) {
-  absl::StatusOr<RunningServer> server =
-      StartServer(options_.listen, {update_.get(), admin}, options_.data_dir + "/listening",
+  absl::StatusOr<RunningServer> admin_server =
+      StartServer({options_.admin_listen}, {admin}, options_.data_dir + "/admin.listening",
                   options_.tls, options_.limits);
+  if (!admin_server.ok()) return admin_server.status();
+  admin_server_ = std::move(admin_server->server);
+  admin_bound_ = admin_server->bound.front();
+  absl::StatusOr<RunningServer> server =
+      StartServer(options_.listen, {update_.get()}, options_.data_dir + "/listening", options_.tls,
+                  options_.limits);
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   bound_ = std::move(server->bound);
@@ -110,9 +142,10 @@ absl::Status Node::Serve(grpc::Service* admin) {
 
 void Node::Shutdown() {
   if (update_ != nullptr) update_->Shutdown();
-  if (server_ != nullptr) {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    server_.reset();
+  for (std::unique_ptr<grpc::Server>* s : {&server_, &admin_server_}) {
+    if (*s == nullptr) continue;
+    (*s)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    s->reset();
   }
 }
 

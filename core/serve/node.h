@@ -37,6 +37,9 @@ struct NodeOptions {
   std::string config;  // --config FILE
   std::string data_dir;
   std::vector<std::string> listen;
+  // AdminService's own listener: never the agents' port. Loopback or a unix
+  // socket unless TLS is set (--tls-cert), since it carries the token.
+  std::string admin_listen = "127.0.0.1:0";
   std::string admin_token_file;  // default DATA_DIR/admin.token, created on first start
   uint64_t chunk_size = 1 << 20;
   uint64_t max_file_size = 1ull << 30;
@@ -63,10 +66,12 @@ class Node {
   static absl::StatusOr<std::unique_ptr<Node>> Open(const NodeOptions& options);
   ~Node();
 
-  // Serves UpdateService and `admin` on every --listen address and writes
-  // them to DATA_DIR/listening. `admin` must outlive Shutdown().
+  // Serves UpdateService on every --listen address (DATA_DIR/listening)
+  // and `admin` on --admin-listen only (DATA_DIR/admin.listening, where
+  // sigrelayctl --data-dir finds it). `admin` must outlive Shutdown().
   absl::Status Serve(grpc::Service* admin);
   const std::vector<std::string>& bound() const { return bound_; }
+  const std::string& admin_bound() const { return admin_bound_; }
 
   // Ends Watch streams so the server need not wait on them, then stops the
   // server (a few seconds' grace for transfers). Idempotent.
@@ -88,7 +93,9 @@ class Node {
   AgentRegistry agents_;
   std::unique_ptr<UpdateServiceImpl> update_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> admin_server_;
   std::vector<std::string> bound_;
+  std::string admin_bound_;
 };
 
 }  // namespace sigrelay

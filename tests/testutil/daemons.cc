@@ -93,9 +93,7 @@ std::string GenPattern(const std::string& dir, const std::string& name, int reco
 
 uint32_t Publish(const Daemon& origin, const std::string& component, const std::string& file) {
   std::string out;
-  if (Ctl({"--server", origin.address(), "--token-file", origin.token_file(), "publish", component,
-           file},
-          &out) != 0) {
+  if (Ctl({"--data-dir", origin.data_dir(), "publish", component, file}, &out) != 0) {
     return 0;
   }
   std::vector<std::string> lines = absl::StrSplit(absl::StripTrailingAsciiWhitespace(out), '\n');
@@ -143,9 +141,15 @@ std::string FetchFull(const std::string& addr, const std::string& component) {
   return body.ok() ? std::move(body->data) : "";
 }
 
+std::string Daemon::admin_address() const {
+  absl::StatusOr<std::string> text = ReadFileToString(data_dir_ + "/admin.listening");
+  if (!text.ok()) return "";
+  return std::string(absl::StripAsciiWhitespace(text->substr(0, text->find('\n'))));
+}
+
 v1::GetStatusResponse AdminStatus(const Daemon& node) {
   auto stub = v1::AdminService::NewStub(
-      grpc::CreateChannel(node.address(), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(node.admin_address(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   absl::StatusOr<std::string> token = ReadTokenFile(node.token_file());
   ctx.AddMetadata("authorization", "Bearer " + (token.ok() ? *token : ""));

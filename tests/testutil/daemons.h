@@ -30,6 +30,8 @@ class Daemon {
   std::vector<std::string> addresses() const;
   const std::string& data_dir() const { return data_dir_; }
   std::string token_file() const { return data_dir_ + "/admin.token"; }
+  // Where its AdminService listens (DATA_DIR/admin.listening); "" before.
+  std::string admin_address() const;
   std::string output() const { return process_ ? process_->Output() : ""; }
   bool running() { return process_ && process_->Running(); }
 

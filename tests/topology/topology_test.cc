@@ -69,10 +69,7 @@ class TopologyTest : public ::testing::Test {
 
   uint32_t Publish(const Netns& ns, const Daemon& origin, const std::string& file) {
     std::string out;
-    if (Ctl(ns,
-            {"--server", origin.address(), "--token-file", origin.token_file(), "publish", "virus",
-             file},
-            &out) != 0) {
+    if (Ctl(ns, {"--data-dir", origin.data_dir(), "publish", "virus", file}, &out) != 0) {
       ADD_FAILURE() << out;
       return 0;
     }
@@ -89,8 +86,7 @@ class TopologyTest : public ::testing::Test {
 
   std::string RelayStatus(const Netns& ns, const Daemon& relay) {
     std::string out;
-    Ctl(ns, {"--server", relay.address(), "--token-file", relay.token_file(), "status", "--json"},
-        &out);
+    Ctl(ns, {"--data-dir", relay.data_dir(), "status", "--json"}, &out);
     return out;
   }
 
