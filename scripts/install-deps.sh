@@ -8,7 +8,7 @@ packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libc-ares-dev librocksdb-dev libzstd-dev zstd libssl-dev
   libgtest-dev libgmock-dev clang-format
-  iproute2 procps python3 openssl
+  iproute2 procps util-linux python3 openssl
   xdelta3 time nginx-light wrk tinyproxy
 )
 

@@ -3,11 +3,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/base/file_util.h"
 #include "core/base/transport.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -126,6 +129,28 @@ TEST(HostileClientTest, StreamsPerConnectionAreCapped) {
   for (Follower* f : followers) f->ctx_.TryCancel();
   polite->ctx_.TryCancel();
   ASSERT_TRUE(WaitFor([&] { return live == 0; }));
+}
+
+// A daemon raises its open-file soft limit to the hard limit at start, so
+// descriptors run out much later than at the usual 1024.
+TEST(HostileClientTest, TheDaemonRaisesItsOpenFileLimit) {
+  TempDir work;
+  rlimit own;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &own), 0);
+  ASSERT_GT(own.rlim_max, 1024u);
+  // Started with the usual soft limit of 1024 below the hard one.
+  Daemon origin("sigrelay-origin", work.File("origin"), {}, {"127.0.0.1:0"},
+                {"prlimit", absl::StrCat("--nofile=1024:", own.rlim_max)});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  std::string limits =
+      *ReadFileToString(absl::StrCat("/proc/", origin.process()->pid(), "/limits"));
+  // "Max open files            SOFT                 HARD                 files"
+  const size_t at = limits.find("Max open files");
+  ASSERT_NE(at, std::string::npos);
+  std::vector<std::string> words =
+      absl::StrSplit(limits.substr(at, limits.find('\n', at) - at), ' ', absl::SkipEmpty());
+  ASSERT_GE(words.size(), 5u);
+  EXPECT_EQ(words[3], words[4]) << "soft limit not raised to the hard limit";
 }
 
 }  // namespace

@@ -159,6 +159,44 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificate) {
   EXPECT_THAT(out, HasSubstr("\"listener_security\":\"mutual TLS\""));
 }
 
+// Under mutual TLS the node records an agent by its certificate's identity,
+// not by the id it claims: twenty simulated agents sharing one client
+// certificate are one agent.
+TEST_F(TlsTest, UnderMutualTlsAgentsAreKnownByTheirCertificate) {
+  std::vector<std::string> args = ServerTls();
+  args.insert(args.end(), {"--tls-client-ca", pki_.File("ca.pem")});
+  Daemon origin("sigrelay-origin", work_.File("origin"), args);
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  const std::vector<std::string> client = {"--tls-ca",   pki_.File("ca.pem"),
+                                           "--tls-cert", pki_.File("client.pem"),
+                                           "--tls-key",  pki_.File("client.key")};
+  std::string out;
+  auto publish = client;
+  publish.insert(publish.end(), {"--admin", origin.admin_address(), "--token-file",
+                                 origin.token_file(), "publish", "virus", pattern_});
+  ASSERT_EQ(Ctl(origin.address(), publish, &out), 0) << out;
+  std::vector<std::string> sim = {testing::BinDir() + "/sigrelay-agent-sim",
+                                  "--server",
+                                  origin.address(),
+                                  "--agents",
+                                  "20",
+                                  "--start",
+                                  "none",
+                                  "--origin-pubkey",
+                                  origin.data_dir() + "/origin.pub",
+                                  "--json",
+                                  "--timeout",
+                                  "30s"};
+  sim.insert(sim.end(), client.begin(), client.end());
+  ASSERT_EQ(RunCommand(sim, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("\"converged\":20"));
+  auto status = client;
+  status.insert(status.end(), {"--admin", origin.admin_address(), "--token-file",
+                               origin.token_file(), "status", "--json"});
+  ASSERT_EQ(Ctl(origin.address(), status, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("\"agents_reported\":1"));
+}
+
 // What a middlebox recording every byte sees: with TLS neither the admin
 // token nor pattern bytes; without TLS (the control) both.
 TEST_F(TlsTest, ARecordingMiddleboxSeesNoTokenAndNoPatternBytes) {

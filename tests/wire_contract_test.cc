@@ -2,6 +2,7 @@
 // (4 MiB receive limit), and an origin whose catalog a relay has never heard
 // of. Real origin and relay binaries on loopback.
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/client_unary_call.h>
 
 #include <random>
 
@@ -116,6 +117,34 @@ TEST(WireContractTest, RelayCarriesAComponentItHasNeverHeardOf) {
                       absl::Seconds(30)))
       << relay.output();
   EXPECT_EQ(testing::FetchFull(relay.address(), "scan-engine"), engine2);
+}
+
+// gRPC health checking answers on the agents' port, as load balancers and
+// orchestrators expect (a stock client, raw bytes: HealthCheckRequest{} in,
+// HealthCheckResponse{status: SERVING} = 08 01 out).
+TEST(WireContractTest, TheAgentsPortAnswersGrpcHealthChecks) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"), {});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  auto channel = grpc::CreateChannel(origin.address(), grpc::InsecureChannelCredentials());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::ByteBuffer request, response;
+  grpc::Slice empty("", 0);
+  request = grpc::ByteBuffer(&empty, 1);
+  grpc::Status s = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+      channel.get(),
+      grpc::internal::RpcMethod("/grpc.health.v1.Health/Check",
+                                grpc::internal::RpcMethod::NORMAL_RPC),
+      &ctx, request, &response);
+  ASSERT_OK(s);
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2)) << "not SERVING";
 }
 
 }  // namespace

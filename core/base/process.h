@@ -3,6 +3,7 @@
 #define SIGRELAY_CORE_BASE_PROCESS_H_
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include "absl/synchronization/mutex.h"
 
@@ -12,8 +13,17 @@ namespace sigrelay {
 // of every mutex, updated on each lock. With one mutex per stream and ten
 // thousand streams it took the largest share of a relay's CPU (perf, during
 // bench/fanout.sh), so daemons turn it off. Tests keep it.
+//
+// Every agent is a connection and a descriptor: the soft open-file limit
+// (often 1024) is raised to the hard limit, so a node runs out of
+// descriptors far later (and a descriptor flood needs far more sockets).
 inline void InitDaemonProcess() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);  // best effort: the old limit still works
+  }
 }
 
 // Blocks SIGINT and SIGTERM in this thread and every thread started after,

@@ -1,5 +1,8 @@
 #include "core/serve/node.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
 #include <algorithm>
 
 #include "absl/strings/match.h"
@@ -119,6 +122,10 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {
 Node::~Node() { Shutdown(); }
 
 absl::Status Node::Serve(grpc::Service* admin) {
+  // gRPC health checking and server reflection on every listener: load
+  // balancers and operators' tools see what is served.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   absl::StatusOr<RunningServer> admin_server =
       StartServer({options_.admin_listen}, {admin}, options_.data_dir + "/admin.listening",
                   options_.tls, options_.limits);

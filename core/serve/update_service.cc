@@ -56,7 +56,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
       grpc::ProtoBufferReader reader(&request_);
       absl::StatusOr<HeldVersions> held =
           request.ParseFromZeroCopyStream(&reader)
-              ? service_->OnWatchRequest(request)
+              ? service_->OnWatchRequest(*ctx_, request)
               : absl::InvalidArgumentError("WatchRequest is not a valid sigrelay.v1.WatchRequest");
       request_.Clear();
       if (!held.ok()) {
@@ -478,7 +478,38 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* UpdateServiceImpl::
   return reactor;
 }
 
-absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(const v1::WatchRequest& request) {
+namespace {
+
+// Under mutual TLS, the identity of the client's certificate (its common
+// name, else its first subject alternative name): what the node records as
+// the agent's id, whatever the agent says. Empty without a client
+// certificate.
+std::string CertificateIdentity(const grpc::ServerContextBase& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  for (const char* property : {"x509_common_name", "x509_subject_alternative_name"}) {
+    std::vector<grpc::string_ref> values = auth->FindPropertyValues(property);
+    if (!values.empty()) return std::string(values.front().data(), values.front().size());
+  }
+  return "";
+}
+
+// The report to record for `agent_id` and `versions`, the id taken from the
+// client certificate when there is one.
+v1::ReportStatusRequest Attributed(
+    const grpc::ServerContextBase& context, const std::string& agent_id,
+    const google::protobuf::RepeatedPtrField<v1::ComponentVersion>& versions) {
+  v1::ReportStatusRequest report;
+  const std::string identity = CertificateIdentity(context);
+  report.set_agent_id(identity.empty() ? agent_id : identity);
+  *report.mutable_versions() = versions;
+  return report;
+}
+
+}  // namespace
+
+absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
+    const grpc::ServerContextBase& context, const v1::WatchRequest& request) {
   HeldVersions held;
   for (const v1::ComponentVersion& cv : request.versions()) {
     if (absl::Status s = ValidateComponentName(cv.component()); !s.ok()) return s;
@@ -493,12 +524,13 @@ absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(const v1::WatchRe
           absl::StrCat("WatchRequest lists ", held[i].first, " twice; list each component once"));
     }
   }
-  if (!request.agent_id().empty()) {
-    v1::ReportStatusRequest report;
-    report.set_agent_id(request.agent_id());
-    *report.mutable_versions() = request.versions();
-    absl::Status s = agents_->Report(report);
-    if (!s.ok()) return s;
+  // A follower (a relay) says nothing about itself and is not an agent.
+  if (!request.agent_id().empty() || !request.versions().empty()) {
+    v1::ReportStatusRequest report = Attributed(context, request.agent_id(), request.versions());
+    if (!report.agent_id().empty()) {
+      absl::Status s = agents_->Report(report);
+      if (!s.ok()) return s;
+    }
   }
   return held;
 }
@@ -593,7 +625,8 @@ grpc::ServerUnaryReactor* UpdateServiceImpl::ReportStatus(grpc::CallbackServerCo
                                                           const v1::ReportStatusRequest* request,
                                                           v1::ReportStatusResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(agents_->Report(*request)));
+  reactor->Finish(ToGrpcStatus(
+      agents_->Report(Attributed(*context, request->agent_id(), request->versions()))));
   return reactor;
 }
 

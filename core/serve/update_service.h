@@ -112,7 +112,9 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   void Remove(WatchReactor* watcher);
   // A watcher's report: checked, recorded when it names an agent, and
   // returned as the versions its pushes are made for.
-  absl::StatusOr<HeldVersions> OnWatchRequest(const v1::WatchRequest& request);
+  // Under mutual TLS the agent's id is its certificate's identity.
+  absl::StatusOr<HeldVersions> OnWatchRequest(const grpc::ServerContextBase& context,
+                                              const v1::WatchRequest& request);
   // The push of `manifest` to a watcher holding `held`: one shared response
   // per distinct `held`, with the incrementals that fit in one message.
   static std::shared_ptr<const WatchPush> PushFor(const PushParts& parts, const HeldVersions& held);
