@@ -131,6 +131,65 @@ TEST(HostileClientTest, StreamsPerConnectionAreCapped) {
   ASSERT_TRUE(WaitFor([&] { return live == 0; }));
 }
 
+// A Fetch that is started and never read: the server's writes stop at the
+// flow-control window and its transfer slot is held.
+class NeverReads final : public grpc::ClientReadReactor<v1::FetchResponse> {
+ public:
+  NeverReads(v1::UpdateService::Stub* stub, std::atomic<int>* live) : live_(live) {
+    ++*live_;
+    request_.set_component("virus");
+    stub->async()->Fetch(&ctx_, &request_, this);
+    StartCall();
+  }
+  void OnDone(const grpc::Status&) override {
+    std::atomic<int>* live = live_;
+    delete this;
+    --*live;
+  }
+  grpc::ClientContext ctx_;
+
+ private:
+  std::atomic<int>* const live_;
+  v1::FetchRequest request_;
+};
+
+// One connection opening 40 Fetch streams it never reads holds only its
+// share of transfer slots (2 of 8); agents on other connections converge
+// meanwhile instead of queueing behind it until the stall timeout.
+TEST(HostileClientTest, AConnectionThatNeverReadsHoldsOnlyItsShareOfTransferSlots) {
+  TempDir work;
+  Daemon origin(
+      "sigrelay-origin", work.File("origin"),
+      {"--max-transfers", "8", "--max-transfers-per-connection", "2", "--chunk-size", "64KiB"});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  const std::string pattern = testing::GenPattern(work.path(), "p", 40000, 1);
+  ASSERT_EQ(testing::Publish(origin, "virus", pattern), 1u);
+  ChannelOptions stingy;
+  stingy.own_connection = true;
+  stingy.disable_bdp_probe = true;
+  auto greedy = v1::UpdateService::NewStub(MakeChannel(origin.address(), stingy));
+  std::atomic<int> live{0};
+  std::vector<NeverReads*> calls;
+  for (int i = 0; i < 40; ++i) calls.push_back(new NeverReads(greedy.get(), &live));
+  ASSERT_TRUE(WaitFor([&] {
+    v1::TransferStatus t = testing::AdminStatus(origin).transfers();
+    return t.active() == 2 && t.queued() == 38;
+  })) << testing::AdminStatus(origin).DebugString();
+
+  std::string out;
+  EXPECT_EQ(testing::RunCommand({testing::BinDir() + "/sigrelay-agent-sim", "--server",
+                                 origin.address(), "--agents", "3", "--connections", "per-agent",
+                                 "--start", "none", "--origin-pubkey",
+                                 origin.data_dir() + "/origin.pub", "--json", "--timeout", "30s"},
+                                &out),
+            0)
+      << out;
+  EXPECT_THAT(out, ::testing::HasSubstr("\"converged\":3"));
+  EXPECT_EQ(testing::AdminStatus(origin).transfers().stalled(), 0u) << "agents waited for a stall";
+  for (NeverReads* c : calls) c->ctx_.TryCancel();
+  ASSERT_TRUE(WaitFor([&] { return live == 0; }));
+}
+
 // A daemon raises its open-file soft limit to the hard limit at start, so
 // descriptors run out much later than at the usual 1024.
 TEST(HostileClientTest, TheDaemonRaisesItsOpenFileLimit) {

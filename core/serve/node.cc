@@ -51,6 +51,9 @@ void NodeOptions::AddFlags(FlagParser* flags) {
              "never)");
   flags->AddBytes("memory-limit", &limits.memory_quota_bytes,
                   "memory gRPC may use for all connection buffers together (default 2GiB)");
+  flags->Add("max-transfers-per-connection", &serve.max_transfers_per_connection, "N",
+             "transfer slots one client connection may hold; freed slots go to waiting "
+             "connections in turn (default 8)");
   flags->Add("stall-timeout", &serve.stall_timeout,
              "cancel a transfer whose write makes no progress this long, freeing its slot "
              "(default 60s, 0s: never)");
@@ -61,6 +64,9 @@ absl::Status NodeOptions::Validate() const {
     return absl::InvalidArgumentError("--data-dir and --listen are required; see --help");
   }
   if (absl::Status s = CheckChunkSize(chunk_size, max_file_size); !s.ok()) return s;
+  if (serve.max_transfers_per_connection < 1) {
+    return absl::InvalidArgumentError("--max-transfers-per-connection must be at least 1");
+  }
   if (serve.max_transfers < 1) {
     return absl::InvalidArgumentError(
         "--max-transfers must be at least 1: with 0 nothing would ever be served");

@@ -27,7 +27,7 @@ namespace sigrelay {
 class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   WatchReactor(UpdateServiceImpl* service, grpc::CallbackServerContext* ctx)
-      : service_(service), ctx_(ctx) {
+      : service_(service), ctx_(ctx), peer_(ctx->peer()) {
     StartRead(&request_);
   }
 
@@ -85,7 +85,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     if (leave != nullptr) {
       leave->WriteEnded();
       service_->sweeper_.Untrack(leave);
-      service_->gate_.Leave();
+      service_->gate_.Leave(peer_);
     }
     if (!ok) {
       End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "watch stream broken"));
@@ -131,7 +131,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
       std::shared_ptr<const PushParts> parts = std::move(pending_);
       std::shared_ptr<const WatchPush> response = UpdateServiceImpl::PushFor(*parts, held_);
       if (response->payloads > 0) {
-        switch (service_->gate_.Enter(&ticket_, [this] { GateOpened(); })) {
+        switch (service_->gate_.Enter(peer_, &ticket_, [this] { GateOpened(); })) {
           case TransferGate::Admit::kNow:
             HoldSlotLocked();
             break;
@@ -173,7 +173,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     if (done_ || finished_) {
       const bool done = done_;
       mu_.Unlock();
-      service_->gate_.Leave();
+      service_->gate_.Leave(peer_);
       if (done) delete this;
       return;
     }
@@ -185,6 +185,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 
   UpdateServiceImpl* const service_;
   grpc::CallbackServerContext* const ctx_;
+  const std::string peer_;    // the connection: its share of transfer slots
   grpc::ByteBuffer request_;  // the read in progress
   absl::Mutex mu_;
   std::shared_ptr<StallSweeper::Guard> guard_ ABSL_GUARDED_BY(mu_);  // once it held a slot
@@ -284,6 +285,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
                const v1::FetchRequest& req, TransferGate* gate, StallSweeper* sweeper,
                grpc::CallbackServerContext* ctx)
       : view_(std::move(view)),
+        peer_(ctx->peer()),
         gate_(gate),
         sweeper_(sweeper),
         guard_(StallSweeper::NewGuard(ctx)) {
@@ -299,7 +301,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
       skip_ = req.offset() % chunk_size;
     }
     header_ = std::move(plan->header);
-    switch (gate_->Enter(&ticket_, [this] { Begin(); })) {
+    switch (gate_->Enter(peer_, &ticket_, [this] { Begin(); })) {
       case TransferGate::Admit::kNow:
         Begin();
         break;
@@ -340,7 +342,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
     }
     StallSweeper::Dead(*guard_);
     sweeper_->Untrack(guard_);
-    if (holds_slot) gate_->Leave();
+    if (holds_slot) gate_->Leave(peer_);
     delete this;
   }
 
@@ -388,6 +390,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
   }
 
   std::shared_ptr<const StoreView> view_;
+  const std::string peer_;  // the connection: its share of transfer slots
   TransferGate* const gate_;
   StallSweeper* const sweeper_;
   const std::shared_ptr<StallSweeper::Guard> guard_;
@@ -411,7 +414,7 @@ UpdateServiceImpl::UpdateServiceImpl(VersionStore* store, AgentRegistry* agents,
       agents_(agents),
       catalog_(options.catalog),
       max_transfers_(options.max_transfers),
-      gate_(options.max_transfers, options.max_queued),
+      gate_(options.max_transfers, options.max_queued, options.max_transfers_per_connection),
       sweeper_(options.stall_timeout) {
   if (auto held = store_->CurrentManifest()) {
     std::shared_ptr<const PushParts> parts = BuildPushParts(std::move(held));

@@ -66,6 +66,9 @@ using UpdateServiceBase = v1::UpdateService::WithCallbackMethod_GetManifest<
 struct UpdateServiceOptions {
   size_t max_transfers = 64;    // transfers (Fetch streams, pushes with incrementals) at once
   size_t max_queued = 1 << 20;  // transfers waiting for a slot
+  // Slots one client connection may hold; freed slots go to waiting
+  // connections in turn.
+  size_t max_transfers_per_connection = 8;
   // A transfer whose write makes no progress this long is cancelled
   // (zero: never).
   absl::Duration stall_timeout = absl::Seconds(60);
