@@ -129,7 +129,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
         return;
       }
       std::shared_ptr<const PushParts> parts = std::move(pending_);
-      std::shared_ptr<const WatchPush> response = UpdateServiceImpl::PushFor(*parts, held_);
+      std::shared_ptr<const WatchPush> response = service_->PushFor(*parts, held_);
       if (response->payloads > 0) {
         switch (service_->gate_.Enter(peer_, &ticket_, [this] { GateOpened(); })) {
           case TransferGate::Admit::kNow:
@@ -141,7 +141,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
             return;
           case TransferGate::Admit::kRefused:
             // Full: the manifest alone; the watcher fetches when it can.
-            response = UpdateServiceImpl::PushFor(*parts, {});
+            response = service_->PushFor(*parts, {});
             break;
         }
       }
@@ -413,6 +413,7 @@ UpdateServiceImpl::UpdateServiceImpl(VersionStore* store, AgentRegistry* agents,
     : store_(store),
       agents_(agents),
       catalog_(options.catalog),
+      push_memory_budget_(options.push_memory_budget),
       max_transfers_(options.max_transfers),
       gate_(options.max_transfers, options.max_queued, options.max_transfers_per_connection),
       sweeper_(options.stall_timeout) {
@@ -585,6 +586,18 @@ std::shared_ptr<const PushParts> UpdateServiceImpl::BuildPushParts(
   return parts;
 }
 
+namespace {
+
+// Serialized push bytes that count against the service's push budget until
+// gRPC lets go of them.
+struct CountedBytes {
+  std::string bytes;
+  std::shared_ptr<std::atomic<int64_t>> live;
+  ~CountedBytes() { *live -= static_cast<int64_t>(bytes.size()); }
+};
+
+}  // namespace
+
 std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(const PushParts& parts,
                                                             const HeldVersions& held) {
   std::string key;
@@ -607,14 +620,25 @@ std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(const PushParts& par
     }
     *built.add_payloads() = payload->second;
   }
+  // All pushes alive together stay under the budget: past it a watcher gets
+  // the manifest alone and fetches (through the transfer gate).
+  bool cache = true;
+  if (built.payloads_size() > 0 &&
+      push_live_bytes_->load() + static_cast<int64_t>(built.ByteSizeLong()) >
+          static_cast<int64_t>(push_memory_budget_)) {
+    built.clear_payloads();
+    cache = false;
+  }
   auto push = std::make_shared<WatchPush>();
   push->payloads = built.payloads_size();
-  auto* wire = new std::string(built.SerializeAsString());
+  auto* wire = new CountedBytes{built.SerializeAsString(), push_live_bytes_};
+  *push_live_bytes_ += static_cast<int64_t>(wire->bytes.size());
   grpc::Slice slice(
-      wire->data(), wire->size(), [](void* p) { delete static_cast<std::string*>(p); }, wire);
+      wire->bytes.data(), wire->bytes.size(), [](void* p) { delete static_cast<CountedBytes*>(p); },
+      wire);
   push->bytes = grpc::ByteBuffer(&slice, 1);
   constexpr size_t kMaxPushes = 256;  // distinct held-version sets kept per manifest
-  if (parts.pushes.size() < kMaxPushes) parts.pushes[key] = push;
+  if (cache && parts.pushes.size() < kMaxPushes) parts.pushes[key] = push;
   return push;
 }
 

@@ -69,6 +69,9 @@ struct UpdateServiceOptions {
   // Slots one client connection may hold; freed slots go to waiting
   // connections in turn.
   size_t max_transfers_per_connection = 8;
+  // Serialized pushes with incrementals alive at once, all watchers and
+  // manifests together; past it watchers get the manifest alone and fetch.
+  uint64_t push_memory_budget = 256ull << 20;
   // A transfer whose write makes no progress this long is cancelled
   // (zero: never).
   absl::Duration stall_timeout = absl::Seconds(60);
@@ -120,11 +123,16 @@ class UpdateServiceImpl final : public UpdateServiceBase {
                                               const v1::WatchRequest& request);
   // The push of `manifest` to a watcher holding `held`: one shared response
   // per distinct `held`, with the incrementals that fit in one message.
-  static std::shared_ptr<const WatchPush> PushFor(const PushParts& parts, const HeldVersions& held);
+  std::shared_ptr<const WatchPush> PushFor(const PushParts& parts, const HeldVersions& held);
 
   VersionStore* const store_;
   AgentRegistry* const agents_;
   const ComponentCatalog* const catalog_;
+  const uint64_t push_memory_budget_;
+  // Bytes of serialized pushes alive (cached or in flight), shared with
+  // their deleters, which may run after a reaction ends.
+  const std::shared_ptr<std::atomic<int64_t>> push_live_bytes_ =
+      std::make_shared<std::atomic<int64_t>>(0);
   const size_t max_transfers_;
   TransferGate gate_;
   StallSweeper sweeper_;

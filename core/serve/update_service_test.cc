@@ -17,9 +17,10 @@ using ::testing::HasSubstr;
 
 class UpdateServiceTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Start({}); }
+  void Start(const UpdateServiceOptions& options) {
     store_ = *VersionStore::Open(dir_.File("store"), {.chunk_size = 1 << 20});
-    service_ = std::make_unique<UpdateServiceImpl>(store_.get(), &agents_);
+    service_ = std::make_unique<UpdateServiceImpl>(store_.get(), &agents_, options);
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
@@ -74,6 +75,24 @@ TEST_F(UpdateServiceTest, APushCarriesTheIncrementalsAWatcherNeedsAndIsShared) {
   v1::WatchResponse c = FirstPush({{"virus", 3}}, "c");
   EXPECT_EQ(c.payloads_size(), 0);
   EXPECT_EQ(agents_.AgentCount(), 3u);
+}
+
+// Past the push memory budget a watcher gets the manifest alone (and
+// fetches): many watchers on distinct versions cannot pin a copy each.
+TEST_F(UpdateServiceTest, PushesStayWithinTheMemoryBudget) {
+  TearDown();
+  stub_.reset();
+  server_.reset();
+  service_.reset();
+  store_.reset();
+  UpdateServiceOptions tight;
+  tight.push_memory_budget = 1;
+  Start(tight);
+  for (uint32_t v : {1u, 3u})
+    ASSERT_OK(testing::CommitTestVersion(store_.get(), v, VersionPolicy()));
+  v1::WatchResponse push = FirstPush({{"virus", 1}, {"spyware", 1}});
+  EXPECT_EQ(push.payloads_size(), 0);
+  EXPECT_FALSE(push.manifest().manifest().empty());
 }
 
 TEST_F(UpdateServiceTest, AReportNamingAComponentNotCarriedIsAnswered) {
