@@ -20,6 +20,7 @@ namespace {
 using testing::Daemon;
 using ::testing::HasSubstr;
 using testing::Netns;
+using ::testing::Not;
 using testing::WaitFor;
 
 std::vector<std::string> With(std::vector<std::string> prefix, std::vector<std::string> argv) {
@@ -272,6 +273,40 @@ TEST_F(TopologyTest, UpstreamThroughAuthenticatingProxy) {
 }
 
 // Test 5: a name with only an AAAA record, seen from an IPv4-only relay.
+// A branch office behind 256 kbit/s (tc tbf on the origin's side of the
+// link): the relay takes a ~600 KB pattern as one 1 MiB-chunk message in
+// about 20 s with the default settings, then the next version by incremental,
+// and no sync fails. The old rule (256 KiB/s on average, plus 10 s) cut the
+// first download at about 12 s, every time.
+TEST_F(TopologyTest, ARelayBehindA256KbitLinkConverges) {
+  Netns origin_ns("ob"), relay_ns("rb");
+  ASSERT_TRUE(origin_ns.ok() && relay_ns.ok());
+  ASSERT_TRUE(testing::Link(origin_ns, {"198.18.7.1/24"}, relay_ns, {"198.18.7.2/24"}));
+  std::string out;
+  ASSERT_EQ(testing::RunCommand(
+                With(origin_ns.prefix(),
+                     {"sh", "-c",
+                      "for d in $(ls /sys/class/net); do [ $d = lo ] || tc qdisc add dev $d root "
+                      "tbf rate 256kbit burst 32kbit latency 400ms || exit 1; done"}),
+                &out),
+            0)
+      << out;
+  auto origin = Origin(origin_ns, "198.18.7.1:0");
+  const std::string pub = origin->data_dir() + "/origin.pub";
+  const std::string big = testing::GenPattern(work_.path(), "big", 9000, 5);
+  ASSERT_EQ(Publish(origin_ns, *origin, big), 1u);
+  auto relay = Relay(relay_ns, {"198.18.7.2:0"}, origin->address(), pub);
+  ASSERT_TRUE(WaitFor([&] { return Serves(relay_ns, relay->address(), 1); }, absl::Seconds(120)))
+      << relay->output();
+  const std::string next = testing::GenPattern(work_.path(), "big2", 0, 6, big);
+  ASSERT_EQ(Publish(origin_ns, *origin, next), 3u);
+  ASSERT_TRUE(WaitFor([&] { return Serves(relay_ns, relay->address(), 3); }, absl::Seconds(60)))
+      << relay->output();
+  const std::string status = RelayStatus(relay_ns, *relay);
+  EXPECT_THAT(status, HasSubstr("\"syncs_failed\":0")) << relay->output();
+  EXPECT_THAT(status, Not(HasSubstr("\"bytes_incremental\":0,"))) << status;
+}
+
 TEST_F(TopologyTest, AaaaOnlyNameFromIpv4OnlyRelayIsExplained) {
   Netns relay_ns("r4"), other_ns("x");
   ASSERT_TRUE(relay_ns.ok() && other_ns.ok());
