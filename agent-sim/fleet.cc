@@ -465,10 +465,15 @@ Fleet::Fleet(FleetOptions options, std::unique_ptr<ManifestVerifier> verifier)
 
 Fleet::~Fleet() { Stop(); }
 
-std::shared_ptr<grpc::Channel> Fleet::NewChannel() {
+ChannelOptions Fleet::ChannelOptionsFor(const std::string& address) const {
   ChannelOptions channel;
-  channel.tls = options_.tls;
-  channel.tls_server_name = TlsServerName(options_.server);
+  channel.tls = options_.tls;  // the server and a start source alike
+  channel.tls_server_name = TlsServerName(address);
+  return channel;
+}
+
+std::shared_ptr<grpc::Channel> Fleet::NewChannel() {
+  ChannelOptions channel = ChannelOptionsFor(options_.server);
   channel.initial_reconnect_backoff = absl::Milliseconds(250);
   // Equal channels would share one TCP connection; each gets its own.
   channel.own_connection = true;
@@ -579,15 +584,11 @@ absl::Status Fleet::Start() {
   if (!resolved.ok()) return resolved.status();
   target_ = resolved->grpc_target;
   // For the manifest and start versions; agents get their own connections.
-  ChannelOptions shared;
-  shared.tls = options_.tls;
-  shared.tls_server_name = TlsServerName(options_.server);
-  shared_channel_ = MakeChannel(target_, shared);
+  shared_channel_ = MakeChannel(target_, ChannelOptionsFor(options_.server));
   const bool own_source = options_.start_source.empty() || options_.start_source == options_.server;
-  ChannelOptions start;
-  start.tls = options_.tls;  // the start source is reached with the same TLS settings
-  start.tls_server_name = TlsServerName(own_source ? options_.server : options_.start_source);
-  start_channel_ = MakeChannel(own_source ? target_ : options_.start_source, start);
+  start_channel_ =
+      own_source ? shared_channel_
+                 : MakeChannel(options_.start_source, ChannelOptionsFor(options_.start_source));
   auto stub = v1::UpdateService::NewStub(shared_channel_);
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));

@@ -82,6 +82,8 @@ class Fleet {
   using Bytes = std::shared_ptr<const std::string>;
 
   std::shared_ptr<grpc::Channel> NewChannel();
+  // TLS settings for a channel to `address` (the server or a start source).
+  ChannelOptions ChannelOptionsFor(const std::string& address) const;
   void CountError(const std::string& kind, const std::string& message);
   void MarkConverged(absl::Time when);
   void SawTarget(absl::Time when);

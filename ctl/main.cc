@@ -98,21 +98,6 @@ std::shared_ptr<grpc::Channel> Connect(const Options& o) {
   return MakeChannel(o.server, channel);
 }
 
-// The node's admin listener (never its agents' port): --admin, or what
-// --data-dir's admin.listening says.
-absl::Status ConnectAdmin(const Options& o, std::shared_ptr<grpc::Channel>* channel) {
-  if (o.admin.empty()) {
-    return absl::InvalidArgumentError(
-        "this command talks to the node's admin API, which has its own listener: give "
-        "--data-dir DIR (on the node's host: address and token are read from there) or "
-        "--admin HOST:PORT|unix:PATH with --token-file");
-  }
-  ChannelOptions options;
-  options.tls = o.tls;
-  *channel = MakeChannel(o.admin, options);
-  return absl::OkStatus();
-}
-
 absl::Status AddToken(const Options& o, grpc::ClientContext* ctx) {
   if (o.token_file.empty()) {
     return absl::InvalidArgumentError(
@@ -128,6 +113,29 @@ void SetDeadline(grpc::ClientContext* ctx, absl::Duration d) {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + d));
 }
 
+// One authenticated call to the node's admin listener (never its agents'
+// port: --admin, or what --data-dir's admin.listening says): the stub and a
+// context carrying the token and, unless zero, a deadline.
+struct AdminCall {
+  std::unique_ptr<v1::AdminService::Stub> stub;
+  grpc::ClientContext ctx;
+};
+
+absl::Status OpenAdmin(const Options& o, absl::Duration deadline, AdminCall* call) {
+  if (o.admin.empty()) {
+    return absl::InvalidArgumentError(
+        "this command talks to the node's admin API, which has its own listener: give "
+        "--data-dir DIR (on the node's host: address and token are read from there) or "
+        "--admin HOST:PORT|unix:PATH with --token-file");
+  }
+  if (absl::Status t = AddToken(o, &call->ctx); !t.ok()) return t;
+  if (deadline > absl::ZeroDuration()) SetDeadline(&call->ctx, deadline);
+  ChannelOptions channel;
+  channel.tls = o.tls;
+  call->stub = v1::AdminService::NewStub(MakeChannel(o.admin, channel));
+  return absl::OkStatus();
+}
+
 absl::Status Publish(const Options& o, const std::vector<std::string>& args) {
   if (args.size() != 2) {
     return absl::InvalidArgumentError("usage: sigrelayctl publish COMPONENT FILE");
@@ -138,16 +146,14 @@ absl::Status Publish(const Options& o, const std::vector<std::string>& args) {
   if (fd < 0) {
     return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
   }
-  std::shared_ptr<grpc::Channel> admin_channel;
-  if (absl::Status a = ConnectAdmin(o, &admin_channel); !a.ok()) return a;
-  auto stub = v1::AdminService::NewStub(admin_channel);
-  grpc::ClientContext ctx;
-  if (absl::Status s = AddToken(o, &ctx); !s.ok()) {
+  AdminCall call;  // an upload of any size: no deadline
+  if (absl::Status s = OpenAdmin(o, absl::ZeroDuration(), &call); !s.ok()) {
     close(fd);
     return s;
   }
+  grpc::ClientContext& ctx = call.ctx;
   v1::PublishResponse response;
-  auto writer = stub->Publish(&ctx, &response);
+  auto writer = call.stub->Publish(&ctx, &response);
   v1::PublishRequest req;
   req.set_component(component);
   bool open_stream = writer->Write(req);
@@ -208,13 +214,9 @@ absl::Status Status(const Options& o) {
   v1::GetStatusResponse node;
   bool have_node = false;
   if (!o.token_file.empty()) {
-    std::shared_ptr<grpc::Channel> admin_channel;
-    if (absl::Status a = ConnectAdmin(o, &admin_channel); !a.ok()) return a;
-    grpc::ClientContext actx;
-    SetDeadline(&actx, absl::Seconds(15));
-    if (absl::Status t = AddToken(o, &actx); !t.ok()) return t;
-    grpc::Status as =
-        v1::AdminService::NewStub(admin_channel)->GetStatus(&actx, v1::GetStatusRequest(), &node);
+    AdminCall call;
+    if (absl::Status a = OpenAdmin(o, absl::Seconds(15), &call); !a.ok()) return a;
+    grpc::Status as = call.stub->GetStatus(&call.ctx, v1::GetStatusRequest(), &node);
     if (!as.ok()) return WithServer(o, as);
     have_node = true;
   }
@@ -342,14 +344,10 @@ absl::Status Status(const Options& o) {
 }
 
 absl::Status Update(const Options& o) {
-  std::shared_ptr<grpc::Channel> admin_channel;
-  if (absl::Status a = ConnectAdmin(o, &admin_channel); !a.ok()) return a;
-  auto stub = v1::AdminService::NewStub(admin_channel);
-  grpc::ClientContext ctx;
-  if (absl::Status t = AddToken(o, &ctx); !t.ok()) return t;
-  SetDeadline(&ctx, absl::Minutes(30));
+  AdminCall call;
+  if (absl::Status a = OpenAdmin(o, absl::Minutes(30), &call); !a.ok()) return a;
   v1::SyncNowResponse r;
-  grpc::Status s = stub->SyncNow(&ctx, v1::SyncNowRequest(), &r);
+  grpc::Status s = call.stub->SyncNow(&call.ctx, v1::SyncNowRequest(), &r);
   if (!s.ok()) return WithServer(o, s);
   if (r.updated().empty()) {
     std::cout << "already current: manifest serial " << r.manifest_serial() << " from "
@@ -367,16 +365,12 @@ absl::Status Update(const Options& o) {
 
 absl::Status Schedule(const Options& o, const std::vector<std::string>& args) {
   if (args.size() != 1) return absl::InvalidArgumentError("usage: sigrelayctl schedule PERIOD");
-  std::shared_ptr<grpc::Channel> admin_channel;
-  if (absl::Status a = ConnectAdmin(o, &admin_channel); !a.ok()) return a;
-  auto stub = v1::AdminService::NewStub(admin_channel);
-  grpc::ClientContext ctx;
-  if (absl::Status t = AddToken(o, &ctx); !t.ok()) return t;
-  SetDeadline(&ctx, absl::Seconds(15));
+  AdminCall call;
+  if (absl::Status a = OpenAdmin(o, absl::Seconds(15), &call); !a.ok()) return a;
   v1::SetScheduleRequest req;
   req.set_period(args[0]);
   v1::SetScheduleResponse r;
-  grpc::Status s = stub->SetSchedule(&ctx, req, &r);
+  grpc::Status s = call.stub->SetSchedule(&call.ctx, req, &r);
   if (!s.ok()) return WithServer(o, s);
   std::cout << "schedule: every " << r.schedule_seconds() << "s; next sync "
             << absl::FormatTime("%Y-%m-%d %H:%M:%SZ",
@@ -391,17 +385,13 @@ absl::Status Proxy(const Options& o, const std::vector<std::string>& args) {
         "usage: sigrelayctl proxy http://[user:password@]HOST:PORT [--no-proxy HOSTS], or "
         "sigrelayctl proxy --clear");
   }
-  std::shared_ptr<grpc::Channel> admin_channel;
-  if (absl::Status a = ConnectAdmin(o, &admin_channel); !a.ok()) return a;
-  auto stub = v1::AdminService::NewStub(admin_channel);
-  grpc::ClientContext ctx;
-  if (absl::Status t = AddToken(o, &ctx); !t.ok()) return t;
-  SetDeadline(&ctx, absl::Seconds(15));
+  AdminCall call;
+  if (absl::Status a = OpenAdmin(o, absl::Seconds(15), &call); !a.ok()) return a;
   v1::SetProxyRequest req;
   if (!o.clear) req.set_url(args[0]);
   req.set_no_proxy(o.no_proxy);
   v1::SetProxyResponse r;
-  grpc::Status s = stub->SetProxy(&ctx, req, &r);
+  grpc::Status s = call.stub->SetProxy(&call.ctx, req, &r);
   if (!s.ok()) return WithServer(o, s);
   std::cout << "proxy: " << (r.proxy().empty() ? "none (upstreams reached directly)" : r.proxy())
             << (r.no_proxy().empty() ? "" : "; direct to " + r.no_proxy()) << std::endl;

@@ -31,10 +31,7 @@ absl::Status CheckProxyUrl(const std::string& proxy) {
     return absl::InvalidArgumentError(
         "the proxy must look like http://[user:password@]HOST:PORT (an HTTP CONNECT proxy)");
   }
-  std::string rest = proxy.substr(7);
-  if (size_t at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(rest);
+  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(ProxyDisplay(proxy));
   if (!hp.ok() || hp->second == 0 || hp->first.empty()) {
     return absl::InvalidArgumentError(
         "the proxy needs HOST:PORT after http:// (and an optional user:password@)");

@@ -267,12 +267,7 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
       *verifier_, signed_manifest, view->manifest() ? &*view->manifest() : nullptr, clock_->Now());
   if (!offer.ok()) return Prefixed(upstream, offer.status());
   const v1::Manifest* manifest = &offer->manifest;
-  std::optional<v1::Manifest> held;
-  if (view->manifest()) {
-    absl::StatusOr<v1::Manifest> h = ParseTrustedManifest(*view->manifest());
-    if (!h.ok()) return h.status();
-    held = std::move(*h);
-  }
+  const std::optional<v1::Manifest>& held = offer->held;
   v1::SyncNowResponse response;
   response.set_upstream(upstream);
   response.set_manifest_serial(manifest->serial());

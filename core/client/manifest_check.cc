@@ -26,6 +26,7 @@ absl::StatusOr<OfferedManifest> CheckOfferedManifest(const ManifestVerifier& ver
                        h->serial(), " held here; rollback refused"));
     }
     out.newer = out.manifest.serial() > h->serial();
+    out.held = std::move(*h);
   }
   return out;
 }

@@ -7,6 +7,8 @@
 #ifndef SIGRELAY_CORE_CLIENT_MANIFEST_CHECK_H_
 #define SIGRELAY_CORE_CLIENT_MANIFEST_CHECK_H_
 
+#include <optional>
+
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/model/manifest.h"
@@ -14,8 +16,9 @@
 namespace sigrelay {
 
 struct OfferedManifest {
-  v1::Manifest manifest;  // verified
-  bool newer = false;     // false: the serial held already
+  v1::Manifest manifest;             // verified
+  bool newer = false;                // false: the serial held already
+  std::optional<v1::Manifest> held;  // the held one, parsed, when given
 };
 
 // The offered manifest once it verifies with the pinned key and has not
