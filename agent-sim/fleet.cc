@@ -273,10 +273,14 @@ void Agent::OnPush(const v1::WatchResponse& push) {
     const v1::FetchHeader& h = p.header();
     const v1::ComponentEntry* e = FindEntry(*latest_, h.component());
     auto it = held_.find(h.component());
-    if (fetch_pending_ || e == nullptr || !Selected(h.component()) || it == held_.end() ||
-        h.kind() != v1::PAYLOAD_KIND_INCREMENTAL || h.version() != e->version() ||
-        it->second.version != h.from_version() || it->second.version >= e->version() ||
-        p.data().size() != h.size()) {
+    if (fetch_pending_ || e == nullptr || !Selected(h.component()) || it == held_.end()) continue;
+    // Held to the signed incremental exactly as a fetched one.
+    absl::StatusOr<absl::string_view> data = CheckPushedIncremental(p, *e, it->second.version);
+    if (!data.ok()) {
+      // Not for this agent's version: fetched below. Not the signed bytes: counted too.
+      if (absl::IsDataLoss(data.status())) {
+        fleet_->CountError("push", std::string(data.status().message()));
+      }
       continue;
     }
     absl::Status problem = AbsorbLocked(*e, h, p.data());

@@ -161,6 +161,23 @@ absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub
   return out;
 }
 
+absl::StatusOr<absl::string_view> CheckPushedIncremental(const v1::FetchResponse& payload,
+                                                         const v1::ComponentEntry& entry,
+                                                         uint32_t held_version) {
+  const v1::FetchHeader& h = payload.header();
+  if (h.kind() != v1::PAYLOAD_KIND_INCREMENTAL || h.from_version() != held_version ||
+      held_version >= entry.version()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pushed payload of ", entry.name(),
+                     " is not an incremental from the version held (", held_version, ")"));
+  }
+  FetchStreamCheck check(ExpectedBody::Claimed(entry, h), 0);
+  absl::StatusOr<absl::string_view> data = check.Take(payload);
+  if (!data.ok()) return data.status();
+  if (absl::Status s = check.Finish(); !s.ok()) return s;
+  return data;
+}
+
 absl::StatusOr<std::string> ApplyVerified(const IncrementalCodec& codec, absl::string_view old,
                                           absl::string_view incremental,
                                           const v1::ComponentEntry& entry) {

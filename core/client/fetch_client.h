@@ -93,6 +93,14 @@ absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub
                                           absl::Time deadline,
                                           absl::Duration stall_timeout = absl::ZeroDuration());
 
+// The data of an incremental pushed on a Watch stream, once its header names
+// exactly the signed incremental of `entry` from `held_version` and the
+// whole body is there (the same checks as a fetched one: FetchStreamCheck);
+// DataLoss or FailedPrecondition saying why it cannot be taken otherwise.
+absl::StatusOr<absl::string_view> CheckPushedIncremental(const v1::FetchResponse& payload,
+                                                         const v1::ComponentEntry& entry,
+                                                         uint32_t held_version);
+
 // Applies `incremental` to `old` and checks the result against the signed
 // `entry` (size and SHA-256). DataLoss when the result is not that file.
 absl::StatusOr<std::string> ApplyVerified(const IncrementalCodec& codec, absl::string_view old,

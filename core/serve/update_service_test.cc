@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/base/transport.h"
+#include "core/client/fetch_client.h"
+#include "core/model/manifest.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/status_matchers.h"
@@ -93,6 +95,27 @@ TEST_F(UpdateServiceTest, PushesStayWithinTheMemoryBudget) {
   v1::WatchResponse push = FirstPush({{"virus", 1}, {"spyware", 1}});
   EXPECT_EQ(push.payloads_size(), 0);
   EXPECT_FALSE(push.manifest().manifest().empty());
+}
+
+// The client library takes a pushed incremental only when it is exactly the
+// signed one from the version held, as it would a fetched one.
+TEST_F(UpdateServiceTest, PushedIncrementalsAreHeldToTheSignedEntry) {
+  for (uint32_t v : {1u, 3u})
+    ASSERT_OK(testing::CommitTestVersion(store_.get(), v, VersionPolicy()));
+  v1::WatchResponse push = FirstPush({{"virus", 1}});
+  ASSERT_EQ(push.payloads_size(), 1);
+  absl::StatusOr<v1::Manifest> manifest = ParseTrustedManifest(push.manifest());
+  ASSERT_OK(manifest);
+  const v1::ComponentEntry& virus = *FindEntry(*manifest, "virus");
+  EXPECT_OK(CheckPushedIncremental(push.payloads(0), virus, 1));
+  EXPECT_EQ(CheckPushedIncremental(push.payloads(0), virus, 3).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  v1::FetchResponse flipped = push.payloads(0);
+  (*flipped.mutable_data())[0] ^= 1;
+  EXPECT_EQ(CheckPushedIncremental(flipped, virus, 1).status().code(), absl::StatusCode::kDataLoss);
+  v1::FetchResponse cut = push.payloads(0);
+  cut.mutable_data()->pop_back();
+  EXPECT_EQ(CheckPushedIncremental(cut, virus, 1).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST_F(UpdateServiceTest, AReportNamingAComponentNotCarriedIsAnswered) {
