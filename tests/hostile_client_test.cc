@@ -190,6 +190,78 @@ TEST(HostileClientTest, AConnectionThatNeverReadsHoldsOnlyItsShareOfTransferSlot
   ASSERT_TRUE(WaitFor([&] { return live == 0; }));
 }
 
+// Converges `agents` agent-sim agents from `node`; "" or agent-sim's output.
+std::string AgentsConverge(const Daemon& node, int agents, const std::string& timeout) {
+  std::string out;
+  testing::RunCommand(
+      {testing::BinDir() + "/sigrelay-agent-sim", "--server", node.address(), "--agents",
+       absl::StrCat(agents), "--connections", "per-agent", "--start", "none", "--origin-pubkey",
+       node.data_dir() + "/origin.pub", "--json", "--timeout", timeout},
+      &out);
+  return out;
+}
+
+// Opens `count` connections that each send an HTTP/2 preface; the fds.
+std::vector<int> Flood(const std::string& address, int count) {
+  std::vector<int> fds;
+  static constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
+  for (int i = 0; i < count; ++i) {
+    int fd = ConnectTo(address);
+    if (fd < 0) break;
+    (void)!write(fd, kPreface, sizeof kPreface - 1);
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
+// A flood of connections past the node's descriptor limit: the connections
+// over the cap are closed at once, the listener keeps accepting (gRPC 1.51
+// alone stops accepting for good after EMFILE, CVE-2023-4785), and agents
+// connect and converge as soon as the flood ends.
+TEST(HostileClientTest, AConnectionFloodPastTheDescriptorLimitLeavesTheListenerAccepting) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"), {}, {"127.0.0.1:0"},
+                {"prlimit", "--nofile=256:256"});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work.path(), "p", 500, 1)), 1u);
+  std::vector<int> flood = Flood(origin.address(), 400);
+  ASSERT_EQ(flood.size(), 400u) << "the kernel's backlog takes them all";
+  // The newest ones are over the cap: the node closes them instead of
+  // running out of descriptors.
+  EXPECT_TRUE(ClosedWithin(flood.back(), absl::Seconds(10)));
+  EXPECT_TRUE(WaitFor([&] {
+    return origin.output().find("refusing connections over the cap") != std::string::npos;
+  })) << origin.output();
+  for (int fd : flood) close(fd);
+  const absl::Time start = absl::Now();
+  std::string out = AgentsConverge(origin, 3, "20s");
+  EXPECT_THAT(out, ::testing::HasSubstr("\"converged\":3")) << out << origin.output();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+// A listener that stops accepting anyway (here: gRPC handed one EMFILE, as
+// in a flood without the cap) is found by the node's own probe and the
+// server is rebuilt on the same port: agents reconnect and converge, the
+// store and the agents' registry are kept.
+TEST(HostileClientTest, AListenerThatStoppedAcceptingIsRebuiltOnTheSamePort) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"), {}, {"127.0.0.1:0"},
+                {"env", "SIGRELAY_FAULT_ACCEPT=emfile-once"});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  ASSERT_TRUE(
+      WaitFor([&] { return origin.output().find("stopped accepting") != std::string::npos; },
+              absl::Seconds(30)))  // two failed probes 5 s apart (Node::kListenerProbe*)
+      << origin.output();
+  ASSERT_TRUE(WaitFor([&] {
+    return origin.output().find("agents' server rebuilt") != std::string::npos;
+  })) << origin.output();
+  EXPECT_THAT(origin.output(), ::testing::HasSubstr("Failed accept4: Too many open files"))
+      << "the fault was not injected";
+  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work.path(), "p", 500, 1)), 1u);
+  std::string out = AgentsConverge(origin, 3, "20s");
+  EXPECT_THAT(out, ::testing::HasSubstr("\"converged\":3")) << out << origin.output();
+}
+
 // A daemon raises its open-file soft limit to the hard limit at start, so
 // descriptors run out much later than at the usual 1024.
 TEST(HostileClientTest, TheDaemonRaisesItsOpenFileLimit) {

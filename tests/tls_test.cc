@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/admin_token.h"
 #include "core/base/file_util.h"
+#include "core/base/transport.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/daemons.h"
@@ -139,6 +140,10 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificate) {
   args.insert(args.end(), {"--tls-client-ca", pki_.File("ca.pem")});
   Daemon origin("sigrelay-origin", work_.File("origin"), args);
   ASSERT_FALSE(origin.address().empty()) << origin.output();
+  // The node's listener watchdog can tell this listener answers (it
+  // presents no certificate), and tells one that is not there.
+  EXPECT_TRUE(ListenerAnswers(origin.address(), /*tls=*/true, absl::Seconds(3)));
+  EXPECT_FALSE(ListenerAnswers(origin.address(), /*tls=*/false, absl::Seconds(1)));
   std::string out;
   EXPECT_EQ(Ctl(origin.address(), {"--tls-ca", pki_.File("ca.pem"), "status"}, &out), 1);
   EXPECT_THAT(out, HasSubstr("--tls-cert and --tls-key"));

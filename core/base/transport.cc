@@ -4,9 +4,13 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <netdb.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -299,6 +303,51 @@ absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen
     if (!s.ok()) return s;
   }
   return out;
+}
+
+bool ListenerAnswers(const std::string& address, bool tls, absl::Duration timeout) {
+  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(address);
+  if (!hp.ok()) return false;
+  std::string host = hp->first;
+  if (absl::StartsWith(host, "[")) host = host.substr(1, host.size() - 2);
+  // A wildcard listener is probed on loopback of its family.
+  if (host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), absl::StrCat(hp->second).c_str(), &hints, &found) != 0) {
+    return false;
+  }
+  int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bool answered = false;
+  // Every step below (connect, write, read) gives up after `timeout`.
+  const timeval limit = absl::ToTimeval(timeout);
+  if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) == 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit) == 0 &&
+      connect(fd, found->ai_addr, found->ai_addrlen) == 0) {
+    if (!tls) {
+      static constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
+      char byte;
+      answered = write(fd, kPreface, sizeof kPreface - 1) == sizeof kPreface - 1 &&
+                 read(fd, &byte, 1) == 1;
+    } else {
+      SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+      SSL* ssl = ctx ? SSL_new(ctx) : nullptr;
+      if (ssl != nullptr && SSL_set_fd(ssl, fd) == 1) {
+        // Sends the ClientHello and reads the answer; whether the handshake
+        // then succeeds (certificates) does not matter, only that bytes came.
+        SSL_connect(ssl);
+        answered = BIO_number_read(SSL_get_rbio(ssl)) > 0;
+      }
+      SSL_free(ssl);
+      SSL_CTX_free(ctx);
+    }
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(found);
+  return answered;
 }
 
 }  // namespace sigrelay

@@ -127,6 +127,14 @@ absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen
                                           const TlsFiles& tls = {},
                                           const ServerLimits& limits = {});
 
+// True when a server listening on `address` (HOST:PORT) takes a new
+// connection and answers its first bytes within `timeout`: the server's
+// HTTP/2 SETTINGS to a preface in plaintext, its ServerHello to a ClientHello
+// when `tls` (no certificate is checked or presented: only the listener is
+// judged). A listener that stopped accepting leaves connections in the
+// kernel's backlog, unanswered.
+bool ListenerAnswers(const std::string& address, bool tls, absl::Duration timeout);
+
 // "HOST:PORT" -> {HOST, PORT}; "[v6]:PORT" keeps the brackets in HOST.
 absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& addr);
 

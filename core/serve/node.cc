@@ -7,6 +7,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/base/connection_cap.h"
 #include "core/base/file_util.h"
 #include "core/base/log.h"
 #include "core/base/transport.h"
@@ -130,6 +132,7 @@ Node::~Node() { Shutdown(); }
 absl::Status Node::Serve(grpc::Service* admin) {
   // gRPC health checking and server reflection on every listener: load
   // balancers and operators' tools see what is served.
+  InstallConnectionCap();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   absl::StatusOr<RunningServer> admin_server =
@@ -138,12 +141,9 @@ absl::Status Node::Serve(grpc::Service* admin) {
   if (!admin_server.ok()) return admin_server.status();
   admin_server_ = std::move(admin_server->server);
   admin_bound_ = admin_server->bound.front();
-  absl::StatusOr<RunningServer> server =
-      StartServer(options_.listen, {update_.get()}, options_.data_dir + "/listening", options_.tls,
-                  options_.limits);
-  if (!server.ok()) return server.status();
-  server_ = std::move(server->server);
-  bound_ = std::move(server->bound);
+  absl::Status started = StartAgentsServer(options_.listen);
+  if (!started.ok()) return started;
+  watchdog_ = std::thread([this] { WatchListeners(); });
   if (options_.tls.cert.empty()) {
     Log(LogLevel::kWarning,
         "listening in plaintext: patterns are still verified end to end, but the admin token "
@@ -153,7 +153,49 @@ absl::Status Node::Serve(grpc::Service* admin) {
   return absl::OkStatus();
 }
 
+absl::Status Node::StartAgentsServer(const std::vector<std::string>& listen) {
+  absl::StatusOr<RunningServer> server = StartServer(
+      listen, {update_.get()}, options_.data_dir + "/listening", options_.tls, options_.limits);
+  if (!server.ok()) return server.status();
+  server_ = std::move(server->server);
+  bound_ = std::move(server->bound);
+  return absl::OkStatus();
+}
+
+void Node::WatchListeners() {
+  int failures = 0;
+  while (!stop_watchdog_.WaitForNotificationWithTimeout(kListenerProbePeriod)) {
+    std::string silent;
+    for (const std::string& address : bound_) {
+      if (absl::StartsWith(address, "unix:")) continue;
+      if (!ListenerAnswers(address, !options_.tls.cert.empty(), absl::Seconds(3))) {
+        silent = address;
+      }
+    }
+    failures = silent.empty() ? 0 : failures + 1;
+    if (failures < kListenerProbeFailures) continue;
+    failures = 0;
+    Log(LogLevel::kError,
+        absl::StrCat("the agents' listener on ", silent,
+                     " stopped accepting connections; rebuilding the server on the same ports "
+                     "(store and agents' registry kept, agents reconnect)"));
+    update_->EndWatches();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_.reset();
+    const std::vector<std::string> same_ports = bound_;
+    absl::Status s = StartAgentsServer(same_ports);
+    Log(s.ok() ? LogLevel::kInfo : LogLevel::kError,
+        s.ok() ? absl::StrCat("agents' server rebuilt, serving on ", absl::StrJoin(bound_, ", "))
+               : absl::StrCat("cannot rebuild the agents' server: ", s.message(),
+                              "; restart the node"));
+  }
+}
+
 void Node::Shutdown() {
+  if (watchdog_.joinable()) {
+    stop_watchdog_.Notify();
+    watchdog_.join();
+  }
   if (update_ != nullptr) update_->Shutdown();
   for (std::unique_ptr<grpc::Server>* s : {&server_, &admin_server_}) {
     if (*s == nullptr) continue;

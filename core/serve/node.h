@@ -20,9 +20,12 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "core/base/admin_token.h"
 #include "core/base/flags.h"
 #include "core/base/transport.h"
@@ -77,6 +80,12 @@ class Node {
   // server (a few seconds' grace for transfers). Idempotent.
   void Shutdown();
 
+  // How often the agents' listeners are probed (a connection of the node's
+  // own, ListenerAnswers), and how many failed probes in a row rebuild the
+  // server: a gRPC listener that stopped accepting is never re-armed.
+  static constexpr absl::Duration kListenerProbePeriod = absl::Seconds(5);
+  static constexpr int kListenerProbeFailures = 2;
+
   const NodeOptions& options() const { return options_; }
   const AdminToken* token() const { return &token_; }
   VersionStore* store() const { return store_.get(); }
@@ -85,6 +94,11 @@ class Node {
 
  private:
   Node(NodeOptions options, AdminToken token, std::unique_ptr<VersionStore> store);
+  absl::Status StartAgentsServer(const std::vector<std::string>& listen);
+  // The watchdog thread: probes the listeners, rebuilds the server (same
+  // ports, same service: the store, pushes and the agents' registry stay;
+  // Watch streams end and agents reconnect) when they stop answering.
+  void WatchListeners();
 
   const NodeOptions options_;
   const AdminToken token_;
@@ -96,6 +110,8 @@ class Node {
   std::unique_ptr<grpc::Server> admin_server_;
   std::vector<std::string> bound_;
   std::string admin_bound_;
+  absl::Notification stop_watchdog_;
+  std::thread watchdog_;
 };
 
 }  // namespace sigrelay

@@ -429,8 +429,15 @@ UpdateServiceImpl::UpdateServiceImpl(VersionStore* store, AgentRegistry* agents,
 UpdateServiceImpl::~UpdateServiceImpl() { store_->SetCommitObserver(nullptr); }
 
 void UpdateServiceImpl::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    shut_down_ = true;
+  }
+  EndWatches();
+}
+
+void UpdateServiceImpl::EndWatches() {
   absl::MutexLock lock(&mu_);
-  shut_down_ = true;
   for (WatchReactor* w : watchers_) {
     w->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
   }

@@ -91,6 +91,9 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   // Ends every Watch stream and refuses new ones; call before the server's
   // Shutdown so it does not wait on open streams.
   void Shutdown();
+  // Ends every Watch stream (agents reconnect), e.g. before the server is
+  // rebuilt; new ones are still taken.
+  void EndWatches();
   size_t WatcherCount() const;
   TransferGate::Stats TransferStats() const { return gate_.stats(); }
   size_t max_transfers() const { return max_transfers_; }
