@@ -41,11 +41,19 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     TrySend();
   }
 
+  // Finishes the stream, or has the write being started finish it: a
+  // StartWrite and a Finish must never run at once (both may carry the
+  // initial metadata, and gRPC aborts the process on that: a rapid-reset
+  // client set the race off within seconds).
   void End(grpc::Status status) {
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return;
       finished_ = true;
+      if (starting_write_) {
+        deferred_finish_ = std::move(status);
+        return;
+      }
     }
     Finish(std::move(status));
   }
@@ -125,7 +133,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     std::shared_ptr<const WatchPush> now;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || !started_ || in_flight_ != nullptr || waiting_gate_ || pending_ == nullptr) {
+      if (finished_ || !started_ || in_flight_ != nullptr || waiting_gate_ || pending_ == nullptr ||
+          ctx_->IsCancelled()) {
         return;
       }
       std::shared_ptr<const PushParts> parts = std::move(pending_);
@@ -146,15 +155,24 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
         }
       }
       in_flight_ = response;
+      starting_write_ = true;
       now = std::move(response);
     }
     Write(*now);
   }
 
-  // `push` is in_flight_, which keeps it alive until OnWriteDone.
+  // `push` is in_flight_, which keeps it alive until OnWriteDone. Called
+  // with starting_write_ set (by TrySend or GateOpened, under mu_).
   void Write(const WatchPush& push) {
     service_->pushed_ += push.payloads;
     StartWrite(&push.bytes);
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      starting_write_ = false;
+      finish = std::move(deferred_finish_);
+    }
+    if (finish.has_value()) Finish(std::move(*finish));
   }
 
   // A push with incrementals got a transfer slot; its write is watched.
@@ -179,6 +197,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     }
     HoldSlotLocked();
     in_flight_ = response;
+    starting_write_ = true;
     mu_.Unlock();
     Write(*response);
   }
@@ -200,6 +219,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   bool holds_slot_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool starting_write_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> deferred_finish_ ABSL_GUARDED_BY(mu_);
 };
 
 namespace {

