@@ -83,6 +83,8 @@ TEST(ConfigTest, NumericFlagsAreChecked) {
   };
   EXPECT_EQ(run({"--max-transfers", "0"}), 1);
   EXPECT_THAT(out, HasSubstr("--max-transfers must be at least 1"));
+  EXPECT_EQ(run({"--max-agents", "0"}), 1);
+  EXPECT_THAT(out, HasSubstr("--max-agents must be at least 1"));
   EXPECT_EQ(run({"--zstd-level", "99"}), 1);
   EXPECT_THAT(out, HasSubstr("--zstd-level 99 is outside zstd's levels 1..22"));
   EXPECT_EQ(run({"--stall-timeout", "-5s"}), 1);

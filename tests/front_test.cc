@@ -120,7 +120,9 @@ TEST(FrontTest, RapidResetAtTheFrontLeavesTheRelayFlatAndAgentsConverge) {
   EXPECT_GT(attack.streams, 20000u) << "the attack did not run";
   EXPECT_TRUE(attack_running) << "agents converged only after the attack";
   EXPECT_THAT(during, ::testing::HasSubstr("\"converged\":5")) << during;
-  EXPECT_LT(peak - before, 16u << 20) << "the relay's memory grew behind the front";
+  if (testing::kMemoryMeasurable) {
+    EXPECT_LT(peak - before, 16u << 20) << "the relay's memory grew behind the front";
+  }
   EXPECT_TRUE(relay.running());
 }
 

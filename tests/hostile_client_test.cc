@@ -265,6 +265,130 @@ TEST(HostileClientTest, AListenerThatStoppedAcceptingIsRebuiltOnTheSamePort) {
   EXPECT_THAT(out, ::testing::HasSubstr("\"converged\":3")) << out << origin.output();
 }
 
+// A Watch stream that reports holding `version` of virus and never reads.
+class SilentWatcher final : public grpc::ClientBidiReactor<v1::WatchRequest, v1::WatchResponse> {
+ public:
+  SilentWatcher(v1::UpdateService::Stub* stub, uint32_t version, int id, std::atomic<int>* live)
+      : live_(live) {
+    ++*live_;
+    request_.set_agent_id(absl::StrCat("silent-", id));
+    v1::ComponentVersion* held = request_.add_versions();
+    held->set_component("virus");
+    held->set_version(version);
+    stub->async()->Watch(&ctx_, this);
+    StartWrite(&request_);
+    StartCall();
+  }
+  void OnDone(const grpc::Status&) override {
+    std::atomic<int>* live = live_;
+    delete this;
+    --*live;
+  }
+  grpc::ClientContext ctx_;
+
+ private:
+  std::atomic<int>* const live_;
+  v1::WatchRequest request_;
+};
+
+// One connection that never reads (a 64 KB window) fills its 100 streams
+// with Watch streams waiting for a 1 MB incremental and Fetches of a 2.7 MB
+// file. Queued watchers share one push instead of a copy each (the issue
+// measured 0.88 MiB per stream before), transfers hold only the
+// connection's share of slots: the node's RSS grows by less than 48 MB
+// (measured +24 MB, publish included; 60 copies of the push alone would be
+// 66 MB more) and three ordinary agents converge during the flood.
+TEST(HostileClientTest, AZeroWindowWatchAndFetchFloodCostsBoundedMemory) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"), {});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  const std::string v1 = testing::GenPattern(work.path(), "p1", 40000, 1);
+  ASSERT_EQ(testing::Publish(origin, "virus", v1), 1u);
+  ChannelOptions stingy;
+  stingy.own_connection = true;
+  stingy.disable_bdp_probe = true;
+  auto flood = v1::UpdateService::NewStub(MakeChannel(origin.address(), stingy));
+  std::atomic<int> live{0};
+  std::vector<SilentWatcher*> watchers;
+  std::vector<NeverReads*> fetches;
+  for (int i = 0; i < 60; ++i) watchers.push_back(new SilentWatcher(flood.get(), 1, i, &live));
+  ASSERT_TRUE(WaitFor([&] { return testing::AdminStatus(origin).watchers() == 60; }));
+  for (int i = 0; i < 40; ++i) fetches.push_back(new NeverReads(flood.get(), &live));
+  ASSERT_TRUE(WaitFor([&] {
+    v1::TransferStatus t = testing::AdminStatus(origin).transfers();
+    return t.active() + t.queued() == 40;
+  }));
+  const int pid = origin.process()->pid();
+  const uint64_t before = testing::ResidentBytes(pid);
+  // Every silent watcher now waits on a push carrying the 1 MB incremental.
+  ASSERT_EQ(
+      testing::Publish(origin, "virus", testing::GenPattern(work.path(), "p2", 40000, 2, v1, 80)),
+      3u);
+  std::string out = AgentsConverge(origin, 3, "30s");
+  EXPECT_THAT(out, ::testing::HasSubstr("\"converged\":3")) << out;
+  const uint64_t after = testing::ResidentBytes(pid);
+  std::cerr << "zero-window flood: origin RSS " << before / 1000000 << " MB before the push, "
+            << after / 1000000 << " MB after\n";
+  if (testing::kMemoryMeasurable) {
+    EXPECT_LT(after - std::min(after, before), 48u << 20);
+  }
+  for (SilentWatcher* w : watchers) w->ctx_.TryCancel();
+  for (NeverReads* f : fetches) f->ctx_.TryCancel();
+  ASSERT_TRUE(WaitFor([&] { return live == 0; }));
+}
+
+// 50,000 made-up agent ids reported on a few Watch streams, against a node
+// remembering at most 5,000: the registry stays at its bound (the oldest
+// forgotten in O(1)), status still answers with agents-per-version
+// aggregated, and honest agents converge and are counted. Memory: measured
+// +1 MB RSS for this flood (--max-agents bounds it whatever the flood's
+// length); asserted: under 32 MB.
+TEST(HostileClientTest, AFakeAgentIdFloodIsBoundedAndStatusKeepsWorking) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"), {"--max-agents", "5000"});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work.path(), "p", 500, 1)), 1u);
+  const uint64_t before = testing::ResidentBytes(origin.process()->pid());
+  auto stub = v1::UpdateService::NewStub(MakeChannel(origin.address(), {}));
+  std::vector<std::thread> floods;
+  for (int t = 0; t < 4; ++t) {
+    floods.emplace_back([&, t] {
+      grpc::ClientContext ctx;
+      auto stream = stub->Watch(&ctx);
+      v1::WatchRequest report;
+      v1::ComponentVersion* held = report.add_versions();
+      held->set_component("virus");
+      for (int i = 0; i < 12500; ++i) {
+        report.set_agent_id(absl::StrCat("fake-", t, "-", i));
+        held->set_version(1 + 2 * (i % 40));  // 40 versions: more than status lists
+        if (!stream->Write(report)) break;
+      }
+      stream->WritesDone();
+      ctx.TryCancel();
+    });
+  }
+  for (std::thread& f : floods) f.join();
+  // The last reports are in once the newest fake id is counted.
+  v1::GetStatusResponse status;
+  ASSERT_TRUE(WaitFor([&] {
+    status = testing::AdminStatus(origin);
+    return status.agents_reported() == 5000;
+  })) << status.DebugString();
+  EXPECT_LE(status.agent_versions_size(), 17) << "top versions plus one \"other\" row";
+  EXPECT_LT(status.ByteSizeLong(), 64u << 10);
+  const uint64_t after = testing::ResidentBytes(origin.process()->pid());
+  std::cerr << "fake ids: origin RSS " << before / 1000000 << " MB before, " << after / 1000000
+            << " MB after 50,000 ids (5,000 remembered)\n";
+  if (testing::kMemoryMeasurable) {
+    EXPECT_LT(after - std::min(after, before), 32u << 20);
+  }
+  // Honest agents after the flood: they converge, and are counted (each
+  // evicts one fake).
+  std::string out = AgentsConverge(origin, 3, "20s");
+  EXPECT_THAT(out, ::testing::HasSubstr("\"converged\":3")) << out;
+  EXPECT_EQ(testing::AdminStatus(origin).agents_reported(), 5000u);
+}
+
 // HTTP/2 rapid reset (CVE-2023-44487) on the agents' port, which gRPC 1.51
 // carries no fix for: Watch streams opened and cancelled as fast as one
 // connection takes them (about 25,000 a second here) for 8 s. The node reads
@@ -303,8 +427,10 @@ TEST(HostileClientTest, RapidResetCostsABoundedAmountOfMemory) {
             << (cpu() - cpu_before) / 100.0 << " s of CPU\n";
   ASSERT_TRUE(attack.error.empty()) << attack.error;
   ASSERT_TRUE(origin.running()) << origin.output();
-  EXPECT_GT(attack.streams, 40000u);
-  EXPECT_LT(peak - before, 128u << 20);
+  EXPECT_GT(attack.streams, testing::kMemoryMeasurable ? 40000u : 1000u);
+  if (testing::kMemoryMeasurable) {
+    EXPECT_LT(peak - before, 128u << 20);
+  }
   std::string out = AgentsConverge(origin, 3, "20s");
   EXPECT_THAT(out, ::testing::HasSubstr("\"converged\":3")) << out;
 }

@@ -56,6 +56,9 @@ void NodeOptions::AddFlags(FlagParser* flags) {
   flags->Add("max-transfers-per-connection", &serve.max_transfers_per_connection, "N",
              "transfer slots one client connection may hold; freed slots go to waiting "
              "connections in turn (default 8)");
+  flags->Add("max-agents", &max_agents, "N",
+             "agents remembered for status (their reported versions); past it the one heard "
+             "from longest ago is forgotten (default 1048576)");
   flags->Add("stall-timeout", &serve.stall_timeout,
              "cancel a transfer whose write makes no progress this long, freeing its slot "
              "(default 60s, 0s: never)");
@@ -69,6 +72,7 @@ absl::Status NodeOptions::Validate() const {
   if (serve.max_transfers_per_connection < 1) {
     return absl::InvalidArgumentError("--max-transfers-per-connection must be at least 1");
   }
+  if (max_agents < 1) return absl::InvalidArgumentError("--max-agents must be at least 1");
   if (serve.max_transfers < 1) {
     return absl::InvalidArgumentError(
         "--max-transfers must be at least 1: with 0 nothing would ever be served");
@@ -107,7 +111,10 @@ std::string NodeOptions::ListenerSecurity() const {
 }
 
 Node::Node(NodeOptions options, AdminToken token, std::unique_ptr<VersionStore> store)
-    : options_(std::move(options)), token_(std::move(token)), store_(std::move(store)) {
+    : options_(std::move(options)),
+      token_(std::move(token)),
+      store_(std::move(store)),
+      agents_(options_.max_agents) {
   update_ = std::make_unique<UpdateServiceImpl>(store_.get(), &agents_, options_.serve);
 }
 

@@ -48,7 +48,8 @@ struct NodeOptions {
   uint64_t max_file_size = 1ull << 30;
   int zstd_level = IncrementalCodec::kDefaultLevel;
   UpdateServiceOptions serve;
-  TlsFiles tls;  // the listeners'; empty: plaintext
+  uint64_t max_agents = 1 << 20;  // AgentRegistry's bound
+  TlsFiles tls;                   // the listeners'; empty: plaintext
   ServerLimits limits;
 
   // "TLS", "mutual TLS" or "plaintext": what the listeners speak.
