@@ -286,7 +286,10 @@ absl::Status Status(const Options& o) {
           ",\"no_proxy\":", JsonString(r.no_proxy()),
           ",\"bytes_incremental\":", r.bytes_incremental(), ",\"bytes_full\":", r.bytes_full(),
           ",\"syncs_ok\":", r.syncs_ok(), ",\"syncs_failed\":", r.syncs_failed(),
-          ",\"last_error\":", JsonString(r.last_error()), "}");
+          ",\"last_error\":", JsonString(r.last_error()), ",\"skipped\":[",
+          absl::StrJoin(r.skipped(), ",",
+                        [](std::string* o, const std::string& x) { o->append(JsonString(x)); }),
+          "]}");
     }
     absl::StrAppend(&out, ",\"components\":[", absl::StrJoin(comps, ","), "]}");
     std::cout << out << std::endl;
@@ -330,6 +333,8 @@ absl::Status Status(const Options& o) {
               << (r.no_proxy().empty() ? "" : " (direct to " + r.no_proxy() + ")") << "\n"
               << "downloaded: " << r.bytes_incremental() << " bytes as incrementals, "
               << r.bytes_full() << " bytes as full files\n"
+              << (r.skipped().empty() ? ""
+                                      : "not carried: " + absl::StrJoin(r.skipped(), "; ") + "\n")
               << "watch streams: " << node.watchers()
               << ", agents reported: " << node.agents_reported() << "\n";
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -271,27 +272,43 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
   v1::SyncNowResponse response;
   response.set_upstream(upstream);
   response.set_manifest_serial(manifest->serial());
-  if (!offer->newer) return response;  // current
+  // Components this relay cannot take are skipped, said so, and the others
+  // still taken; one missing that fits now (a raised limit) is taken even
+  // from a manifest already held.
+  std::set<std::string> skip;
+  bool missing = false;
   for (const v1::ComponentEntry& e : manifest->components()) {
     // Any component the origin signed is carried, known here or not.
     if (absl::Status name = ValidateComponentName(e.name()); !name.ok()) {
       return Prefixed(upstream, name);
     }
     if (e.size() > options_.max_file_size) {
-      return Prefixed(upstream,
-                      absl::FailedPreconditionError(absl::StrCat(
-                          e.name(), " ", e.version(), " is ", e.size(),
-                          " bytes, over this relay's limit of ", options_.max_file_size)));
+      skip.insert(e.name());
+      response.add_skipped(absl::StrCat(e.name(), " ", e.version(), ": ", e.size(),
+                                        " bytes, over this relay's --max-file-size of ",
+                                        options_.max_file_size));
+    } else if (!view->Full(e.name(), e.version()).ok()) {
+      missing = true;
     }
   }
+  {
+    absl::MutexLock lock(&mu_);
+    *status_.mutable_skipped() = response.skipped();
+  }
+  for (const std::string& why : response.skipped()) {
+    Log(LogLevel::kWarning,
+        absl::StrCat("upstream ", upstream, ": skipping ", why, "; raise the limit to carry it"));
+  }
+  if (!offer->newer && !missing) return response;  // current
 
   std::vector<std::unique_ptr<VersionStore::FileWriter>> writers;
   std::vector<VersionStore::ComponentCommit> commits;
   std::vector<std::string> partials;
   for (const v1::ComponentEntry& e : manifest->components()) {
+    if (skip.count(e.name())) continue;
     const v1::ComponentEntry* old_entry = held ? FindEntry(*held, e.name()) : nullptr;
     if (old_entry != nullptr && old_entry->version() == e.version() &&
-        old_entry->sha256() == e.sha256()) {
+        old_entry->sha256() == e.sha256() && view->Full(e.name(), e.version()).ok()) {
       continue;  // unchanged; its stored files stay as they are
     }
     v1::ComponentUpdate* update = response.add_updated();

@@ -333,6 +333,38 @@ TEST_F(RelayTest, ManualUpdateAndStatusJsonCarryRelayFields) {
   EXPECT_THAT(out, HasSubstr("publish at the origin"));
 }
 
+// A relay whose --max-file-size is below one component skips that one,
+// says which and why (status, log, and a Fetch of it), and still takes
+// every other component and its later versions.
+TEST_F(RelayTest, AComponentOverTheRelaysLimitIsSkippedAndTheOthersStillArrive) {
+  auto origin = StartOrigin("origin");
+  std::string small = Pattern("small", 2000, 1);
+  std::string big = Pattern("big", 40000, 2);
+  ASSERT_EQ(testing::Publish(*origin, "virus", small), 1u);
+  ASSERT_EQ(testing::Publish(*origin, "spyware", big), 1u);
+  auto relay = StartRelay("relay", {origin->address()}, origin->data_dir() + "/origin.pub",
+                          {"--max-file-size", "1MiB"});
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }))
+      << relay->output();
+  std::string out;
+  ASSERT_EQ(testing::Ctl({"--data-dir", relay->data_dir(), "status", "--json"}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("\"skipped\":[\"spyware 1: "));
+  EXPECT_THAT(out, HasSubstr("over this relay's --max-file-size of 1048576"));
+  EXPECT_THAT(relay->output(), HasSubstr("skipping spyware 1"));
+  EXPECT_EQ(testing::FetchFull(relay->address(), "spyware"), "");
+  EXPECT_EQ(
+      testing::Ctl({"--server", relay->address(), "fetch", "spyware", "--out", work_.File("got")},
+                   &out),
+      1);
+  EXPECT_THAT(out, HasSubstr("does not carry spyware 1"));
+  // Later versions of the others still arrive.
+  ASSERT_EQ(testing::Publish(*origin, "virus", Pattern("small2", 0, 3, small)), 3u);
+  EXPECT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 3; }))
+      << relay->output();
+  EXPECT_EQ(testing::FetchFull(relay->address(), "virus"),
+            testing::FetchFull(origin->address(), "virus"));
+}
+
 // An operator changes the schedule and the upstream proxy of a running relay
 // with sigrelayctl; both apply at once, bad values change nothing, the
 // password is shown nowhere, and both survive a restart with the original

@@ -1,6 +1,7 @@
 // The wire contract as an independent client meets it: stock gRPC defaults
 // (4 MiB receive limit), and an origin whose catalog a relay has never heard
 // of. Real origin and relay binaries on loopback.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/client_unary_call.h>
 
@@ -145,6 +146,56 @@ TEST(WireContractTest, TheAgentsPortAnswersGrpcHealthChecks) {
     bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   }
   EXPECT_EQ(bytes, std::string("\x08\x01", 2)) << "not SERVING";
+}
+
+// gRPC server reflection answers on the agents' port (grpcurl and other
+// operators' tools list and call UpdateService) and does not list the admin
+// API, which is not served there. Raw bytes: ServerReflectionRequest
+// {list_services: "*"} (field 7) in; the service names come back as strings.
+TEST(WireContractTest, ReflectionListsUpdateServiceAndNotTheAdminApi) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"), {});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  auto channel = grpc::CreateChannel(origin.address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  auto Tag = [](intptr_t i) { return reinterpret_cast<void*>(i); };
+  auto Next = [&](void* want) {
+    void* tag = nullptr;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && tag == want && ok;
+  };
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto call =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  call->StartCall(Tag(1));
+  ASSERT_TRUE(Next(Tag(1)));
+  grpc::Slice list("\x3a\x01*", 3);
+  grpc::ByteBuffer request(&list, 1);
+  call->Write(request, Tag(2));
+  ASSERT_TRUE(Next(Tag(2)));
+  grpc::ByteBuffer response;
+  call->Read(&response, Tag(3));
+  ASSERT_TRUE(Next(Tag(3))) << "no reflection answer";
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  EXPECT_THAT(bytes, ::testing::HasSubstr("sigrelay.v1.UpdateService"));
+  EXPECT_THAT(bytes, ::testing::HasSubstr("grpc.health.v1.Health"));
+  EXPECT_THAT(bytes, ::testing::Not(::testing::HasSubstr("AdminService")));
+  ctx.TryCancel();
+  grpc::Status ignored;
+  call->Finish(&ignored, Tag(4));
+  Next(Tag(4));
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
 }
 
 }  // namespace

@@ -275,6 +275,12 @@ absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view, const ComponentCatalo
           req.component(), " ", want, " is not published; the newest is ", entry->version()));
     }
     record = view.Full(req.component(), want);
+    if (absl::IsNotFound(record.status()) && want == entry->version()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "this node does not carry ", req.component(), " ", want,
+          " (a relay skips a component over its --max-file-size; its status says why): fetch "
+          "it from another node"));
+    }
     if (absl::IsNotFound(record.status())) {
       return absl::NotFoundError(
           absl::StrCat(req.component(), " ", want, " is no longer retained; retained versions: ",
