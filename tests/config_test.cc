@@ -33,6 +33,35 @@ TEST(ConfigTest, EveryConfigFieldIsADaemonFlag) {
   }
 }
 
+TEST(ConfigTest, EveryAgentConfigFieldIsAnAgentFlag) {
+  std::string help;
+  ASSERT_EQ(RunCommand({Bin("sigrelay-agent"), "--help"}, &help), 0);
+  const google::protobuf::Descriptor* d = v1::AgentConfig::descriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const std::string flag = "--" + absl::StrReplaceAll(d->field(i)->name(), {{"_", "-"}}) + " ";
+    EXPECT_THAT(help, HasSubstr(flag)) << d->field(i)->name() << " is in AgentConfig only";
+  }
+}
+
+// sigrelay-agent reads its settings from a config file like the daemons,
+// and refuses a daemon's setting there, naming it.
+TEST(ConfigTest, AgentTakesItsSettingsFromTheFile) {
+  TempDir work;
+  std::string out;
+  ASSERT_TRUE(WriteFileAtomically(work.File("agent.textpb"),
+                                  "server: \"127.0.0.1:1\"\ncomponents: \"virus\"\n"
+                                  "origin_pubkey: \"/nonexistent.pub\"\ndir: \"" +
+                                      work.File("d") + "\"\n")
+                  .ok());
+  EXPECT_EQ(
+      RunCommand({Bin("sigrelay-agent"), "--config", work.File("agent.textpb"), "--once"}, &out),
+      1);
+  EXPECT_THAT(out, HasSubstr("/nonexistent.pub")) << "the file's settings were not read";
+  ASSERT_TRUE(WriteFileAtomically(work.File("bad.textpb"), "listen: \"127.0.0.1:1\"\n").ok());
+  EXPECT_EQ(RunCommand({Bin("sigrelay-agent"), "--config", work.File("bad.textpb")}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("is not a valid sigrelay.v1.AgentConfig"));
+}
+
 TEST(ConfigTest, OriginTakesItsSettingsFromTheFileAndFlagsWin) {
   TempDir work;
   const std::string config = work.File("origin.conf");

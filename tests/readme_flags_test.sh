@@ -5,6 +5,7 @@ set -euo pipefail
 readme=$1
 bin=$2
 help=$( ("$bin/sigrelay-origin" --help; "$bin/sigrelay-relay" --help; "$bin/sigrelay-agent-sim" --help;
+         "$bin/sigrelay-agent" --help;
          "$bin/sigrelayctl" --help) 2>&1)
 missing=0
 for flag in $(grep -o -- '--[a-z][a-z0-9-]*' "$readme" | sort -u); do

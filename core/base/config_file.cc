@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -46,10 +47,13 @@ absl::StatusOr<std::string> ReadBounded(const std::string& path, size_t limit) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(const std::string& path) {
+absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(
+    const std::string& path, const google::protobuf::Message* schema) {
   absl::StatusOr<std::string> text = ReadBounded(path, kMaxConfigFileBytes);
   if (!text.ok()) return text.status();
-  v1::NodeConfig config;
+  if (schema == nullptr) schema = &v1::NodeConfig::default_instance();
+  std::unique_ptr<google::protobuf::Message> owned(schema->New());
+  google::protobuf::Message& config = *owned;
   struct Collector : google::protobuf::io::ErrorCollector {
     std::string errors;
     void AddError(int line, int column, const std::string& message) override {
@@ -59,9 +63,9 @@ absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(const std::string& pa
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&collector);
   if (!parser.ParseFromString(*text, &config)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config file ", path, " is not a valid sigrelay.v1.NodeConfig: ", collector.errors,
-        "see proto/sigrelay/v1/config.proto"));
+    return absl::InvalidArgumentError(absl::StrCat("config file ", path, " is not a valid ",
+                                                   config.GetTypeName(), ": ", collector.errors,
+                                                   "see proto/sigrelay/v1/config.proto"));
   }
   std::vector<std::string> flags;
   const google::protobuf::Reflection* reflection = config.GetReflection();
@@ -88,6 +92,9 @@ absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(const std::string& pa
       case FD::CPPTYPE_UINT32:
         flags.push_back(absl::StrCat(reflection->GetUInt32(config, f)));
         break;
+      case FD::CPPTYPE_UINT64:
+        flags.push_back(absl::StrCat(reflection->GetUInt64(config, f)));
+        break;
       default:
         return absl::InternalError(
             absl::StrCat("config field ", f->name(), " has a type the flag reader does not know"));
@@ -97,11 +104,11 @@ absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(const std::string& pa
 }
 
 absl::Status ParseFlagsWithConfig(FlagParser* flags, const std::string* config_path, int argc,
-                                  char** argv) {
+                                  char** argv, const google::protobuf::Message* schema) {
   absl::Status s = flags->ParseFlagsOnly(argc, argv);
   if (!s.ok() || flags->help_requested() || config_path->empty()) return s;
   const std::string path = *config_path;
-  absl::StatusOr<std::vector<std::string>> from_file = ConfigFileAsFlags(path);
+  absl::StatusOr<std::vector<std::string>> from_file = ConfigFileAsFlags(path, schema);
   if (!from_file.ok()) return from_file.status();
   for (size_t i = 0; i < from_file->size(); i += 2) {
     const std::string name = (*from_file)[i].substr(2);

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/base/flags.h"
+#include "google/protobuf/message.h"
 
 namespace sigrelay {
 
@@ -21,14 +22,17 @@ inline constexpr size_t kMaxConfigFileBytes = 1 << 20;
 
 // The file at `path` as flags: "--data-dir", "/var/lib/x", "--listen", ...
 // InvalidArgument naming the line for text that is not a NodeConfig.
-absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(const std::string& path);
+// `schema`: the message the file is (NodeConfig when null; AgentConfig for
+// sigrelay-agent).
+absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(
+    const std::string& path, const google::protobuf::Message* schema = nullptr);
 
 // Parses the command line into `flags`; when it names a config file (the
 // flag bound to *config_path), applies the file first and the command line
 // over it. A field of the file that is not one of `flags` is an error
 // naming it.
 absl::Status ParseFlagsWithConfig(FlagParser* flags, const std::string* config_path, int argc,
-                                  char** argv);
+                                  char** argv, const google::protobuf::Message* schema = nullptr);
 
 }  // namespace sigrelay
 

@@ -45,7 +45,13 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view content, int mode) {
-  std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  // Hidden beside the target ("DIR/.NAME.tmp.PID"): a reader listing the
+  // directory (a scanner loading every pattern file) never takes it.
+  const size_t slash = path.rfind('/');
+  const std::string tmp =
+      slash == std::string::npos
+          ? absl::StrCat(".", path, ".tmp.", getpid())
+          : absl::StrCat(path.substr(0, slash + 1), ".", path.substr(slash + 1), ".tmp.", getpid());
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoError("cannot create", tmp);
   size_t done = 0;
@@ -71,6 +77,13 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
     absl::Status s = ErrnoError("cannot rename into", path);
     unlink(tmp.c_str());
     return s;
+  }
+  // The rename itself survives a power loss once the directory is synced.
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
   }
   return absl::OkStatus();
 }

@@ -1,0 +1,186 @@
+// sigrelay-agent: keeps a directory of pattern files current from the
+// nearest relay, for the scanner that reads them (what freshclam does for
+// ClamAV's database directory). See README "Keeping endpoints current".
+//
+//   sigrelay-agent --server relay:7443 --origin-pubkey origin.pub
+//       --dir /var/lib/scanner/patterns --components virus,spyware [--once]
+//   sigrelay-agent status --state-dir DIR
+#include <cstring>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "agent/pattern_agent.h"
+#include "core/base/config_file.h"
+#include "core/base/digest.h"
+#include "core/base/file_util.h"
+#include "core/base/flags.h"
+#include "core/base/log.h"
+#include "core/base/process.h"
+#include "core/model/component.h"
+#include "core/model/manifest.h"
+#include "sigrelay/v1/config.pb.h"
+
+namespace sigrelay {
+namespace {
+
+int Fail(const absl::Status& s) {
+  Log(LogLevel::kError, absl::StrCat("sigrelay-agent: ", s.message()));
+  return 1;
+}
+
+std::string When(int64_t unix_seconds) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixSeconds(unix_seconds),
+                          absl::UTCTimeZone());
+}
+
+// `sigrelay-agent status --state-dir DIR`: what is installed, from where,
+// and when.
+int Status(int argc, char** argv) {
+  std::string state_dir;
+  FlagParser flags("sigrelay-agent status", "sigrelay-agent status --state-dir DIR");
+  flags.Add("state-dir", &state_dir, "DIR", "the agent's --state-dir (required)");
+  if (absl::Status s = flags.ParseFlagsOnly(argc, argv); !s.ok()) return Fail(s);
+  if (flags.help_requested()) {
+    std::cout << flags.Usage();
+    return 0;
+  }
+  if (state_dir.empty()) return Fail(absl::InvalidArgumentError("--state-dir is required"));
+  absl::StatusOr<std::string> bytes = ReadFileToString(state_dir + "/state.binpb");
+  v1::AgentState state;
+  if (!bytes.ok()) {
+    return Fail(absl::NotFoundError(
+        absl::StrCat("no agent state in ", state_dir, " (", bytes.status().message(),
+                     "): the agent has not run with this --state-dir yet")));
+  }
+  if (!state.ParseFromString(*bytes)) {
+    return Fail(absl::DataLossError(state_dir + "/state.binpb is not an agent state"));
+  }
+  absl::StatusOr<std::string> id = ReadFileToString(state_dir + "/agent-id");
+  std::cout << "agent " << (id.ok() ? std::string(absl::StripAsciiWhitespace(*id)) : "?")
+            << ", state in " << state_dir << "\n";
+  v1::Manifest manifest;
+  if (state.has_manifest() && manifest.ParseFromString(state.manifest().manifest())) {
+    std::cout << "trusted manifest: serial " << manifest.serial() << ", expires "
+              << When(manifest.expires_unix()) << "\n";
+  } else {
+    std::cout << "trusted manifest: none yet\n";
+  }
+  std::cout << "\n"
+            << absl::StrFormat("%-20s %8s  %-18s %-22s %-20s %s\n", "COMPONENT", "VERSION", "HOW",
+                               "FROM", "WHEN", "SHA256");
+  for (const v1::InstalledFile& f : state.installed()) {
+    std::cout << absl::StrFormat("%-20s %8d  %-18s %-22s %-20s %s\n", f.component(), f.version(),
+                                 f.how(), f.server(), When(f.installed_unix()),
+                                 ToHex(f.sha256()).substr(0, 16));
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "status") == 0) return Status(argc - 1, argv + 1);
+  InitDaemonProcess();
+  PatternAgentOptions o;
+  std::string config, pubkey, components;
+  bool once = false;
+  FlagParser flags("sigrelay-agent",
+                   "sigrelay-agent --server HOST:PORT [--server ...] --origin-pubkey FILE "
+                   "--dir DIR --components a,b [flags]\n"
+                   "       sigrelay-agent status --state-dir DIR");
+  flags.Add("config", &config, "FILE",
+            "settings in protobuf text format (sigrelay.v1.AgentConfig, "
+            "proto/sigrelay/v1/config.proto); flags given here win");
+  flags.AddRepeated("server", &o.servers, "HOST:PORT",
+                    "relay (or origin) to update from; several are tried in order (required)");
+  flags.Add("origin-pubkey", &pubkey, "FILE",
+            "the origin's origin.pub; every manifest must verify with it (required)");
+  flags.Add("dir", &o.dir, "DIR",
+            "the pattern directory: COMPONENT.pattern and COMPONENT.version, each replaced "
+            "atomically (required)");
+  flags.Add("components", &components, "a,b", "the components to keep current (required)");
+  flags.Add("state-dir", &o.state_dir, "DIR",
+            "what the agent trusts and installed, and its id (default DIR/.sigrelay-state)");
+  flags.Add("on-update", &o.on_update, "CMD",
+            "shell command run once after each update that installed something, with "
+            "SIGRELAY_UPDATED=\"virus=5 spyware=3\", SIGRELAY_VERSION_<COMPONENT>, SIGRELAY_DIR, "
+            "SIGRELAY_SERVER and SIGRELAY_SERIAL in its environment");
+  flags.Add("on-update-timeout", &o.on_update_timeout,
+            "kill --on-update after this long (default 60s)");
+  flags.AddBool("once", &once,
+                "update once and exit: 0 when current or updated, 1 with the reason otherwise");
+  AddClientTlsFlags(&flags, &o.channel.tls, "tls");
+  flags.Add("proxy", &o.channel.proxy, "URL",
+            "reach the servers through this HTTP CONNECT proxy: http://[user:pass@]HOST:PORT");
+  flags.Add("max-backoff", &o.max_backoff,
+            "longest wait before trying the next server after a failure (default 5m)");
+  flags.Add("stall-timeout", &o.stall_timeout,
+            "cut a download that brings no data this long (default 60s)");
+  absl::Status parsed =
+      ParseFlagsWithConfig(&flags, &config, argc, argv, &v1::AgentConfig::default_instance());
+  if (flags.help_requested()) {
+    std::cout << flags.Usage();
+    return 0;
+  }
+  if (!parsed.ok()) return Fail(parsed);
+  if (o.servers.empty() || pubkey.empty() || o.dir.empty() || components.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "--server, --origin-pubkey, --dir and --components are required; see --help"));
+  }
+  for (absl::string_view c : absl::StrSplit(components, ',', absl::SkipEmpty())) {
+    if (absl::Status s = ValidateComponentName(c); !s.ok()) return Fail(s);
+    o.components.emplace_back(c);
+  }
+  if (o.state_dir.empty()) o.state_dir = o.dir + "/.sigrelay-state";
+  if (o.on_update_timeout <= absl::ZeroDuration() || o.max_backoff <= absl::ZeroDuration() ||
+      o.stall_timeout <= absl::ZeroDuration()) {
+    return Fail(absl::InvalidArgumentError(
+        "--on-update-timeout, --max-backoff and --stall-timeout must be positive"));
+  }
+  if (o.channel.tls.enabled()) {
+    if (absl::Status s = CheckTlsFiles(o.channel.tls, /*server=*/false, "--tls"); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  absl::StatusOr<std::unique_ptr<ManifestVerifier>> verifier =
+      ManifestVerifier::FromPemFile(pubkey);
+  if (!verifier.ok()) return Fail(verifier.status());
+
+  sigset_t stop_signals = BlockStopSignals();
+  PatternAgent agent(o, std::move(*verifier));
+  if (absl::Status s = agent.Open(); !s.ok()) return Fail(s);
+  if (once) {
+    absl::StatusOr<UpdateResult> r = agent.UpdateOnce();
+    if (!r.ok())
+      return Fail(
+          absl::Status(r.status().code(), absl::StrCat("cannot update: ", r.status().message())));
+    if (r->installed.empty()) {
+      Log(LogLevel::kInfo, absl::StrCat("current at serial ", r->serial, " from ", r->server));
+    }
+    return 0;
+  }
+  Log(LogLevel::kInfo, absl::StrCat("sigrelay-agent ", agent.agent_id(), " keeping ", components,
+                                    " current in ", o.dir));
+  absl::Notification stop, stopped;
+  std::thread runner([&] {
+    agent.Run(&stop);
+    stopped.Notify();
+  });
+  const int sig = WaitForStopSignal(stop_signals);
+  Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": stopping"));
+  stop.Notify();
+  agent.Interrupt();
+  // A transfer under way is not waited for long: every file in DIR is
+  // replaced atomically, so stopping mid-transfer loses nothing installed.
+  if (!stopped.WaitForNotificationWithTimeout(absl::Seconds(5))) _exit(0);
+  runner.join();
+  return 0;
+}
+
+}  // namespace
+}  // namespace sigrelay
+
+int main(int argc, char** argv) { return sigrelay::Main(argc, argv); }

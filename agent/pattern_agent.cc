@@ -1,0 +1,356 @@
+#include "agent/pattern_agent.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "core/base/digest.h"
+#include "core/base/file_util.h"
+#include "core/base/grpc_status.h"
+#include "core/base/log.h"
+#include "core/client/fetch_client.h"
+#include "core/client/manifest_check.h"
+
+extern char** environ;
+
+namespace sigrelay {
+namespace {
+
+absl::Status Prefixed(const std::string& server, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat(server, ": ", s.message()));
+}
+
+// A random 128-bit id, hex: an agent's name on its Watch reports.
+std::string NewAgentId() {
+  absl::BitGen gen;
+  return absl::StrCat("agent-", absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16),
+                      absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+}
+
+}  // namespace
+
+PatternAgent::PatternAgent(PatternAgentOptions options, std::unique_ptr<ManifestVerifier> verifier)
+    : options_(std::move(options)), verifier_(std::move(verifier)) {}
+
+std::string PatternAgent::PatternPath(const std::string& component) const {
+  return absl::StrCat(options_.dir, "/", component, ".pattern");
+}
+
+absl::Status PatternAgent::Open() {
+  for (const std::string& d : {options_.dir, options_.state_dir}) {
+    if (absl::Status s = MakeDirs(d); !s.ok()) return s;
+  }
+  const std::string id_file = options_.state_dir + "/agent-id";
+  if (absl::StatusOr<std::string> id = ReadFileToString(id_file); id.ok()) {
+    agent_id_ = std::string(absl::StripAsciiWhitespace(*id));
+  } else {
+    agent_id_ = NewAgentId();
+    if (absl::Status s = WriteFileAtomically(id_file, agent_id_ + "\n", 0644); !s.ok()) return s;
+  }
+  const std::string state_file = options_.state_dir + "/state.binpb";
+  if (FileExists(state_file)) {
+    absl::StatusOr<std::string> bytes = ReadFileToString(state_file);
+    if (!bytes.ok()) return bytes.status();
+    if (!state_.ParseFromString(*bytes)) {
+      return absl::DataLossError(
+          absl::StrCat(state_file,
+                       " is not an agent state (sigrelay.v1.AgentState); it is only ever "
+                       "replaced whole, so something else wrote it: remove it to start over "
+                       "(the agent then trusts the next valid manifest)"));
+    }
+  }
+  // Temporaries of an install a crash interrupted (".NAME.tmp.PID").
+  if (DIR* d = opendir(options_.dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (absl::StartsWith(name, ".") && absl::StrContains(name, ".tmp.")) {
+        unlink(absl::StrCat(options_.dir, "/", name).c_str());
+      }
+    }
+    closedir(d);
+  }
+  for (const std::string& c : options_.components) {
+    Held held;
+    absl::StatusOr<std::string> file = ReadFileToString(PatternPath(c));
+    if (file.ok()) {
+      const std::string sha = Sha256::Of(*file);
+      for (const v1::InstalledFile& f : state_.installed()) {
+        if (f.component() == c && f.sha256() == sha) held = {f.version(), sha};
+      }
+      if (held.version == 0) {
+        Log(LogLevel::kWarning, absl::StrCat(PatternPath(c),
+                                             " is not a file this agent installed (changed outside "
+                                             "it?); it will be replaced by a full download"));
+      }
+    }
+    held_[c] = held;
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<grpc::Channel> PatternAgent::Channel(size_t i) const {
+  return MakeChannel(options_.servers[i], options_.channel);
+}
+
+v1::WatchRequest PatternAgent::Report() const {
+  v1::WatchRequest r;
+  r.set_agent_id(agent_id_);
+  for (const std::string& c : options_.components) {
+    v1::ComponentVersion* v = r.add_versions();
+    v->set_component(c);
+    v->set_version(held_.at(c).version);
+  }
+  return r;
+}
+
+absl::StatusOr<UpdateResult> PatternAgent::UpdateOnce() {
+  std::vector<std::string> errors;
+  absl::StatusCode code = absl::StatusCode::kUnavailable;
+  for (size_t i = 0; i < options_.servers.size(); ++i) {
+    const std::string& server = options_.servers[i];
+    auto stub = v1::UpdateService::NewStub(Channel(i));
+    v1::SignedManifest manifest;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    absl::Status got = FromGrpcStatus(stub->GetManifest(&ctx, v1::GetManifestRequest(), &manifest));
+    absl::StatusOr<UpdateResult> r =
+        got.ok() ? Apply(stub.get(), server, manifest, nullptr) : Prefixed(server, got);
+    if (r.ok()) return r;
+    code = r.status().code();
+    errors.push_back(std::string(r.status().message()));
+    if (i + 1 < options_.servers.size()) {
+      Log(LogLevel::kWarning, absl::StrCat(r.status().message(), "; trying the next server"));
+    }
+  }
+  return absl::Status(code, absl::StrJoin(errors, "; "));
+}
+
+absl::StatusOr<UpdateResult> PatternAgent::Apply(v1::UpdateService::StubInterface* stub,
+                                                 const std::string& server,
+                                                 const v1::SignedManifest& offered,
+                                                 const v1::WatchResponse* push) {
+  absl::StatusOr<OfferedManifest> offer = CheckOfferedManifest(
+      *verifier_, offered, state_.has_manifest() ? &state_.manifest() : nullptr, absl::Now());
+  if (!offer.ok()) return Prefixed(server, offer.status());
+  UpdateResult result;
+  result.server = server;
+  result.serial = offer->manifest.serial();
+  if (offer->newer) {
+    *state_.mutable_manifest() = offered;  // the rollback floor, once verified
+    if (absl::Status s = SaveState(); !s.ok()) return s;
+  }
+  for (const std::string& c : options_.components) {
+    const v1::ComponentEntry* entry = FindEntry(offer->manifest, c);
+    if (entry == nullptr) continue;  // not published (yet)
+    const Held held = held_[c];
+    if (held.version == entry->version() && held.sha256 == entry->sha256()) continue;
+    std::string how;
+    absl::StatusOr<std::string> content = Rebuild(stub, *entry, held, push, &how);
+    if (!content.ok()) return Prefixed(server, content.status());
+    if (absl::Status s = Install(*entry, *content); !s.ok()) return s;
+    held_[c] = {entry->version(), entry->sha256()};
+    v1::InstalledFile f;
+    f.set_component(c);
+    f.set_version(entry->version());
+    f.set_sha256(entry->sha256());
+    f.set_server(server);
+    f.set_how(how);
+    f.set_installed_unix(absl::ToUnixSeconds(absl::Now()));
+    auto* installed = state_.mutable_installed();
+    installed->erase(std::remove_if(installed->begin(), installed->end(),
+                                    [&](const v1::InstalledFile& x) { return x.component() == c; }),
+                     installed->end());
+    *installed->Add() = f;
+    if (absl::Status s = SaveState(); !s.ok()) return s;
+    Log(LogLevel::kInfo,
+        absl::StrCat("installed ", c, " ", entry->version(), " from ", server, " by ", how, " (",
+                     content->size(), " bytes) in ", options_.dir));
+    result.installed.push_back(std::move(f));
+  }
+  return result;
+}
+
+absl::StatusOr<std::string> PatternAgent::Rebuild(v1::UpdateService::StubInterface* stub,
+                                                  const v1::ComponentEntry& entry, const Held& held,
+                                                  const v1::WatchResponse* push, std::string* how) {
+  const absl::Time deadline = absl::Now() + absl::Hours(24);
+  if (held.version != 0) {
+    absl::StatusOr<std::string> old = ReadFileToString(PatternPath(entry.name()));
+    if (old.ok() && Sha256::Of(*old) == held.sha256) {
+      if (push != nullptr) {
+        for (const v1::FetchResponse& payload : push->payloads()) {
+          if (payload.header().component() != entry.name()) continue;
+          absl::StatusOr<absl::string_view> incr =
+              CheckPushedIncremental(payload, entry, held.version);
+          absl::StatusOr<std::string> rebuilt =
+              incr.ok() ? ApplyVerified(codec_, *old, *incr, entry) : incr.status();
+          if (rebuilt.ok()) {
+            *how = "pushed incremental";
+            return rebuilt;
+          }
+          Log(LogLevel::kWarning, absl::StrCat("pushed incremental for ", entry.name(),
+                                               " not taken: ", rebuilt.status().message()));
+        }
+      }
+      for (const v1::IncrementalEntry& ie : entry.incrementals()) {
+        if (ie.from_version() != held.version) continue;
+        v1::FetchRequest req;
+        req.set_component(entry.name());
+        req.set_have_version(held.version);
+        req.set_want_version(entry.version());
+        absl::StatusOr<FetchedBody> got = FetchToMemory(
+            stub, req, ExpectedBody::Incremental(entry, ie), deadline, options_.stall_timeout);
+        absl::StatusOr<std::string> rebuilt =
+            got.ok() ? ApplyVerified(codec_, *old, got->data, entry) : got.status();
+        if (rebuilt.ok()) {
+          *how = "incremental";
+          return rebuilt;
+        }
+        Log(LogLevel::kWarning,
+            absl::StrCat("incremental ", entry.name(), " v_", held.version, ".", entry.version(),
+                         " failed (", rebuilt.status().message(), "); fetching the full file"));
+      }
+    }
+  }
+  v1::FetchRequest req;
+  req.set_component(entry.name());
+  req.set_want_version(entry.version());
+  absl::StatusOr<FetchedBody> got =
+      FetchToMemory(stub, req, ExpectedBody::Full(entry), deadline, options_.stall_timeout);
+  if (!got.ok()) return got.status();
+  *how = "full";
+  return std::move(got->data);
+}
+
+absl::Status PatternAgent::Install(const v1::ComponentEntry& entry, const std::string& content) {
+  if (absl::Status s = WriteFileAtomically(PatternPath(entry.name()), content, 0644); !s.ok()) {
+    return s;
+  }
+  return WriteFileAtomically(absl::StrCat(options_.dir, "/", entry.name(), ".version"),
+                             absl::StrCat(entry.version(), "\n"), 0644);
+}
+
+absl::Status PatternAgent::SaveState() {
+  return WriteFileAtomically(options_.state_dir + "/state.binpb", state_.SerializeAsString(), 0600);
+}
+
+void PatternAgent::RunOnUpdate(const UpdateResult& result) {
+  if (options_.on_update.empty() || result.installed.empty()) return;
+  // The environment is built before fork: only async-signal-safe calls
+  // happen in the child of a threaded process.
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  std::vector<std::string> updated;
+  for (const v1::InstalledFile& f : result.installed) {
+    updated.push_back(absl::StrCat(f.component(), "=", f.version()));
+    env.push_back(absl::StrCat(
+        "SIGRELAY_VERSION_",
+        absl::AsciiStrToUpper(absl::StrReplaceAll(f.component(), {{"-", "_"}, {".", "_"}})), "=",
+        f.version()));
+  }
+  env.push_back("SIGRELAY_UPDATED=" + absl::StrJoin(updated, " "));
+  env.push_back("SIGRELAY_DIR=" + options_.dir);
+  env.push_back("SIGRELAY_SERVER=" + result.server);
+  env.push_back(absl::StrCat("SIGRELAY_SERIAL=", result.serial));
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const char* argv[] = {"/bin/sh", "-c", options_.on_update.c_str(), nullptr};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    execve("/bin/sh", const_cast<char**>(argv), envp.data());
+    _exit(127);
+  }
+  if (pid < 0) {
+    Log(LogLevel::kError, absl::StrCat("--on-update: cannot start: ", strerror(errno)));
+    return;
+  }
+  const absl::Time deadline = absl::Now() + options_.on_update_timeout;
+  int status = 0;
+  pid_t done = 0;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (done == 0) {
+    kill(-pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    Log(LogLevel::kError,
+        absl::StrCat("--on-update \"", options_.on_update, "\" did not finish within ",
+                     absl::FormatDuration(options_.on_update_timeout),
+                     "; killed (it runs again after the next update)"));
+    return;
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    Log(LogLevel::kError,
+        absl::StrCat("--on-update \"", options_.on_update, "\" failed (",
+                     WIFEXITED(status) ? absl::StrCat("exit ", WEXITSTATUS(status))
+                                       : absl::StrCat("signal ", WTERMSIG(status)),
+                     ") for ", absl::StrJoin(updated, " "), "; not retried"));
+    return;
+  }
+  Log(LogLevel::kInfo, absl::StrCat("--on-update ran for ", absl::StrJoin(updated, " ")));
+}
+
+void PatternAgent::Run(absl::Notification* stop) {
+  absl::BitGen gen;
+  absl::Duration backoff = absl::Seconds(1);
+  size_t i = 0;
+  while (!stop->HasBeenNotified()) {
+    const std::string& server = options_.servers[i];
+    auto stub = v1::UpdateService::NewStub(Channel(i));
+    absl::Status ended;
+    {
+      WatchStream watch(stub.get(), Report());
+      {
+        absl::MutexLock lock(&mu_);
+        watch_ = &watch;
+      }
+      if (stop->HasBeenNotified()) watch.Cancel();
+      for (;;) {
+        absl::StatusOr<v1::WatchResponse> push = watch.Next();
+        if (!push.ok()) {
+          ended = Prefixed(server, push.status());
+          break;
+        }
+        absl::StatusOr<UpdateResult> r = Apply(stub.get(), server, push->manifest(), &*push);
+        if (!r.ok()) {
+          ended = r.status();  // a refused manifest or a failed transfer: another server
+          break;
+        }
+        backoff = absl::Seconds(1);  // this server works
+        if (!r->installed.empty()) {
+          RunOnUpdate(*r);
+          watch.Report(Report());
+        }
+      }
+      absl::MutexLock lock(&mu_);
+      watch_ = nullptr;
+    }
+    if (stop->HasBeenNotified()) break;
+    i = (i + 1) % options_.servers.size();
+    const absl::Duration wait = backoff * absl::Uniform(gen, 0.5, 1.0);
+    Log(LogLevel::kWarning,
+        absl::StrCat(ended.message(), "; next: ", options_.servers[i], " in ",
+                     absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(100)))));
+    stop->WaitForNotificationWithTimeout(wait);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void PatternAgent::Interrupt() {
+  absl::MutexLock lock(&mu_);
+  if (watch_ != nullptr) watch_->Cancel();
+}
+
+}  // namespace sigrelay

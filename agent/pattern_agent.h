@@ -1,0 +1,110 @@
+// sigrelay-agent's engine: keeps a pattern directory current from a relay.
+//
+// Each component lives in DIR as COMPONENT.pattern (the verified file) and
+// COMPONENT.version (its version, one line), each replaced atomically (a
+// hidden temporary beside it, fsync, rename, directory fsync), pattern first.
+// A scanner reading DIR never sees a half-written file; a crash at any
+// instant leaves the old file or the new one. What was accepted and
+// installed is kept in STATE_DIR/state.binpb; at start the files in DIR are
+// hashed against it, so a file changed or torn outside the agent is
+// replaced by a full download rather than trusted.
+//
+//   PatternAgent agent(options, std::move(verifier));
+//   absl::Status s = agent.Open();           // state dir, agent id, held files
+//   absl::StatusOr<UpdateResult> r = agent.UpdateOnce();   // --once
+//   agent.Run(&stop);                        // Watch, with fallback and backoff
+#ifndef SIGRELAY_AGENT_PATTERN_AGENT_H_
+#define SIGRELAY_AGENT_PATTERN_AGENT_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "core/base/transport.h"
+#include "core/client/watch_stream.h"
+#include "core/model/delta_codec.h"
+#include "core/model/manifest.h"
+#include "sigrelay/v1/config.pb.h"
+#include "sigrelay/v1/update.grpc.pb.h"
+
+namespace sigrelay {
+
+struct PatternAgentOptions {
+  std::vector<std::string> servers;  // tried in order; the next when one fails
+  std::string dir;                   // where the pattern files go
+  std::vector<std::string> components;
+  std::string state_dir;
+  std::string on_update;  // shell command run after each installed update
+  absl::Duration on_update_timeout = absl::Seconds(60);
+  ChannelOptions channel;  // TLS, proxy
+  absl::Duration max_backoff = absl::Minutes(5);
+  absl::Duration stall_timeout = absl::Seconds(60);
+};
+
+struct UpdateResult {
+  std::string server;
+  uint64_t serial = 0;
+  std::vector<v1::InstalledFile> installed;  // empty: already current
+};
+
+class PatternAgent {
+ public:
+  PatternAgent(PatternAgentOptions options, std::unique_ptr<ManifestVerifier> verifier);
+
+  // Makes the directories, loads the state and the agent id (made once),
+  // removes temporaries a crash left in DIR, and hashes what DIR holds.
+  absl::Status Open();
+
+  // One update from the first server that can give one: its manifest, then
+  // whatever changed. An error names each server tried and why.
+  absl::StatusOr<UpdateResult> UpdateOnce();
+
+  // Follows the servers' Watch streams until `stop` is notified: every push
+  // is verified and installed; a broken stream moves to the next server
+  // after a backoff with jitter.
+  void Run(absl::Notification* stop);
+  // After notifying Run's `stop`: ends the open Watch stream at once.
+  void Interrupt();
+
+  const std::string& agent_id() const { return agent_id_; }
+
+ private:
+  struct Held {
+    uint32_t version = 0;  // 0: nothing usable in DIR
+    std::string sha256;
+  };
+
+  std::shared_ptr<grpc::Channel> Channel(size_t i) const;
+  // Verifies `offered`, installs what changed for our components (taking a
+  // pushed incremental when one checks out), saves the state.
+  absl::StatusOr<UpdateResult> Apply(v1::UpdateService::StubInterface* stub,
+                                     const std::string& server, const v1::SignedManifest& offered,
+                                     const v1::WatchResponse* push);
+  absl::StatusOr<std::string> Rebuild(v1::UpdateService::StubInterface* stub,
+                                      const v1::ComponentEntry& entry, const Held& held,
+                                      const v1::WatchResponse* push, std::string* how);
+  absl::Status Install(const v1::ComponentEntry& entry, const std::string& content);
+  absl::Status SaveState();
+  v1::WatchRequest Report() const;
+  void RunOnUpdate(const UpdateResult& result);
+  std::string PatternPath(const std::string& component) const;
+
+  const PatternAgentOptions options_;
+  const std::unique_ptr<ManifestVerifier> verifier_;
+  const IncrementalCodec codec_;
+  std::string agent_id_;
+  v1::AgentState state_;
+  std::map<std::string, Held> held_;
+  absl::Mutex mu_;
+  WatchStream* watch_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream, to cancel on stop
+};
+
+}  // namespace sigrelay
+
+#endif  // SIGRELAY_AGENT_PATTERN_AGENT_H_
