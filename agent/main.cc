@@ -140,6 +140,9 @@ int Main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError(
         "--on-update-timeout, --max-backoff and --stall-timeout must be positive"));
   }
+  if (absl::Status s = CheckProxyUrl(o.channel.proxy); !s.ok()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--proxy: ", s.message())));
+  }
   if (o.channel.tls.enabled()) {
     if (absl::Status s = CheckTlsFiles(o.channel.tls, /*server=*/false, "--tls"); !s.ok()) {
       return Fail(s);

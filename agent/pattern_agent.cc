@@ -26,10 +26,6 @@ extern char** environ;
 namespace sigrelay {
 namespace {
 
-absl::Status Prefixed(const std::string& server, const absl::Status& s) {
-  return absl::Status(s.code(), absl::StrCat(server, ": ", s.message()));
-}
-
 // A random 128-bit id, hex: an agent's name on its Watch reports.
 std::string NewAgentId() {
   absl::BitGen gen;
@@ -41,6 +37,21 @@ std::string NewAgentId() {
 
 PatternAgent::PatternAgent(PatternAgentOptions options, std::unique_ptr<ManifestVerifier> verifier)
     : options_(std::move(options)), verifier_(std::move(verifier)) {}
+
+absl::Status PatternAgent::Prefixed(const std::string& server, const absl::Status& s) const {
+  const std::string& proxy = options_.channel.proxy;
+  if (std::optional<absl::Status> refused = ProxyRefusal(s.message(), proxy)) {
+    return absl::Status(refused->code(), absl::StrCat(server, ": ", refused->message()));
+  }
+  const bool network =
+      s.code() == absl::StatusCode::kUnavailable || s.code() == absl::StatusCode::kDeadlineExceeded;
+  return absl::Status(s.code(),
+                      absl::StrCat(server,
+                                   proxy.empty() || !network
+                                       ? ""
+                                       : absl::StrCat(" (through proxy ", ProxyDisplay(proxy), ")"),
+                                   ": ", s.message()));
+}
 
 std::string PatternAgent::PatternPath(const std::string& component) const {
   return absl::StrCat(options_.dir, "/", component, ".pattern");

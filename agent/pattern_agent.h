@@ -94,6 +94,8 @@ class PatternAgent {
   v1::WatchRequest Report() const;
   void RunOnUpdate(const UpdateResult& result);
   std::string PatternPath(const std::string& component) const;
+  // `s` from `server`, saying so (and naming the proxy when it is in the way).
+  absl::Status Prefixed(const std::string& server, const absl::Status& s) const;
 
   const PatternAgentOptions options_;
   const std::unique_ptr<ManifestVerifier> verifier_;

@@ -15,30 +15,6 @@ NetworkDialer::NetworkDialer(NetworkDialerOptions options) : options_(std::move(
   channels_.resize(options_.upstreams.size());
 }
 
-std::string ProxyDisplay(const std::string& proxy) {
-  std::string rest = proxy;
-  size_t scheme = rest.find("://");
-  if (scheme != std::string::npos) rest = rest.substr(scheme + 3);
-  size_t at = rest.rfind('@');
-  if (at != std::string::npos) rest = rest.substr(at + 1);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  return rest;
-}
-
-absl::Status CheckProxyUrl(const std::string& proxy) {
-  if (proxy.empty()) return absl::OkStatus();
-  if (proxy.rfind("http://", 0) != 0) {
-    return absl::InvalidArgumentError(
-        "the proxy must look like http://[user:password@]HOST:PORT (an HTTP CONNECT proxy)");
-  }
-  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(ProxyDisplay(proxy));
-  if (!hp.ok() || hp->second == 0 || hp->first.empty()) {
-    return absl::InvalidArgumentError(
-        "the proxy needs HOST:PORT after http:// (and an optional user:password@)");
-  }
-  return absl::OkStatus();
-}
-
 std::string NetworkDialer::ProxyFor(const std::string& upstream) const {
   absl::MutexLock lock(&mu_);
   if (proxy_.empty()) return "";

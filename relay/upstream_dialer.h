@@ -75,13 +75,6 @@ class NetworkDialer final : public UpstreamDialer {
       ABSL_GUARDED_BY(mu_);
 };
 
-// "http://user:secret@proxy:3128" -> "proxy:3128": never show a password.
-std::string ProxyDisplay(const std::string& proxy);
-
-// OK for "" (no proxy) and http://[user:password@]HOST:PORT; InvalidArgument
-// saying what is off otherwise.
-absl::Status CheckProxyUrl(const std::string& proxy);
-
 }  // namespace sigrelay
 
 #endif  // SIGRELAY_RELAY_UPSTREAM_DIALER_H_

@@ -58,18 +58,9 @@ absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const absl
                                          absl::string_view doing) const {
   const std::string msg(s.message());
   const std::string proxy = dialer_->ProxyFor(upstream);
-  size_t http = msg.find("HTTP proxy returned response code ");
-  if (http != std::string::npos && !proxy.empty()) {
-    std::string status = msg.substr(http + 34, 3);
-    // 407 is the standard answer; some proxies (tinyproxy 1.11) send 401.
-    const bool auth = status == "407" || status == "401";
-    return absl::Status(
-        auth ? absl::StatusCode::kPermissionDenied : absl::StatusCode::kUnavailable,
-        absl::StrCat("upstream ", upstream, " ", doing, ": proxy ", ProxyDisplay(proxy),
-                     " answered CONNECT with HTTP ", status,
-                     auth ? " (Proxy Authentication Required): check the user and password in "
-                            "--proxy"
-                          : ": the proxy refused to reach the upstream"));
+  if (std::optional<absl::Status> refused = ProxyRefusal(msg, proxy)) {
+    return absl::Status(refused->code(),
+                        absl::StrCat("upstream ", upstream, " ", doing, ": ", refused->message()));
   }
   std::string via = proxy.empty() ? "" : absl::StrCat(" (through proxy ", ProxyDisplay(proxy), ")");
   return absl::Status(

@@ -261,6 +261,12 @@ TEST_F(AgentTest, OnceExitsZeroWhenCurrentAndSaysWhyWhenItCannotUpdate) {
 
   EXPECT_EQ(Once({dead}, pub, &out), 1);
   EXPECT_THAT(out, HasSubstr("cannot update: " + dead + ": "));
+  // A proxy in the way is named.
+  std::vector<std::string> via = AgentArgs({origin.address()}, pub);
+  via.insert(via.end(), {"--once", "--proxy", "http://user:secret@" + dead});
+  EXPECT_EQ(testing::RunCommand(via, &out), 1);
+  EXPECT_THAT(out, HasSubstr(origin.address() + " (through proxy " + dead + "): "));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("secret")));
   // Another origin's key: every manifest is refused, saying so.
   Daemon other("sigrelay-origin", work_.File("other"), {});
   ASSERT_FALSE(other.address().empty()) << other.output();

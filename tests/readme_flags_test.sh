@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every --flag the README shows exists in some sigrelay binary's --help
-# (or is --help itself, or zstd's --patch-from in the stock-tools example).
+# (or is --help itself, zstd's --patch-from in the stock-tools example, or
+# systemctl's --now).
 set -euo pipefail
 readme=$1
 bin=$2
@@ -9,7 +10,7 @@ help=$( ("$bin/sigrelay-origin" --help; "$bin/sigrelay-relay" --help; "$bin/sigr
          "$bin/sigrelayctl" --help) 2>&1)
 missing=0
 for flag in $(grep -o -- '--[a-z][a-z0-9-]*' "$readme" | sort -u); do
-  case "$flag" in --help|--patch-from) continue ;; esac
+  case "$flag" in --help|--patch-from|--now) continue ;; esac
   if ! grep -q -- "$flag\b" <<<"$help"; then
     echo "README shows $flag, which no binary takes" >&2
     missing=1

@@ -350,4 +350,42 @@ bool ListenerAnswers(const std::string& address, bool tls, absl::Duration timeou
   return answered;
 }
 
+std::string ProxyDisplay(const std::string& proxy) {
+  std::string rest = proxy;
+  size_t scheme = rest.find("://");
+  if (scheme != std::string::npos) rest = rest.substr(scheme + 3);
+  size_t at = rest.rfind('@');
+  if (at != std::string::npos) rest = rest.substr(at + 1);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  return rest;
+}
+
+absl::Status CheckProxyUrl(const std::string& proxy) {
+  if (proxy.empty()) return absl::OkStatus();
+  if (proxy.rfind("http://", 0) != 0) {
+    return absl::InvalidArgumentError(
+        "the proxy must look like http://[user:password@]HOST:PORT (an HTTP CONNECT proxy)");
+  }
+  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(ProxyDisplay(proxy));
+  if (!hp.ok() || hp->second == 0 || hp->first.empty()) {
+    return absl::InvalidArgumentError(
+        "the proxy needs HOST:PORT after http:// (and an optional user:password@)");
+  }
+  return absl::OkStatus();
+}
+
+std::optional<absl::Status> ProxyRefusal(absl::string_view message, const std::string& proxy) {
+  const size_t http = message.find("HTTP proxy returned response code ");
+  if (http == absl::string_view::npos || proxy.empty()) return std::nullopt;
+  const std::string status(message.substr(http + 34, 3));
+  // 407 is the standard answer; some proxies (tinyproxy 1.11) send 401.
+  const bool auth = status == "407" || status == "401";
+  return absl::Status(
+      auth ? absl::StatusCode::kPermissionDenied : absl::StatusCode::kUnavailable,
+      absl::StrCat("proxy ", ProxyDisplay(proxy), " answered CONNECT with HTTP ", status,
+                   auth ? " (Proxy Authentication Required): check the user and password in "
+                          "--proxy"
+                        : ": the proxy refused to reach the server"));
+}
+
 }  // namespace sigrelay

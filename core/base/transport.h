@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -134,6 +135,19 @@ absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen
 // judged). A listener that stopped accepting leaves connections in the
 // kernel's backlog, unanswered.
 bool ListenerAnswers(const std::string& address, bool tls, absl::Duration timeout);
+
+// "http://user:secret@proxy:3128" -> "proxy:3128": never show a password.
+std::string ProxyDisplay(const std::string& proxy);
+
+// OK for "" (no proxy) and http://[user:password@]HOST:PORT; InvalidArgument
+// saying what is off otherwise.
+absl::Status CheckProxyUrl(const std::string& proxy);
+
+// When `message` (a failed call's through `proxy`) says the HTTP CONNECT
+// proxy refused: what to fix ("proxy HOST:PORT answered CONNECT with HTTP
+// 407 (Proxy Authentication Required): check the user and password in
+// --proxy"), PermissionDenied for 407/401, Unavailable for other codes.
+std::optional<absl::Status> ProxyRefusal(absl::string_view message, const std::string& proxy);
 
 // "HOST:PORT" -> {HOST, PORT}; "[v6]:PORT" keeps the brackets in HOST.
 absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& addr);
