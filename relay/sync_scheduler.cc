@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/base/log.h"
+#include "core/client/watch_stream.h"
 #include "core/model/manifest.h"
 
 namespace sigrelay {
@@ -26,7 +27,7 @@ void SyncScheduler::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
-    if (watch_context_ != nullptr) watch_context_->TryCancel();
+    if (watch_ != nullptr) watch_->Cancel();
   }
   if (sync_thread_.joinable()) sync_thread_.join();
   if (watch_thread_.joinable()) watch_thread_.join();
@@ -123,18 +124,12 @@ void SyncScheduler::WatchLoop() {
   for (;;) {
     const size_t i = next;
     next = (next + 1) % sync_->dialer()->upstreams().size();
-    grpc::ClientContext ctx;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
-      watch_context_ = &ctx;
     }
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = sync_->dialer()->Channel(i);
     if (!channel.ok()) {
-      {
-        absl::MutexLock lock(&mu_);
-        watch_context_ = nullptr;
-      }
       ++failures;
       absl::Duration wait = BackoffFor(failures);
       absl::MutexLock lock(&mu_);
@@ -142,31 +137,37 @@ void SyncScheduler::WatchLoop() {
       continue;
     }
     auto stub = v1::UpdateService::NewStub(*channel);
-    auto reader = stub->Watch(&ctx);
-    // A follower says nothing about itself: an empty request, then half-close.
-    reader->Write(v1::WatchRequest());
-    reader->WritesDone();
-    v1::WatchResponse pushed;
+    absl::Status s;
     bool got_any = false;
-    while (reader->Read(&pushed)) {
-      const v1::SignedManifest& m = pushed.manifest();
-      got_any = true;
-      failures = 0;
-      next = i;  // stay with an upstream that answers
-      // Verified before it costs a sync: an unsigned or stale announcement
-      // is ignored (the next scheduled sync still asks the upstream).
-      absl::StatusOr<bool> worth = sync_->WorthSyncing(m);
-      if (worth.ok() && *worth) {
-        Log(LogLevel::kInfo, absl::StrCat("upstream ", sync_->dialer()->upstreams()[i],
-                                          " announced a newer manifest"));
-        RequestSync();
+    {
+      // A follower says nothing about itself: an empty report.
+      WatchStream watch(stub.get(), v1::WatchRequest());
+      {
+        absl::MutexLock lock(&mu_);
+        watch_ = &watch;
+        if (stopping_) watch.Cancel();
       }
+      absl::StatusOr<v1::WatchResponse> pushed;
+      while ((pushed = watch.Next()).ok()) {
+        got_any = true;
+        failures = 0;
+        next = i;  // stay with an upstream that answers
+        // Verified before it costs a sync: an unsigned or stale announcement
+        // is ignored (the next scheduled sync still asks the upstream).
+        absl::StatusOr<bool> worth = sync_->WorthSyncing(pushed->manifest());
+        if (worth.ok() && *worth) {
+          Log(LogLevel::kInfo, absl::StrCat("upstream ", sync_->dialer()->upstreams()[i],
+                                            " announced a newer manifest"));
+          RequestSync();
+        }
+      }
+      s = pushed.status();
+      absl::MutexLock lock(&mu_);
+      watch_ = nullptr;
     }
-    grpc::Status s = reader->Finish();
     absl::Duration wait;
     {
       absl::MutexLock lock(&mu_);
-      watch_context_ = nullptr;
       if (stopping_) return;
     }
     if (!got_any) ++failures;
@@ -174,7 +175,7 @@ void SyncScheduler::WatchLoop() {
     if (failures > 0 && failures % sync_->dialer()->upstreams().size() == 0) {
       Log(LogLevel::kWarning,
           absl::StrCat("watch on upstream ", sync_->dialer()->upstreams()[i],
-                       " ended: ", s.error_message(), "; retrying in ",
+                       " ended: ", s.message(), "; retrying in ",
                        absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(100)))));
     }
     absl::MutexLock lock(&mu_);

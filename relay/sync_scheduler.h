@@ -25,6 +25,8 @@
 
 namespace sigrelay {
 
+class WatchStream;
+
 struct SchedulerOptions {
   absl::Duration period = absl::Minutes(60);
   double jitter = 0.1;  // each wait is period * (1 ± jitter)
@@ -77,7 +79,7 @@ class SyncScheduler {
   absl::Time next_run_ ABSL_GUARDED_BY(mu_);
   bool retrying_ ABSL_GUARDED_BY(mu_) = false;  // next_run_ is a retry after a failure
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
-  grpc::ClientContext* watch_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  WatchStream* watch_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open Watch, to cancel
 
   std::thread sync_thread_;
   std::thread watch_thread_;
