@@ -286,7 +286,8 @@ absl::Status Status(const Options& o) {
           ",\"no_proxy\":", JsonString(r.no_proxy()),
           ",\"bytes_incremental\":", r.bytes_incremental(), ",\"bytes_full\":", r.bytes_full(),
           ",\"syncs_ok\":", r.syncs_ok(), ",\"syncs_failed\":", r.syncs_failed(),
-          ",\"last_error\":", JsonString(r.last_error()), ",\"skipped\":[",
+          ",\"last_error\":", JsonString(r.last_error()), ",\"conflicts\":", r.conflicts(),
+          ",\"last_conflict\":", JsonString(r.last_conflict()), ",\"skipped\":[",
           absl::StrJoin(r.skipped(), ",",
                         [](std::string* o, const std::string& x) { o->append(JsonString(x)); }),
           "]}");
@@ -333,6 +334,9 @@ absl::Status Status(const Options& o) {
               << (r.no_proxy().empty() ? "" : " (direct to " + r.no_proxy() + ")") << "\n"
               << "downloaded: " << r.bytes_incremental() << " bytes as incrementals, "
               << r.bytes_full() << " bytes as full files\n"
+              << (r.conflicts() == 0 ? ""
+                                     : absl::StrCat("CONFLICTS: ", r.conflicts(),
+                                                    " (last: ", r.last_conflict(), ")\n"))
               << (r.skipped().empty() ? ""
                                       : "not carried: " + absl::StrJoin(r.skipped(), "; ") + "\n")
               << "watch streams: " << node.watchers()

@@ -14,8 +14,11 @@
 #include "core/base/config_file.h"
 #include "core/base/file_util.h"
 #include "core/base/flags.h"
+#include "core/base/grpc_status.h"
 #include "core/base/log.h"
 #include "core/base/process.h"
+#include "core/base/transport.h"
+#include "core/client/fetch_client.h"
 #include "core/model/manifest.h"
 #include "core/serve/node.h"
 #include "origin/admin_service.h"
@@ -46,10 +49,42 @@ void CleanSpool(const std::string& spool) {
   }
 }
 
+// sigrelay-origin --resume-from: the newest manifest `address` holds, and
+// each newer file from it, checked against that manifest.
+absl::Status ResumeFrom(Publisher* publisher, const std::string& address, const TlsFiles& tls) {
+  ChannelOptions options;
+  options.tls = tls;
+  auto stub = v1::UpdateService::NewStub(MakeChannel(address, options));
+  v1::SignedManifest remote;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  if (absl::Status s = FromGrpcStatus(stub->GetManifest(&ctx, v1::GetManifestRequest(), &remote));
+      !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("--resume-from ", address, ": ", s.message()));
+  }
+  absl::StatusOr<v1::ResumeResult> r = publisher->ResumeFrom(
+      remote, [&](const v1::ComponentEntry& e) -> absl::StatusOr<std::string> {
+        v1::FetchRequest req;
+        req.set_component(e.name());
+        req.set_want_version(e.version());
+        absl::StatusOr<FetchedBody> got =
+            FetchToMemory(stub.get(), req, ExpectedBody::Full(e), absl::Now() + absl::Hours(1),
+                          absl::Seconds(60));
+        if (!got.ok()) return got.status();
+        return std::move(got->data);
+      });
+  if (!r.ok())
+    return absl::Status(r.status().code(),
+                        absl::StrCat("--resume-from ", address, ": ", r.status().message()));
+  return absl::OkStatus();
+}
+
 int Main(int argc, char** argv) {
   InitDaemonProcess();
   NodeOptions node_options;
   std::string signing_key;
+  std::string resume_from;
+  TlsFiles resume_tls;
   PublisherOptions options;
   std::vector<std::string> components;
   FlagParser flags("sigrelay-origin",
@@ -66,6 +101,13 @@ int Main(int argc, char** argv) {
             "older versions kept, each with an incremental to the newest (default 8)");
   flags.Add("manifest-validity", &options.manifest_validity,
             "how long a signed manifest stays valid; re-signed at half (default 168h)");
+  flags.Add("resume-from", &resume_from, "HOST:PORT",
+            "before serving, continue after the newest manifest this relay or mirror holds "
+            "(it must verify with this origin's key): newer component versions are taken "
+            "from it and serials and versions go on above it. For an origin restored from an "
+            "old copy of its data dir, which would otherwise sign versions and serials it "
+            "signed before");
+  AddClientTlsFlags(&flags, &resume_tls, "resume-from-tls");
   flags.AddRepeated("component", &components, "NAME[:full]",
                     "a component this origin publishes; replaces the default six: virus, "
                     "smartscan-agent, damage-cleanup, intellitrap-exception, spyware and "
@@ -111,6 +153,9 @@ int Main(int argc, char** argv) {
   if (!node.ok()) return Fail(node.status());
 
   Publisher publisher((*node)->store(), signer->get(), RealClock::Get(), options);
+  if (!resume_from.empty()) {
+    if (absl::Status s = ResumeFrom(&publisher, resume_from, resume_tls); !s.ok()) return Fail(s);
+  }
   if (absl::Status s = publisher.RefreshIfDue(); !s.ok()) return Fail(s);
   auto admin = std::make_unique<OriginAdminService>(node->get(), &publisher, spool);
   if (absl::Status served = (*node)->Serve(admin.get()); !served.ok()) return Fail(served);

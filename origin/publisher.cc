@@ -1,5 +1,8 @@
 #include "origin/publisher.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "core/base/digest.h"
 #include "core/base/file_util.h"
@@ -16,9 +19,16 @@ Publisher::Publisher(VersionStore* store, const ManifestSigner* signer, const Cl
       codec_(options.zstd_level) {}
 
 absl::StatusOr<v1::SignedManifest> Publisher::SignNext(const v1::Manifest* previous,
-                                                       const v1::ComponentEntry* replace) {
+                                                       const v1::ComponentEntry* replace,
+                                                       uint64_t serial_floor) {
+  const uint64_t last = std::max<uint64_t>(previous ? previous->serial() : 0, serial_floor);
+  if (last == std::numeric_limits<uint64_t>::max()) {
+    return absl::FailedPreconditionError(
+        "the manifest serial is at its maximum and would wrap to 0, which every relay and "
+        "agent would refuse as a rollback; nothing was signed");
+  }
   v1::Manifest next;
-  next.set_serial(previous ? previous->serial() + 1 : 1);
+  next.set_serial(last + 1);
   absl::Time now = clock_->Now();
   next.set_issued_unix(absl::ToUnixSeconds(now));
   next.set_expires_unix(absl::ToUnixSeconds(now + options_.manifest_validity));
@@ -60,6 +70,15 @@ absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& compon
   }
 
   absl::MutexLock lock(&mu_);
+  return PublishLocked(*spec, *content, 0, 0);
+}
+
+absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec& spec,
+                                                             const std::string& content_bytes,
+                                                             uint32_t forced_version,
+                                                             uint64_t serial_floor) {
+  const std::string& component = spec.name;
+  const std::string* content = &content_bytes;
   std::shared_ptr<const StoreView> view = store_->Snapshot();
   std::optional<v1::Manifest> previous;
   if (view->manifest()) {
@@ -73,7 +92,9 @@ absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& compon
     return absl::AlreadyExistsError(absl::StrCat("this file is identical to ", component, " ",
                                                  newest->version(), "; nothing was published"));
   }
-  absl::StatusOr<uint32_t> version = options_.policy.Next(newest ? newest->version() : 0);
+  absl::StatusOr<uint32_t> version = forced_version != 0
+                                         ? absl::StatusOr<uint32_t>(forced_version)
+                                         : options_.policy.Next(newest ? newest->version() : 0);
   if (!version.ok()) return version.status();
 
   // Keep every writer alive until the commit so its chunks are not collected.
@@ -94,11 +115,11 @@ absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& compon
 
   v1::ComponentEntry entry;
   entry.set_name(component);
-  entry.set_full_only(!spec->incrementals);
+  entry.set_full_only(!spec.incrementals);
   entry.set_version(*version);
   entry.set_size(content->size());
   entry.set_sha256(sha256);
-  if (spec->incrementals) {
+  if (spec.incrementals) {
     std::vector<uint32_t> from;
     for (uint32_t v : commit.retained) {
       if (v != *version) from.push_back(v);
@@ -129,7 +150,7 @@ absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& compon
     }
   }
   absl::StatusOr<v1::SignedManifest> signed_manifest =
-      SignNext(previous ? &*previous : nullptr, &entry);
+      SignNext(previous ? &*previous : nullptr, &entry, serial_floor);
   if (!signed_manifest.ok()) return signed_manifest.status();
   absl::Status committed = store_->Commit({commit}, *signed_manifest);
   if (!committed.ok()) return committed;
@@ -152,13 +173,71 @@ absl::Status Publisher::RefreshIfDue() {
   if (!m.ok()) return m.status();
   absl::Time expires = absl::FromUnixSeconds(m->expires_unix());
   if (expires - clock_->Now() > options_.manifest_validity / 2) return absl::OkStatus();
-  absl::StatusOr<v1::SignedManifest> next = SignNext(&*m, nullptr);
+  absl::StatusOr<v1::SignedManifest> next = SignNext(&*m, nullptr, 0);
   if (!next.ok()) return next.status();
   absl::Status s = store_->Commit({}, *next);
   if (s.ok()) {
     Log(LogLevel::kInfo, absl::StrCat("re-signed the manifest as serial ", m->serial() + 1));
   }
   return s;
+}
+
+absl::StatusOr<v1::ResumeResult> Publisher::ResumeFrom(const v1::SignedManifest& remote,
+                                                       const FetchFull& fetch_full) {
+  absl::StatusOr<std::unique_ptr<ManifestVerifier>> verifier =
+      ManifestVerifier::FromPem(signer_->PublicKeyPem());
+  if (!verifier.ok()) return verifier.status();
+  // Signed with this origin's key is what counts; an expired one still
+  // says which serials and versions were signed before.
+  absl::StatusOr<v1::Manifest> theirs = (*verifier)->Verify(remote, absl::InfinitePast());
+  if (!theirs.ok()) {
+    return absl::Status(theirs.status().code(),
+                        absl::StrCat("the manifest to resume from is not this origin's: ",
+                                     theirs.status().message()));
+  }
+  absl::MutexLock lock(&mu_);
+  v1::ResumeResult result;
+  result.set_remote_serial(theirs->serial());
+  std::optional<v1::Manifest> ours;
+  if (std::shared_ptr<const v1::SignedManifest> current = store_->CurrentManifest()) {
+    absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*current);
+    if (!m.ok()) return m.status();
+    ours = std::move(*m);
+  }
+  for (const v1::ComponentEntry& e : theirs->components()) {
+    const v1::ComponentEntry* mine = ours ? FindEntry(*ours, e.name()) : nullptr;
+    if (mine != nullptr && mine->version() >= e.version()) continue;
+    absl::StatusOr<std::string> content = fetch_full(e);
+    if (!content.ok()) {
+      return absl::Status(content.status().code(),
+                          absl::StrCat("fetching ", e.name(), " ", e.version(),
+                                       " to resume from: ", content.status().message()));
+    }
+    absl::StatusOr<ComponentSpec> spec = options_.catalog.Find(e.name());
+    ComponentSpec taken = spec.ok() ? *spec : ComponentSpec{e.name(), !e.full_only()};
+    absl::StatusOr<v1::PublishResponse> r =
+        PublishLocked(taken, *content, e.version(), theirs->serial());
+    if (!r.ok()) return r.status();
+    *result.add_taken() = *r;
+  }
+  // Serials continue after the one resumed from even when no content was
+  // newer there.
+  std::shared_ptr<const v1::SignedManifest> now = store_->CurrentManifest();
+  absl::StatusOr<v1::Manifest> m =
+      now ? ParseTrustedManifest(*now) : absl::StatusOr<v1::Manifest>(v1::Manifest());
+  if (!m.ok()) return m.status();
+  if (m->serial() <= theirs->serial()) {
+    absl::StatusOr<v1::SignedManifest> next =
+        SignNext(now ? &*m : nullptr, nullptr, theirs->serial());
+    if (!next.ok()) return next.status();
+    if (absl::Status s = store_->Commit({}, *next); !s.ok()) return s;
+  }
+  now = store_->CurrentManifest();
+  result.set_serial(ParseTrustedManifest(*now)->serial());
+  Log(LogLevel::kInfo,
+      absl::StrCat("resumed after serial ", theirs->serial(), ": ", result.taken_size(),
+                   " newer component version(s) taken; now at serial ", result.serial()));
+  return result;
 }
 
 }  // namespace sigrelay

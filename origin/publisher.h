@@ -8,6 +8,7 @@
 #ifndef SIGRELAY_ORIGIN_PUBLISHER_H_
 #define SIGRELAY_ORIGIN_PUBLISHER_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -46,11 +47,29 @@ class Publisher {
   // than half its validity is left, so a quiet origin never lets it lapse.
   absl::Status RefreshIfDue();
 
+  // Brings an origin restored from an old copy forward: `remote` (the
+  // newest manifest a relay or mirror holds) must verify with this origin's
+  // key; every component version newer there is fetched with `fetch_full`
+  // (checked against its signed entry) and published here under the same
+  // version, and serials continue after the remote one. Versions and serials
+  // this origin signs afterwards are above everything signed before.
+  using FetchFull = std::function<absl::StatusOr<std::string>(const v1::ComponentEntry&)>;
+  absl::StatusOr<v1::ResumeResult> ResumeFrom(const v1::SignedManifest& remote,
+                                              const FetchFull& fetch_full);
+
   const PublisherOptions& options() const { return options_; }
 
  private:
+  // The next manifest: serial above both `previous` and `serial_floor`;
+  // refuses to wrap.
   absl::StatusOr<v1::SignedManifest> SignNext(const v1::Manifest* previous,
-                                              const v1::ComponentEntry* replace);
+                                              const v1::ComponentEntry* replace,
+                                              uint64_t serial_floor);
+  // Publishes `content` as `forced_version` (0: the policy's next).
+  absl::StatusOr<v1::PublishResponse> PublishLocked(const ComponentSpec& spec,
+                                                    const std::string& content,
+                                                    uint32_t forced_version, uint64_t serial_floor)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   VersionStore* const store_;
   const ManifestSigner* const signer_;

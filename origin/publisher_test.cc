@@ -2,6 +2,8 @@
 // clock for re-signing.
 #include "origin/publisher.h"
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
 #include "gmock/gmock.h"
@@ -111,6 +113,32 @@ TEST_F(PublisherTest, ReSignsOnlyOnceHalfTheValidityIsGone) {
   EXPECT_EQ(refreshed.serial(), first.serial() + 1);
   EXPECT_EQ(refreshed.expires_unix(), absl::ToUnixSeconds(clock_.Now() + absl::Hours(24)));
   EXPECT_EQ(FindEntry(refreshed, "virus")->sha256(), FindEntry(first, "virus")->sha256());
+}
+
+// A manifest at the largest serial (signed with the origin's key, as a
+// compromised key could): resuming after it refuses to wrap to 0 rather
+// than sign a serial every node would take for a rollback; with another
+// key it is not this origin's and is refused as such.
+TEST_F(PublisherTest, ResumingRefusesToWrapTheSerialAndAnotherKeysManifest) {
+  Open({});
+  ASSERT_OK(Publish("virus", 1));
+  v1::Manifest top = Current();
+  top.set_serial(std::numeric_limits<uint64_t>::max());
+  absl::StatusOr<v1::SignedManifest> forged = signer_->Sign(top);
+  ASSERT_OK(forged);
+  auto no_fetch = [](const v1::ComponentEntry&) -> absl::StatusOr<std::string> {
+    return absl::InternalError("not expected");
+  };
+  absl::StatusOr<v1::ResumeResult> r = publisher_->ResumeFrom(*forged, no_fetch);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("would wrap to 0"));
+  EXPECT_EQ(Current().serial(), 1u) << "nothing signed";
+
+  auto other = *ManifestSigner::LoadOrCreate(dir_.File("k2"), dir_.File("p2"));
+  top.set_serial(7);
+  r = publisher_->ResumeFrom(*other->Sign(top), no_fetch);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("not this origin's"));
 }
 
 }  // namespace

@@ -257,7 +257,17 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
   std::shared_ptr<const StoreView> view = store_->Snapshot();
   absl::StatusOr<OfferedManifest> offer = CheckOfferedManifest(
       *verifier_, signed_manifest, view->manifest() ? &*view->manifest() : nullptr, clock_->Now());
-  if (!offer.ok()) return Prefixed(upstream, offer.status());
+  if (!offer.ok()) {
+    if (IsManifestConflict(offer.status())) {
+      // Not a transfer failure: someone signs conflicting content.
+      Log(LogLevel::kError,
+          absl::StrCat("CONFLICT from upstream ", upstream, ": ", offer.status().message()));
+      absl::MutexLock lock(&mu_);
+      status_.set_conflicts(status_.conflicts() + 1);
+      status_.set_last_conflict(absl::StrCat(upstream, ": ", offer.status().message()));
+    }
+    return Prefixed(upstream, offer.status());
+  }
   const v1::Manifest* manifest = &offer->manifest;
   const std::optional<v1::Manifest>& held = offer->held;
   v1::SyncNowResponse response;

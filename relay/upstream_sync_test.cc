@@ -288,6 +288,44 @@ TEST_F(UpstreamSyncTest, RefusesAnOlderSerial) {
   EXPECT_EQ(Held("virus", 5), Content(3));
 }
 
+// An origin restored from an old copy of its data dir, same key, re-signs
+// its old content: once its serial passes the relay's, the relay still
+// refuses it, since a component's version never goes down.
+TEST_F(UpstreamSyncTest, RefusesARestoredOriginsOldContentUnderANewerSerial) {
+  auto sync = SyncThrough(origin_->Channel());
+  for (uint32_t seed = 1; seed <= 3; ++seed) origin_->Publish("virus", Content(seed));
+  ASSERT_OK(sync->SyncOnce());  // virus 5 at serial 3
+  InProcessOrigin restored(dir_.File("restored"), &clock_, dir_.File("origin"));
+  restored.Publish("virus", Content(1));
+  for (uint32_t seed = 10; seed <= 13; ++seed) restored.Publish("spyware", Content(seed));
+  auto from_restored = SyncThrough(restored.Channel());  // serial 5 > 3, virus 1
+  absl::StatusOr<v1::SyncNowResponse> r = from_restored->SyncOnce();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("offers virus 1, older than virus 5 held here"));
+  EXPECT_THAT(r.status().message(), HasSubstr("--resume-from"));
+  EXPECT_EQ(Held("virus", 5), Content(3));
+}
+
+// The same serial signed over different content (two signers, or a
+// restored origin before it passed the relay's serial): refused and counted
+// as a conflict in status.
+TEST_F(UpstreamSyncTest, RefusesAndReportsASecondManifestUnderAHeldSerial) {
+  auto sync = SyncThrough(origin_->Channel());
+  origin_->Publish("virus", Content(1));
+  ASSERT_OK(sync->SyncOnce());  // serial 1
+  InProcessOrigin twin(dir_.File("twin"), &clock_, dir_.File("origin"));
+  twin.Publish("virus", Content(2));  // serial 1, other content
+  auto from_twin = SyncThrough(twin.Channel());
+  absl::StatusOr<v1::SyncNowResponse> r = from_twin->SyncOnce();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("differs from the serial 1 held here"));
+  v1::RelayStatus status;
+  from_twin->FillStatus(&status);
+  EXPECT_EQ(status.conflicts(), 1u);
+  EXPECT_THAT(status.last_conflict(), HasSubstr("two signers"));
+  EXPECT_EQ(Held("virus", 1), Content(1));
+}
+
 TEST_F(UpstreamSyncTest, RefusesAnExpiredManifest) {
   auto sync = SyncThrough(origin_->Channel());
   ASSERT_EQ(origin_->Publish("virus", Content(1)), 1u);

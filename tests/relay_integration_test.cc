@@ -365,6 +365,69 @@ TEST_F(RelayTest, AComponentOverTheRelaysLimitIsSkippedAndTheOthersStillArrive) 
             testing::FetchFull(origin->address(), "virus"));
 }
 
+// An origin restored from an old copy of its data dir (same key) signs its
+// old content under newer serials: the relay and an agent refuse it, saying
+// why, and keep what they hold. Restarted with --resume-from the relay, it
+// takes the newer versions from it, continues above them, and its next
+// publish reaches everyone.
+TEST_F(RelayTest, ARestoredOriginIsRefusedUntilItResumesFromTheRelay) {
+  auto origin = StartOrigin("origin");
+  const std::string pub = origin->data_dir() + "/origin.pub";
+  std::string v1 = Pattern("v1", 3000, 1);
+  ASSERT_EQ(testing::Publish(*origin, "virus", v1), 1u);
+  ASSERT_EQ(origin->Stop(), 0);
+  std::string out;
+  ASSERT_EQ(testing::RunCommand({"cp", "-a", origin->data_dir(), work_.File("backup")}, &out), 0)
+      << out;
+  origin->Restart();
+  std::string v3 = Pattern("v3", 0, 3, v1);
+  ASSERT_EQ(testing::Publish(*origin, "virus", v3), 3u);
+  auto relay = StartRelay("relay", {origin->address()}, pub);
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 3; }));
+  const std::string agent_dir = work_.File("agent");
+  auto agent_once = [&](const std::string& server) {
+    return testing::RunCommand(
+        {testing::BinDir() + "/sigrelay-agent", "--server", server, "--origin-pubkey", pub, "--dir",
+         agent_dir, "--components", "virus", "--once"},
+        &out);
+  };
+  ASSERT_EQ(agent_once(relay->address()), 0) << out;
+  ASSERT_EQ(origin->Stop(), 0);
+
+  // The restored copy: virus 1, and serials that pass the relay's.
+  Daemon restored("sigrelay-origin", work_.File("backup"), {"--chunk-size", "256KiB"});
+  ASSERT_FALSE(restored.address().empty()) << restored.output();
+  for (int seed = 10; seed < 13; ++seed) {
+    ASSERT_NE(testing::Publish(restored, "spyware", Pattern(absl::StrCat("s", seed), 500, seed)),
+              0u);
+  }
+  ASSERT_GT(ServedSerial(restored.address()), ServedSerial(relay->address()));
+  EXPECT_EQ(agent_once(restored.address()), 1);
+  EXPECT_THAT(out, HasSubstr("offers virus 1, older than virus 3 held here"));
+  // The relay, holding virus 3, restarted with the restored copy upstream.
+  relay.reset();
+  auto held = StartRelay("relay", {restored.address()}, pub);
+  ASSERT_EQ(testing::Ctl({"--data-dir", held->data_dir(), "update"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("offers virus 1, older than virus 3 held here"));
+  EXPECT_EQ(ServedVersion(held->address(), "virus"), 3u);
+
+  // --resume-from the relay brings the copy forward.
+  ASSERT_EQ(restored.Stop(), 0);
+  Daemon resumed("sigrelay-origin", work_.File("backup"),
+                 {"--chunk-size", "256KiB", "--resume-from", held->address()},
+                 {restored.address()});
+  ASSERT_FALSE(resumed.address().empty()) << resumed.output();
+  EXPECT_THAT(resumed.output(), HasSubstr("resumed after serial"));
+  EXPECT_EQ(ServedVersion(resumed.address(), "virus"), 3u);
+  EXPECT_EQ(testing::FetchFull(resumed.address(), "virus"), *ReadFileToString(v3));
+  std::string v5 = Pattern("v5", 0, 5, v3);
+  ASSERT_EQ(testing::Publish(resumed, "virus", v5), 5u);
+  ASSERT_EQ(testing::Ctl({"--data-dir", held->data_dir(), "update"}, &out), 0) << out;
+  EXPECT_EQ(ServedVersion(held->address(), "virus"), 5u);
+  EXPECT_EQ(agent_once(held->address()), 0) << out;
+  EXPECT_EQ(*ReadFileToString(agent_dir + "/virus.pattern"), *ReadFileToString(v5));
+}
+
 // An operator changes the schedule and the upstream proxy of a running relay
 // with sigrelayctl; both apply at once, bad values change nothing, the
 // password is shown nowhere, and both survive a restart with the original

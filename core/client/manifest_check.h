@@ -25,10 +25,20 @@ struct OfferedManifest {
 // expired at `now` (Unauthenticated / FailedPrecondition from the verifier,
 // prefixed "manifest refused: "), and is not older than `held` (when given):
 // FailedPrecondition "... rollback refused".
+//
+// Also refused (FailedPrecondition): a component at a lower version than
+// held, whatever the serial ("rollback refused"); and, reported as a
+// conflict (IsManifestConflict), a manifest with the held serial but other
+// bytes, or a held version with other content: two signers, or an origin
+// restored from an old copy.
 absl::StatusOr<OfferedManifest> CheckOfferedManifest(const ManifestVerifier& verifier,
                                                      const v1::SignedManifest& offered,
                                                      const v1::SignedManifest* held,
                                                      absl::Time now);
+
+// Whether `s` (from CheckOfferedManifest) is a conflict: the same serial or
+// version signed over different content.
+bool IsManifestConflict(const absl::Status& s);
 
 }  // namespace sigrelay
 
