@@ -119,6 +119,8 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
   entry.set_version(*version);
   entry.set_size(content->size());
   entry.set_sha256(sha256);
+  entry.set_chunk_size(full->chunk_size());
+  *entry.mutable_chunk_sha256() = full->chunks();
   if (spec.incrementals) {
     std::vector<uint32_t> from;
     for (uint32_t v : commit.retained) {

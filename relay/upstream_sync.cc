@@ -168,6 +168,26 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
   }
   if (*writer == nullptr) *writer = store_->NewFileWriter();
   uint64_t offset = (*writer)->Flushed().size();
+  // With signed chunks, only whole signed chunks are kept: a resume starts
+  // on a signed chunk boundary (the partial cut back to one when the store's
+  // chunks are smaller; dropped when the two sizes do not line up).
+  const bool signed_chunks = entry.chunk_size() > 0 && entry.chunk_sha256_size() > 0;
+  if (signed_chunks && offset % entry.chunk_size() != 0) {
+    v1::FileRecord cut = (*writer)->Flushed();
+    const uint64_t aligned = offset - offset % entry.chunk_size();
+    absl::StatusOr<std::unique_ptr<VersionStore::FileWriter>> resumed =
+        absl::FailedPreconditionError("chunk sizes do not line up");
+    if (cut.chunk_size() > 0 && aligned % cut.chunk_size() == 0) {
+      cut.set_size(aligned);
+      const int keep = static_cast<int>(aligned / cut.chunk_size());
+      cut.mutable_chunks()->DeleteSubrange(keep, cut.chunks_size() - keep);
+      resumed = store_->ResumeFileWriter(cut);
+    }
+    *writer = resumed.ok() ? std::move(*resumed) : store_->NewFileWriter();
+    offset = (*writer)->Flushed().size();
+  }
+  std::optional<SignedChunks> chunks;
+  if (signed_chunks) chunks.emplace(ExpectedBody::Full(entry), offset);
 
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.max_download_time));
@@ -189,6 +209,15 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
     if (!data.ok()) {
       problem = data.status();
       continue;
+    }
+    absl::StatusOr<std::string> verified;
+    if (chunks.has_value()) {
+      verified = chunks->Add(*data);
+      if (!verified.ok()) {
+        problem = verified.status();
+        continue;
+      }
+      data = absl::string_view(*verified);
     }
     if (data->empty()) continue;
     problem = (*writer)->Append(*data);

@@ -103,6 +103,9 @@ class HostileUpstream final : public v1::UpdateService::Service {
   std::atomic<bool> corrupt_incrementals{false};
   std::atomic<int> cut_full_after_messages{-1};    // -1: never
   std::atomic<int> stall_full_after_messages{-1};  // -1: never; else go silent until released
+  // -1: never; else after that many messages send unaligned garbage (and a
+  // header whose chunk digests would match it) and break the stream.
+  std::atomic<int> garbage_full_after_messages{-1};
   absl::Notification release;
   std::vector<uint64_t> offsets;  // of full Fetches, in order
 
@@ -125,6 +128,17 @@ class HostileUpstream final : public v1::UpdateService::Service {
         grpc::Status ignored = reader->Finish();  // cut on purpose
         (void)ignored;
         cut_full_after_messages = -1;  // once
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset (test)");
+      }
+      if (full && garbage_full_after_messages >= 0 && sent == garbage_full_after_messages) {
+        for (size_t n : {1000u, 40000u}) {
+          v1::FetchResponse junk;
+          junk.set_data(std::string(n, 'X'));
+          writer->Write(junk);
+        }
+        ctx.TryCancel();
+        grpc::Status ignored = reader->Finish();
+        (void)ignored;
         return grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset (test)");
       }
       if (full && stall_full_after_messages >= 0 && sent == stall_full_after_messages) {
@@ -166,9 +180,11 @@ class UpstreamSyncTest : public ::testing::Test {
     relay_store_ = *VersionStore::Open(dir_.File("relay"), {.chunk_size = 16 << 10});
   }
   std::unique_ptr<UpstreamSync> SyncThrough(std::shared_ptr<grpc::Channel> channel,
-                                            absl::Duration stall = absl::Seconds(60)) {
+                                            absl::Duration stall = absl::Seconds(60),
+                                            std::shared_ptr<grpc::Channel> second = nullptr) {
     dialer_ = std::make_unique<FixedDialer>();
     dialer_->Add("upstream-under-test", std::move(channel));
+    if (second != nullptr) dialer_->Add("honest-upstream", std::move(second));
     UpstreamSyncOptions options;
     options.zstd_level = 3;
     options.stall_timeout = stall;
@@ -245,6 +261,26 @@ TEST_F(UpstreamSyncTest, ACutDownloadResumesFromItsLastVerifiedChunk) {
 
 // An upstream that goes silent with the connection open is cut after the
 // stall timeout (not after a rate-based deadline), and the download resumes.
+// A hostile first upstream sends unaligned garbage in the middle of a full
+// file and breaks the stream; an honest one is listed second. Only chunks
+// that match the signed manifest are kept, so the resume from the honest
+// upstream completes in the same sync (before, the garbage was kept, every
+// resume failed the final digest and the relay never converged).
+TEST_F(UpstreamSyncTest, AHostileFirstUpstreamCannotPoisonTheResumeFromAnHonestOne) {
+  HostileUpstream hostile(origin_->Channel());
+  hostile.garbage_full_after_messages = 5;
+  auto sync = SyncThrough(hostile.Channel(), absl::Seconds(60), origin_->Channel());
+  const std::string big = Content(1, 40000);
+  origin_->Publish("spyware", big);
+  absl::StatusOr<v1::SyncNowResponse> r = sync->SyncOnce();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->upstream(), "honest-upstream");
+  EXPECT_EQ(Held("spyware", 1), big);
+  v1::RelayStatus status;
+  sync->FillStatus(&status);
+  EXPECT_THAT(status.upstreams(0).last_error(), HasSubstr("does not match the signed manifest"));
+}
+
 TEST_F(UpstreamSyncTest, ASilentUpstreamIsCutAfterTheStallTimeout) {
   HostileUpstream hostile(origin_->Channel());
   auto sync = SyncThrough(hostile.Channel(), absl::Seconds(1));

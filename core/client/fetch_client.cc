@@ -16,7 +16,37 @@ ExpectedBody ExpectedBody::Full(const v1::ComponentEntry& entry) {
   e.version = entry.version();
   e.size = entry.size();
   e.sha256 = entry.sha256();
+  e.chunk_size = entry.chunk_size();
+  e.chunk_sha256.assign(entry.chunk_sha256().begin(), entry.chunk_sha256().end());
   return e;
+}
+
+SignedChunks::SignedChunks(ExpectedBody expect, uint64_t offset)
+    : expect_(std::move(expect)), verified_(offset) {}
+
+absl::StatusOr<std::string> SignedChunks::Add(absl::string_view data) {
+  pending_.append(data.data(), data.size());
+  std::string out;
+  const uint64_t cs = expect_.chunk_size;
+  while (verified_ < expect_.size) {
+    const uint64_t want = std::min<uint64_t>(cs, expect_.size - verified_);
+    if (pending_.size() < want) break;
+    const uint64_t index = verified_ / cs;
+    if (index >= expect_.chunk_sha256.size() ||
+        Sha256::Of(absl::string_view(pending_).substr(0, want)) != expect_.chunk_sha256[index]) {
+      pending_.clear();
+      return absl::DataLossError(absl::StrCat("chunk ", index, " of ", expect_.Describe(),
+                                              " does not match the signed manifest"));
+    }
+    out.append(pending_, 0, want);
+    pending_.erase(0, want);
+    verified_ += want;
+  }
+  if (verified_ >= expect_.size && !pending_.empty()) {
+    pending_.clear();
+    return absl::DataLossError(absl::StrCat("sent bytes past the end of ", expect_.Describe()));
+  }
+  return out;
 }
 
 ExpectedBody ExpectedBody::Incremental(const v1::ComponentEntry& entry,

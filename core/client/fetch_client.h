@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -34,6 +35,10 @@ struct ExpectedBody {
   uint32_t version = 0;
   uint64_t size = 0;
   std::string sha256;
+  // Full files: the signed chunking (empty for incrementals and for
+  // manifests from before chunks were signed).
+  uint32_t chunk_size = 0;
+  std::vector<std::string> chunk_sha256;
 
   static ExpectedBody Full(const v1::ComponentEntry& entry);
   static ExpectedBody Incremental(const v1::ComponentEntry& entry,
@@ -74,6 +79,29 @@ class FetchStreamCheck {
   v1::FetchHeader header_;
   bool has_header_ = false;
   uint64_t received_;
+};
+
+// Passes on only bytes that are whole signed chunks of a full file, checked
+// against the digests of its manifest entry, so nothing unverified is ever
+// kept (a partial download resumed from another upstream starts from
+// verified bytes only). Starts at a chunk boundary. Not thread-safe.
+//
+//   SignedChunks chunks(ExpectedBody::Full(entry), offset);  // entry.chunk_size() > 0
+//   absl::StatusOr<std::string> verified = chunks.Add(data);  // keep *verified
+class SignedChunks {
+ public:
+  // `offset` must be a multiple of expect.chunk_size.
+  SignedChunks(ExpectedBody expect, uint64_t offset);
+  // The bytes of every chunk `data` completes, each checked; DataLoss naming
+  // the chunk when one does not match. The end of the file completes its
+  // last, shorter chunk.
+  absl::StatusOr<std::string> Add(absl::string_view data);
+  uint64_t verified() const { return verified_; }
+
+ private:
+  const ExpectedBody expect_;
+  uint64_t verified_;    // bytes from the file's start that are checked
+  std::string pending_;  // bytes past verified_, short of a chunk
 };
 
 struct FetchedBody {
