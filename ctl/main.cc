@@ -247,10 +247,11 @@ absl::Status Status(const Options& o) {
       }
       comps.push_back(c + "}");
     }
-    std::string out = absl::StrCat("{\"server\":", JsonString(o.server),
-                                   ",\"manifest_serial\":", manifest.serial(),
-                                   ",\"manifest_issued_unix\":", manifest.issued_unix(),
-                                   ",\"manifest_expires_unix\":", manifest.expires_unix());
+    std::string out = absl::StrCat(
+        "{\"server\":", JsonString(o.server), ",\"manifest_serial\":", manifest.serial(),
+        ",\"manifest_issued_unix\":", manifest.issued_unix(),
+        ",\"manifest_expires_unix\":", manifest.expires_unix(),
+        ",\"manifest_freshness\":", JsonString(ManifestFreshness(manifest, absl::Now())));
     if (have_node) {
       absl::StrAppend(&out, ",\"listener_security\":", JsonString(node.listener_security()));
       absl::StrAppend(&out, ",\"role\":", JsonString(node.role()),
@@ -301,8 +302,9 @@ absl::Status Status(const Options& o) {
     return absl::OkStatus();
   }
   std::cout << absl::StrFormat(
-      "%s%s  manifest serial %d, expires %s\n\n", o.server,
+      "%s%s  manifest serial %d (%s), expires %s\n\n", o.server,
       have_node ? absl::StrCat(" (", node.role(), ")") : "", manifest.serial(),
+      ManifestFreshness(manifest, absl::Now()),
       absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixSeconds(manifest.expires_unix()),
                        absl::UTCTimeZone()));
   std::cout << absl::StrFormat("%-22s %8s %12s  %-16s %s\n", "COMPONENT", "VERSION", "SIZE",

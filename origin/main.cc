@@ -100,7 +100,10 @@ int Main(int argc, char** argv) {
   flags.Add("retain", &options.policy.retain, "K",
             "older versions kept, each with an incremental to the newest (default 8)");
   flags.Add("manifest-validity", &options.manifest_validity,
-            "how long a signed manifest stays valid; re-signed at half (default 168h)");
+            "how long a signed manifest stays valid (default 24h)");
+  flags.Add("resign-every", &options.resign_every,
+            "re-sign the manifest (new serial, fresh expiry) this often while nothing is "
+            "published; nodes call a manifest stale after two of these (default 1h)");
   flags.Add("resume-from", &resume_from, "HOST:PORT",
             "before serving, continue after the newest manifest this relay or mirror holds "
             "(it must verify with this origin's key): newer component versions are taken "
@@ -120,8 +123,13 @@ int Main(int argc, char** argv) {
   if (!parsed.ok()) return Fail(parsed);
   if (absl::Status s = node_options.Validate(); !s.ok()) return Fail(s);
   if (absl::Status s = options.policy.Validate(); !s.ok()) return Fail(s);
-  if (options.manifest_validity < absl::Minutes(2)) {
-    return Fail(absl::InvalidArgumentError("--manifest-validity must be at least 2m"));
+  if (options.resign_every < absl::Seconds(10) ||
+      options.manifest_validity < 3 * options.resign_every) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--resign-every (", absl::FormatDuration(options.resign_every),
+        ") must be at least 10s and --manifest-validity (",
+        absl::FormatDuration(options.manifest_validity),
+        ") at least three times it, so a manifest goes stale well before it expires")));
   }
   if (!components.empty()) {
     std::vector<ComponentSpec> specs;
@@ -167,7 +175,7 @@ int Main(int argc, char** argv) {
   // Keep the manifest from expiring while nothing is published.
   absl::Notification stopping;
   std::thread refresher([&] {
-    const absl::Duration period = std::min(options.manifest_validity / 8, absl::Hours(1));
+    const absl::Duration period = std::min(options.resign_every / 4, absl::Minutes(1));
     while (!stopping.WaitForNotificationWithTimeout(period)) {
       if (absl::Status s = publisher.RefreshIfDue(); !s.ok()) {
         Log(LogLevel::kError, absl::StrCat("cannot re-sign the manifest: ", s.message()));

@@ -32,6 +32,7 @@ absl::StatusOr<v1::SignedManifest> Publisher::SignNext(const v1::Manifest* previ
   absl::Time now = clock_->Now();
   next.set_issued_unix(absl::ToUnixSeconds(now));
   next.set_expires_unix(absl::ToUnixSeconds(now + options_.manifest_validity));
+  next.set_resign_seconds(absl::ToInt64Seconds(options_.resign_every));
   // Catalog order, so manifests are stable whatever the publish order; a
   // component dropped from the catalog keeps its entry (after the others):
   // what agents hold is never withdrawn by a config edit.
@@ -173,8 +174,9 @@ absl::Status Publisher::RefreshIfDue() {
   if (current == nullptr) return absl::OkStatus();
   absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*current);
   if (!m.ok()) return m.status();
-  absl::Time expires = absl::FromUnixSeconds(m->expires_unix());
-  if (expires - clock_->Now() > options_.manifest_validity / 2) return absl::OkStatus();
+  if (clock_->Now() < absl::FromUnixSeconds(m->issued_unix()) + options_.resign_every) {
+    return absl::OkStatus();
+  }
   absl::StatusOr<v1::SignedManifest> next = SignNext(&*m, nullptr, 0);
   if (!next.ok()) return next.status();
   absl::Status s = store_->Commit({}, *next);

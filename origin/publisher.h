@@ -27,7 +27,10 @@ struct PublisherOptions {
   ComponentCatalog catalog = ComponentCatalog::Default();
   uint64_t max_file_size = 1ull << 30;
   int zstd_level = IncrementalCodec::kDefaultLevel;
-  absl::Duration manifest_validity = absl::Hours(24 * 7);
+  absl::Duration manifest_validity = absl::Hours(24);
+  // Re-signed (new serial, fresh expiry) this often while nothing is
+  // published; signed into the manifest so nodes can tell a stale one.
+  absl::Duration resign_every = absl::Hours(1);
 };
 
 // Thread-safe; publishes serialize.
@@ -43,8 +46,8 @@ class Publisher {
   absl::StatusOr<v1::PublishResponse> Publish(const std::string& component,
                                               const std::string& path);
 
-  // Re-signs the manifest with a higher serial and a fresh expiry when less
-  // than half its validity is left, so a quiet origin never lets it lapse.
+  // Re-signs the manifest with a higher serial and a fresh expiry once it
+  // was issued `resign_every` ago, so a quiet origin never lets it go stale.
   absl::Status RefreshIfDue();
 
   // Brings an origin restored from an old copy forward: `remote` (the

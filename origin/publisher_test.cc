@@ -98,16 +98,21 @@ TEST_F(PublisherTest, TheSameFileTwiceIsRefusedAndChangesNothing) {
   EXPECT_EQ(Current().serial(), 1u);
 }
 
-TEST_F(PublisherTest, ReSignsOnlyOnceHalfTheValidityIsGone) {
+TEST_F(PublisherTest, ReSignsEveryPeriodAndSaysSoInTheManifest) {
   PublisherOptions options;
   options.manifest_validity = absl::Hours(24);
+  options.resign_every = absl::Hours(1);
   Open(options);
   ASSERT_OK(Publish("virus", 1));
   const v1::Manifest first = Current();
-  clock_.Advance(absl::Hours(11));
+  EXPECT_EQ(first.resign_seconds(), 3600);
+  EXPECT_EQ(ManifestFreshness(first, clock_.Now()), "fresh");
+  clock_.Advance(absl::Minutes(59));
   ASSERT_OK(publisher_->RefreshIfDue());
-  EXPECT_EQ(Current().serial(), first.serial()) << "more than half is left";
-  clock_.Advance(absl::Hours(2));
+  EXPECT_EQ(Current().serial(), first.serial()) << "re-signed before the period";
+  EXPECT_EQ(ManifestFreshness(first, clock_.Now() + absl::Minutes(62)), "stale");
+  EXPECT_EQ(ManifestFreshness(first, clock_.Now() + absl::Hours(24)), "expired");
+  clock_.Advance(absl::Minutes(2));
   ASSERT_OK(publisher_->RefreshIfDue());
   const v1::Manifest refreshed = Current();
   EXPECT_EQ(refreshed.serial(), first.serial() + 1);

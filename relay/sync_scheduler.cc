@@ -149,6 +149,7 @@ void SyncScheduler::WatchLoop() {
       }
       absl::StatusOr<v1::WatchResponse> pushed;
       while ((pushed = watch.Next()).ok()) {
+        if (!got_any) sync_->NoteWatch(i, absl::OkStatus());
         got_any = true;
         failures = 0;
         next = i;  // stay with an upstream that answers
@@ -164,6 +165,7 @@ void SyncScheduler::WatchLoop() {
       s = pushed.status();
       absl::MutexLock lock(&mu_);
       watch_ = nullptr;
+      if (!stopping_) sync_->NoteWatch(i, s);
     }
     absl::Duration wait;
     {

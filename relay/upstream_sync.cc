@@ -68,6 +68,12 @@ absl::Status UpstreamSync::UpstreamError(const std::string& upstream, const absl
                              GrpcCodeName(static_cast<grpc::StatusCode>(s.code())), ": ", msg));
 }
 
+void UpstreamSync::NoteWatch(size_t i, const absl::Status& s) {
+  Record(i, s.ok() ? s
+                   : absl::Status(s.code(), absl::StrCat("upstream ", dialer_->upstreams()[i],
+                                                         " watch: ", s.message())));
+}
+
 void UpstreamSync::Record(size_t i, const absl::Status& s) {
   absl::MutexLock lock(&mu_);
   v1::UpstreamStatus* us = status_.mutable_upstreams(static_cast<int>(i));
@@ -328,6 +334,18 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
   for (const std::string& why : response.skipped()) {
     Log(LogLevel::kWarning,
         absl::StrCat("upstream ", upstream, ": skipping ", why, "; raise the limit to carry it"));
+  }
+  if (!offer->newer && ManifestFreshness(*manifest, clock_->Now()) == "stale") {
+    // A frozen mirror or an upstream cut off from the origin: another
+    // upstream may have a fresher one (the store keeps serving meanwhile).
+    return Prefixed(
+        upstream,
+        absl::FailedPreconditionError(absl::StrCat(
+            "offers only a stale manifest (serial ", manifest->serial(), ", issued ",
+            absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixSeconds(manifest->issued_unix()),
+                             absl::UTCTimeZone()),
+            ", re-signed every ", manifest->resign_seconds(),
+            "s): is the origin running? trying the other upstreams")));
   }
   if (!offer->newer && !missing) return response;  // current
 

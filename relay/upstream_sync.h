@@ -60,6 +60,9 @@ class UpstreamSync {
   UpstreamDialer* dialer() const { return dialer_; }
 
   void FillStatus(v1::RelayStatus* status) const;
+  // What the Watch stream on upstream `i` shows, in its state at once: OK
+  // when a push arrived, the error when the stream ended.
+  void NoteWatch(size_t i, const absl::Status& s);
 
   // Whether a manifest an upstream announced (Watch) is worth a sync: true
   // when it verifies and is newer than the one held; the refusal otherwise.

@@ -4,6 +4,7 @@
 // store on disk; a fake clock for expiry.
 #include "relay/upstream_sync.h"
 
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -73,6 +74,7 @@ class InProcessOrigin {
   }
   std::string PublicKeyPem() const { return signer_->PublicKeyPem(); }
   VersionStore* store() { return store_.get(); }
+  Publisher* publisher() { return publisher_.get(); }
 
  private:
   std::string dir_;
@@ -106,13 +108,22 @@ class HostileUpstream final : public v1::UpdateService::Service {
   // -1: never; else after that many messages send unaligned garbage (and a
   // header whose chunk digests would match it) and break the stream.
   std::atomic<int> garbage_full_after_messages{-1};
+  // A frozen mirror: once set, always the manifest it had then.
+  std::atomic<bool> freeze_manifest{false};
+  std::optional<v1::SignedManifest> frozen;
   absl::Notification release;
   std::vector<uint64_t> offsets;  // of full Fetches, in order
 
   grpc::Status GetManifest(grpc::ServerContext*, const v1::GetManifestRequest* req,
                            v1::SignedManifest* out) override {
+    if (freeze_manifest && frozen.has_value()) {
+      *out = *frozen;
+      return grpc::Status::OK;
+    }
     grpc::ClientContext ctx;
-    return real_->GetManifest(&ctx, *req, out);
+    grpc::Status s = real_->GetManifest(&ctx, *req, out);
+    if (s.ok()) frozen = *out;
+    return s;
   }
   grpc::Status Fetch(grpc::ServerContext*, const v1::FetchRequest* req,
                      grpc::ServerWriter<v1::FetchResponse>* writer) override {
@@ -362,10 +373,33 @@ TEST_F(UpstreamSyncTest, RefusesAndReportsASecondManifestUnderAHeldSerial) {
   EXPECT_EQ(Held("virus", 1), Content(1));
 }
 
+// A frozen mirror first in the list keeps offering the manifest it had:
+// once that is stale (two re-sign periods), the relay says so and takes the
+// fresher one from the next upstream.
+TEST_F(UpstreamSyncTest, AStaleManifestFromAFrozenMirrorSendsTheRelayToAnotherUpstream) {
+  HostileUpstream mirror(origin_->Channel());
+  auto sync = SyncThrough(mirror.Channel(), absl::Seconds(60), origin_->Channel());
+  origin_->Publish("virus", Content(1));
+  ASSERT_OK(sync->SyncOnce());  // serial 1, through the mirror
+  mirror.freeze_manifest = true;
+  clock_.Advance(absl::Hours(3));                   // the default re-sign period is 1h
+  ASSERT_OK(origin_->publisher()->RefreshIfDue());  // serial 2 at the origin
+  absl::StatusOr<v1::SyncNowResponse> r = sync->SyncOnce();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->upstream(), "honest-upstream");
+  EXPECT_EQ(r->manifest_serial(), 2u);
+  v1::RelayStatus status;
+  sync->FillStatus(&status);
+  EXPECT_THAT(status.upstreams(0).last_error(), HasSubstr("offers only a stale manifest"));
+  EXPECT_EQ(
+      ManifestFreshness(*ParseTrustedManifest(*relay_store_->CurrentManifest()), clock_.Now()),
+      "fresh");
+}
+
 TEST_F(UpstreamSyncTest, RefusesAnExpiredManifest) {
   auto sync = SyncThrough(origin_->Channel());
   ASSERT_EQ(origin_->Publish("virus", Content(1)), 1u);
-  clock_.Advance(absl::Hours(24 * 8));  // past the default validity of 7 days
+  clock_.Advance(absl::Hours(25));  // past the default validity of 24 h
   absl::StatusOr<v1::SyncNowResponse> r = sync->SyncOnce();
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
   EXPECT_THAT(r.status().message(), HasSubstr("expired"));

@@ -160,7 +160,10 @@ TEST_F(OriginTest, ManifestIsSignedWithTheKeyInTheDataDir) {
   const v1::ComponentEntry* e = FindEntry(*manifest, "outbreak-policy");
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->incrementals_size(), 0) << "outbreak-policy is full-only";
-  EXPECT_GT(manifest->expires_unix(), absl::ToUnixSeconds(absl::Now() + absl::Hours(24)));
+  // Valid 24 h by default, re-signed every hour (signed in, for staleness).
+  EXPECT_GT(manifest->expires_unix(), absl::ToUnixSeconds(absl::Now() + absl::Hours(23)));
+  EXPECT_LE(manifest->expires_unix(), absl::ToUnixSeconds(absl::Now() + absl::Hours(24)));
+  EXPECT_EQ(manifest->resign_seconds(), 3600);
 }
 
 TEST_F(OriginTest, WatchPushesEachNewManifest) {

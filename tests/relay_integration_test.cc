@@ -428,6 +428,45 @@ TEST_F(RelayTest, ARestoredOriginIsRefusedUntilItResumesFromTheRelay) {
   EXPECT_EQ(*ReadFileToString(agent_dir + "/virus.pattern"), *ReadFileToString(v5));
 }
 
+// The origin stops. Within seconds the relay's upstream state says so (its
+// Watch stream broke; no waiting for the hourly sync); after two re-sign
+// periods its manifest is "stale", at expiry "expired": agents refuse it,
+// the relay keeps serving what it holds and says so.
+TEST_F(RelayTest, AStoppedOriginShowsAtOnceThenStaleThenExpired) {
+  auto origin = StartOrigin("origin", {"--resign-every", "10s", "--manifest-validity", "30s"});
+  const std::string pub = origin->data_dir() + "/origin.pub";
+  ASSERT_EQ(testing::Publish(*origin, "virus", Pattern("v1", 2000, 1)), 1u);
+  auto relay = StartRelay("relay", {origin->address()}, pub);
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
+  ASSERT_TRUE(WaitFor([&] {
+    v1::GetStatusResponse s = testing::AdminStatus(*relay);
+    return s.relay().upstreams_size() == 1 && s.relay().upstreams(0).state() == "ok";
+  }));
+  EXPECT_EQ(testing::AdminStatus(*relay).manifest_freshness(), "fresh");
+  const absl::Time stopped = absl::Now();
+  ASSERT_EQ(origin->Stop(), 0);
+  ASSERT_TRUE(WaitFor(
+      [&] { return testing::AdminStatus(*relay).relay().upstreams(0).state() == "unreachable"; },
+      absl::Seconds(5)))
+      << testing::AdminStatus(*relay).DebugString();
+  EXPECT_LT(absl::Now() - stopped, absl::Seconds(5));
+  ASSERT_TRUE(WaitFor([&] { return testing::AdminStatus(*relay).manifest_freshness() == "stale"; },
+                      absl::Seconds(30)));
+  std::string out;
+  ASSERT_EQ(testing::Ctl({"--data-dir", relay->data_dir(), "status", "--json"}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("\"manifest_freshness\":\"stale\""));
+  ASSERT_TRUE(
+      WaitFor([&] { return testing::AdminStatus(*relay).manifest_freshness() == "expired"; },
+              absl::Seconds(30)));
+  EXPECT_EQ(ServedVersion(relay->address(), "virus"), 1u) << "the relay keeps serving";
+  EXPECT_EQ(testing::RunCommand({testing::BinDir() + "/sigrelay-agent", "--server",
+                                 relay->address(), "--origin-pubkey", pub, "--dir",
+                                 work_.File("agent"), "--components", "virus", "--once"},
+                                &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("expired"));
+}
+
 // An operator changes the schedule and the upstream proxy of a running relay
 // with sigrelayctl; both apply at once, bad values change nothing, the
 // password is shown nowhere, and both survive a restart with the original

@@ -171,4 +171,13 @@ const v1::ComponentEntry* FindEntry(const v1::Manifest& manifest, absl::string_v
   return nullptr;
 }
 
+std::string ManifestFreshness(const v1::Manifest& manifest, absl::Time now) {
+  if (now >= absl::FromUnixSeconds(manifest.expires_unix())) return "expired";
+  if (manifest.resign_seconds() > 0 && now >= absl::FromUnixSeconds(manifest.issued_unix()) +
+                                                  2 * absl::Seconds(manifest.resign_seconds())) {
+    return "stale";
+  }
+  return "fresh";
+}
+
 }  // namespace sigrelay

@@ -69,6 +69,12 @@ class ManifestVerifier {
 // data that was verified before it was stored.
 absl::StatusOr<v1::Manifest> ParseTrustedManifest(const v1::SignedManifest& signed_manifest);
 
+// "fresh"; "stale" once two re-sign periods passed since it was issued (a
+// newer one should have arrived: an origin down, a frozen mirror);
+// "expired" from its expiry on (agents refuse it; a relay keeps serving what
+// it holds).
+std::string ManifestFreshness(const v1::Manifest& manifest, absl::Time now);
+
 // The entry for `component`, or nullptr.
 const v1::ComponentEntry* FindEntry(const v1::Manifest& manifest, absl::string_view component);
 

@@ -19,6 +19,7 @@ void FillComponentStatus(const StoreView& view, v1::GetStatusResponse* response)
   response->set_manifest_serial(m->serial());
   response->set_manifest_issued_unix(m->issued_unix());
   response->set_manifest_expires_unix(m->expires_unix());
+  response->set_manifest_freshness(ManifestFreshness(*m, absl::Now()));
   for (const v1::ComponentEntry& e : m->components()) {
     v1::ComponentStatus* c = response->add_components();
     c->set_name(e.name());
