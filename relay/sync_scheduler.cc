@@ -148,7 +148,30 @@ void SyncScheduler::WatchLoop() {
         if (stopping_) watch.Cancel();
       }
       absl::StatusOr<v1::WatchResponse> pushed;
+      // Judging an announcement costs a signature check: a burst of
+      // kAnnouncementBurst is judged at once, past it kAnnouncementsPerSecond
+      // (an honest upstream announces once per publish; a hostile one
+      // flooding announcements gets them ignored, not a core's worth of
+      // verifications).
+      double tokens = kAnnouncementBurst;
+      absl::Time refilled = absl::Now();
+      uint64_t ignored = 0;
       while ((pushed = watch.Next()).ok()) {
+        const absl::Time now = absl::Now();
+        tokens =
+            std::min<double>(kAnnouncementBurst, tokens + absl::ToDoubleSeconds(now - refilled) *
+                                                              kAnnouncementsPerSecond);
+        refilled = now;
+        if (tokens < 1) {
+          if (ignored++ == 0) {
+            Log(LogLevel::kWarning,
+                absl::StrCat("upstream ", sync_->dialer()->upstreams()[i],
+                             " sends announcements faster than ", kAnnouncementsPerSecond,
+                             " a second; the extra ones are ignored"));
+          }
+          continue;
+        }
+        tokens -= 1;
         if (!got_any) sync_->NoteWatch(i, absl::OkStatus());
         got_any = true;
         failures = 0;

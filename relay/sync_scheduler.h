@@ -37,6 +37,10 @@ struct SchedulerOptions {
 
 class SyncScheduler {
  public:
+  // Watch announcements judged at once, then per second (see WatchLoop).
+  static constexpr int kAnnouncementBurst = 10;
+  static constexpr int kAnnouncementsPerSecond = 2;
+
   using Done = std::function<void(absl::StatusOr<v1::SyncNowResponse>)>;
 
   SyncScheduler(UpstreamSync* sync, VersionStore* store, const Clock* clock,

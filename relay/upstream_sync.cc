@@ -91,6 +91,16 @@ void UpstreamSync::Record(size_t i, const absl::Status& s) {
 
 absl::StatusOr<bool> UpstreamSync::WorthSyncing(const v1::SignedManifest& announced) const {
   std::shared_ptr<const v1::SignedManifest> held = store_->CurrentManifest();
+  // Cheap checks before the signature: an announcement that is not newer
+  // than what is held costs a parse, not a verification.
+  if (held != nullptr) {
+    v1::Manifest claimed;
+    absl::StatusOr<v1::Manifest> have = ParseTrustedManifest(*held);
+    if (!claimed.ParseFromString(announced.manifest())) {
+      return absl::InvalidArgumentError("announcement is not a manifest");
+    }
+    if (have.ok() && claimed.serial() <= have->serial()) return false;
+  }
   absl::StatusOr<OfferedManifest> offer =
       CheckOfferedManifest(*verifier_, announced, held.get(), clock_->Now());
   if (!offer.ok()) return offer.status();

@@ -7,14 +7,18 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/base/file_util.h"
+#include "core/base/transport.h"
 #include "core/model/manifest.h"
 #include "core/store/version_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
+#include "sigrelay/v1/update.grpc.pb.h"
 #include "tests/testutil/daemons.h"
+#include "tests/testutil/rapid_reset.h"
 #include "tests/testutil/status_matchers.h"
 #include "tests/testutil/tcp_forwarder.h"
 #include "tests/testutil/testutil.h"
@@ -465,6 +469,94 @@ TEST_F(RelayTest, AStoppedOriginShowsAtOnceThenStaleThenExpired) {
                                 &out),
             1);
   EXPECT_THAT(out, HasSubstr("expired"));
+}
+
+// An upstream whose Watch stream pushes unsigned manifests with ever larger
+// serials as fast as it can for `spam_for` (GetManifest and Fetch are the
+// real origin's).
+class SpammingUpstream final : public v1::UpdateService::Service {
+ public:
+  SpammingUpstream(const std::string& origin, absl::Duration spam_for)
+      : origin_(v1::UpdateService::NewStub(MakeChannel(origin, {}))), spam_for_(spam_for) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~SpammingUpstream() override { server_->Shutdown(); }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  grpc::Status GetManifest(grpc::ServerContext*, const v1::GetManifestRequest* req,
+                           v1::SignedManifest* out) override {
+    grpc::ClientContext ctx;
+    return origin_->GetManifest(&ctx, *req, out);
+  }
+  grpc::Status Fetch(grpc::ServerContext*, const v1::FetchRequest* req,
+                     grpc::ServerWriter<v1::FetchResponse>* writer) override {
+    grpc::ClientContext ctx;
+    auto reader = origin_->Fetch(&ctx, *req);
+    v1::FetchResponse m;
+    while (reader->Read(&m)) writer->Write(m);
+    return reader->Finish();
+  }
+  grpc::Status Watch(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::WatchResponse, v1::WatchRequest>* stream) override {
+    v1::WatchRequest first;
+    stream->Read(&first);
+    const absl::Time end = absl::Now() + spam_for_;
+    v1::Manifest forged;
+    forged.set_expires_unix(absl::ToUnixSeconds(absl::Now() + absl::Hours(1)));
+    while (absl::Now() < end && !ctx->IsCancelled()) {
+      forged.set_serial((1ull << 60) + sent);
+      v1::WatchResponse push;
+      push.mutable_manifest()->set_manifest(forged.SerializeAsString());
+      push.mutable_manifest()->set_signature(std::string(64, '\0'));
+      if (!stream->Write(push)) break;
+      ++sent;
+    }
+    done = true;
+    return grpc::Status::OK;
+  }
+  std::atomic<uint64_t> sent{0};
+  std::atomic<bool> done{false};
+
+ private:
+  std::unique_ptr<v1::UpdateService::Stub> origin_;
+  const absl::Duration spam_for_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+// A hostile upstream floods unsigned announcements: no sync, a bounded
+// number of log lines, and bounded CPU (measured: see SECURITY.md).
+TEST_F(RelayTest, AFloodOfUnsignedAnnouncementsCostsNoSyncAndLittleCpu) {
+  auto origin = StartOrigin("origin");
+  ASSERT_EQ(testing::Publish(*origin, "virus", Pattern("v1", 2000, 1)), 1u);
+  SpammingUpstream spammer(origin->address(), absl::Seconds(5));
+  auto relay = StartRelay("relay", {spammer.address()}, origin->data_dir() + "/origin.pub");
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
+  const v1::RelayStatus before = testing::AdminStatus(*relay).relay();
+  const size_t log_before = relay->output().size();
+  auto cpu = [&] {
+    std::string stat = *ReadFileToString(absl::StrCat("/proc/", relay->process()->pid(), "/stat"));
+    std::vector<std::string> f = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
+    return (std::stoll(f[11]) + std::stoll(f[12])) / 100.0;
+  };
+  const double cpu_before = cpu();
+  ASSERT_TRUE(WaitFor([&] { return spammer.done.load(); }, absl::Seconds(20)));
+  const double cpu_used = cpu() - cpu_before;
+  const v1::RelayStatus after = testing::AdminStatus(*relay).relay();
+  const std::string logged = relay->output().substr(log_before);
+  std::cerr << "announcement flood: " << spammer.sent << " pushes; relay used " << cpu_used
+            << " s of CPU and logged " << logged.size() << " bytes\n";
+  EXPECT_GT(spammer.sent, 10000u) << "the flood did not run";
+  EXPECT_EQ(after.syncs_ok() + after.syncs_failed(), before.syncs_ok() + before.syncs_failed())
+      << "an unsigned announcement cost a sync";
+  EXPECT_LT(logged.size(), 2000u) << logged;
+  if (testing::kMemoryMeasurable) {
+    EXPECT_LT(cpu_used, 2.5);
+  }
 }
 
 // An operator changes the schedule and the upstream proxy of a running relay
