@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libc-ares-dev librocksdb-dev libzstd-dev zstd libssl-dev
-  libgtest-dev libgmock-dev clang-format
+  libgtest-dev libgmock-dev clang-format clang
   iproute2 procps util-linux python3 openssl
   xdelta3 time nginx-light wrk tinyproxy
 )

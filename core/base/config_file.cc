@@ -51,6 +51,11 @@ absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(
     const std::string& path, const google::protobuf::Message* schema) {
   absl::StatusOr<std::string> text = ReadBounded(path, kMaxConfigFileBytes);
   if (!text.ok()) return text.status();
+  return ConfigTextAsFlags(*text, path, schema);
+}
+
+absl::StatusOr<std::vector<std::string>> ConfigTextAsFlags(
+    const std::string& text, const std::string& path, const google::protobuf::Message* schema) {
   if (schema == nullptr) schema = &v1::NodeConfig::default_instance();
   std::unique_ptr<google::protobuf::Message> owned(schema->New());
   google::protobuf::Message& config = *owned;
@@ -62,7 +67,7 @@ absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(
   } collector;
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&collector);
-  if (!parser.ParseFromString(*text, &config)) {
+  if (!parser.ParseFromString(text, &config)) {
     return absl::InvalidArgumentError(absl::StrCat("config file ", path, " is not a valid ",
                                                    config.GetTypeName(), ": ", collector.errors,
                                                    "see proto/sigrelay/v1/config.proto"));

@@ -31,6 +31,11 @@ absl::StatusOr<std::vector<std::string>> ConfigFileAsFlags(
 // flag bound to *config_path), applies the file first and the command line
 // over it. A field of the file that is not one of `flags` is an error
 // naming it.
+// ConfigFileAsFlags for text already read (`path` names it in errors).
+absl::StatusOr<std::vector<std::string>> ConfigTextAsFlags(
+    const std::string& text, const std::string& path,
+    const google::protobuf::Message* schema = nullptr);
+
 absl::Status ParseFlagsWithConfig(FlagParser* flags, const std::string* config_path, int argc,
                                   char** argv, const google::protobuf::Message* schema = nullptr);
 
