@@ -9,7 +9,9 @@
 #include "core/base/grpc_status.h"
 #include "core/base/transport.h"
 #include "core/base/upstream_resolver.h"
+#include "core/client/client_state.h"
 #include "core/client/fetch_client.h"
+#include "core/client/manifest_check.h"
 #include "core/model/component.h"
 
 namespace sigrelay {
@@ -527,11 +529,19 @@ absl::StatusOr<std::shared_ptr<const v1::Manifest>> Fleet::Verify(const v1::Sign
   if (manifest != nullptr && now < absl::FromUnixSeconds(manifest->expires_unix())) {
     return manifest;
   }
-  absl::StatusOr<v1::Manifest> checked = verifier_->Verify(m, now);
+  std::optional<v1::SignedManifest> floor;
+  if (!options_.state_dir.empty()) {
+    absl::MutexLock lock(&mu_);
+    floor = floor_;
+  }
+  // Against the floor kept across runs: no rollback, no conflict.
+  absl::StatusOr<OfferedManifest> checked =
+      CheckOfferedManifest(*verifier_, m, floor ? &*floor : nullptr, now);
   if (!checked.ok()) return checked.status();
-  manifest = std::make_shared<const v1::Manifest>(std::move(*checked));
+  manifest = std::make_shared<const v1::Manifest>(std::move(checked->manifest));
   absl::MutexLock lock(&mu_);
   verified_[key] = manifest;
+  if (!options_.state_dir.empty() && checked->newer) floor_ = m;
   return manifest;
 }
 
@@ -603,8 +613,19 @@ absl::Status Fleet::Start() {
                                                ": ", GrpcCodeName(s.error_code()), ": ",
                                                s.error_message()));
   }
-  absl::StatusOr<v1::Manifest> manifest = verifier_->Verify(signed_manifest, absl::Now());
-  if (!manifest.ok()) return manifest.status();
+  if (!options_.state_dir.empty()) {
+    absl::StatusOr<v1::AgentState> state = LoadClientState(options_.state_dir);
+    if (!state.ok()) return state.status();
+    absl::MutexLock lock(&mu_);
+    if (state->has_manifest()) floor_ = state->manifest();
+  }
+  absl::StatusOr<std::shared_ptr<const v1::Manifest>> verified =
+      Verify(signed_manifest, absl::Now());
+  if (!verified.ok()) {
+    return absl::Status(verified.status().code(),
+                        absl::StrCat(options_.server, ": ", verified.status().message()));
+  }
+  const v1::Manifest* manifest = verified->get();
   std::vector<const v1::ComponentEntry*> entries;
   for (const v1::ComponentEntry& e : manifest->components()) {
     const auto& c = options_.components;
@@ -683,6 +704,18 @@ void Fleet::Stop() {
   while (live_reactors_.load() > 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));
     for (auto& a : agents_) a->Cancel();
+  }
+  if (!options_.state_dir.empty()) {
+    absl::StatusOr<v1::AgentState> state = LoadClientState(options_.state_dir);
+    absl::Status saved = state.status();
+    {
+      absl::MutexLock lock(&mu_);
+      if (state.ok() && floor_.has_value()) {
+        *state->mutable_manifest() = *floor_;
+        saved = SaveClientState(options_.state_dir, *state);
+      }
+    }
+    if (!saved.ok()) CountError("state", std::string(saved.message()));
   }
 }
 

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -45,6 +46,10 @@ struct FleetOptions {
   bool report = true;
   uint64_t seed = 1;
   TlsFiles tls;  // TLS to the server when tls.ca is set
+  // The fleet's trust floor across runs (core/client client_state): a
+  // manifest older than, or conflicting with, the newest one accepted in an
+  // earlier run is refused. Empty: the fleet remembers nothing.
+  std::string state_dir;
 };
 
 struct FleetSummary {
@@ -116,6 +121,8 @@ class Fleet {
   absl::Time started_;
 
   mutable absl::Mutex mu_;
+  // The newest manifest accepted (loaded from and saved to --state-dir).
+  std::optional<v1::SignedManifest> floor_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Bytes> files_ ABSL_GUARDED_BY(mu_);  // "comp/ver/sha"
   // Inputs are compared byte for byte, so a cache hit is as strong as a
   // rebuild and digest check: key "comp/from/to/old-bytes-address".

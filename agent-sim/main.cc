@@ -97,6 +97,9 @@ int Main(int argc, char** argv) {
                 "agents give no id, so the server records no status (their versions still go on "
                 "Watch for pushes)");
   flags.AddBool("json", &json, "print the summary as one JSON object");
+  flags.Add("state-dir", &o.state_dir, "DIR",
+            "keep the fleet's trust across runs here: a manifest older than (or conflicting "
+            "with) the newest one accepted before is refused, as a restarted agent would");
   absl::Status parsed = flags.ParseFlagsOnly(argc, argv);
   if (flags.help_requested()) {
     std::cout << flags.Usage();

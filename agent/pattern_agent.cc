@@ -18,6 +18,7 @@
 #include "core/base/file_util.h"
 #include "core/base/grpc_status.h"
 #include "core/base/log.h"
+#include "core/client/client_state.h"
 #include "core/client/fetch_client.h"
 #include "core/client/manifest_check.h"
 
@@ -68,18 +69,9 @@ absl::Status PatternAgent::Open() {
     agent_id_ = NewAgentId();
     if (absl::Status s = WriteFileAtomically(id_file, agent_id_ + "\n", 0644); !s.ok()) return s;
   }
-  const std::string state_file = options_.state_dir + "/state.binpb";
-  if (FileExists(state_file)) {
-    absl::StatusOr<std::string> bytes = ReadFileToString(state_file);
-    if (!bytes.ok()) return bytes.status();
-    if (!state_.ParseFromString(*bytes)) {
-      return absl::DataLossError(
-          absl::StrCat(state_file,
-                       " is not an agent state (sigrelay.v1.AgentState); it is only ever "
-                       "replaced whole, so something else wrote it: remove it to start over "
-                       "(the agent then trusts the next valid manifest)"));
-    }
-  }
+  absl::StatusOr<v1::AgentState> state = LoadClientState(options_.state_dir);
+  if (!state.ok()) return state.status();
+  state_ = std::move(*state);
   // Temporaries of an install a crash interrupted (".NAME.tmp.PID").
   if (DIR* d = opendir(options_.dir.c_str())) {
     while (dirent* e = readdir(d)) {

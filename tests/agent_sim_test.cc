@@ -243,6 +243,52 @@ TEST_F(AgentSimTest, AgentsReconnectAfterTheRelayRestarts) {
   EXPECT_THAT(sim.Output(), HasSubstr("watch UNAVAILABLE"));  // the break was seen and counted
 }
 
+// A fleet that keeps its trust (--state-dir) refuses, in a later run, an
+// older manifest a stale mirror still serves (valid, unexpired); without
+// it, the replay would be taken.
+TEST_F(AgentSimTest, AFleetWithAStateDirRefusesAStaleMirrorAfterARestart) {
+  const std::string v1 = testing::GenPattern(work_.path(), "m1", 500, 11);
+  Daemon origin("sigrelay-origin", work_.File("o2"), {});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  const std::string pub = origin.data_dir() + "/origin.pub";
+  ASSERT_EQ(testing::Publish(origin, "virus", v1), 1u);
+  Daemon mirror("sigrelay-relay", work_.File("mirror"),
+                {"--upstream", origin.address(), "--origin-pubkey", pub});
+  ASSERT_TRUE(WaitFor([&] { return testing::ServedVersion(mirror.address(), "virus") == 1; }));
+  ASSERT_EQ(mirror.Stop(), 0);
+  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work_.path(), "m3", 0, 12, v1)),
+            3u);
+  auto run = [&](const std::string& server, bool keep_state) {
+    std::vector<std::string> args = {testing::BinDir() + "/sigrelay-agent-sim",
+                                     "--server",
+                                     server,
+                                     "--agents",
+                                     "2",
+                                     "--start",
+                                     "none",
+                                     "--origin-pubkey",
+                                     pub,
+                                     "--json",
+                                     "--timeout",
+                                     "10s"};
+    if (keep_state) args.insert(args.end(), {"--state-dir", work_.File("fleet-state")});
+    std::string out;
+    const int rc = testing::RunCommand(args, &out);
+    return std::make_pair(rc, out);
+  };
+  auto [rc, out] = run(origin.address(), true);
+  ASSERT_EQ(rc, 0) << out;
+  Daemon stale(
+      "sigrelay-relay", mirror.data_dir(),
+      {"--upstream", absl::StrCat("127.0.0.1:", testing::UnusedPort()), "--origin-pubkey", pub});
+  ASSERT_EQ(testing::ServedVersion(stale.address(), "virus"), 1u);
+  std::tie(rc, out) = run(stale.address(), true);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("rollback refused"));
+  std::tie(rc, out) = run(stale.address(), false);
+  EXPECT_EQ(rc, 0) << "without a state dir the replay is taken: " << out;
+}
+
 TEST_F(AgentSimTest, FailuresNameTheirCause) {
   std::string out;
   std::string dead = absl::StrCat("127.0.0.1:", testing::UnusedPort());
