@@ -36,6 +36,10 @@ commands:
   publish COMPONENT FILE        upload FILE as the next version (origin; needs --token-file)
   status [--json]               components served; with --token-file also the node's own state
                                 (a relay's upstream, schedule, download counters and agents)
+  withdraw COMPONENT VERSION [--reason TEXT]
+                                origin: withdraw a bad version; when it is the newest, the last
+                                good one is published again as the next version (needs
+                                --token-file)
   update                        relay: sync from the upstream now (needs --token-file)
   schedule PERIOD               relay: sync every PERIOD (15m, 2h) besides pushes; applied at
                                 once and kept across restarts (needs --token-file)
@@ -66,6 +70,7 @@ struct Options {
   double churn = 0.5;
   std::string no_proxy;
   bool clear = false;
+  std::string reason;
   TlsFiles tls;
   int level = IncrementalCodec::kDefaultLevel;
 };
@@ -252,6 +257,13 @@ absl::Status Status(const Options& o) {
         ",\"manifest_issued_unix\":", manifest.issued_unix(),
         ",\"manifest_expires_unix\":", manifest.expires_unix(),
         ",\"manifest_freshness\":", JsonString(ManifestFreshness(manifest, absl::Now())));
+    std::vector<std::string> withdrawn;
+    for (const v1::Withdrawal& w : manifest.withdrawn()) {
+      withdrawn.push_back(absl::StrCat("{\"component\":", JsonString(w.component()),
+                                       ",\"version\":", w.version(),
+                                       ",\"reason\":", JsonString(w.reason()), "}"));
+    }
+    absl::StrAppend(&out, ",\"withdrawn\":[", absl::StrJoin(withdrawn, ","), "]");
     if (have_node) {
       absl::StrAppend(&out, ",\"listener_security\":", JsonString(node.listener_security()));
       absl::StrAppend(&out, ",\"role\":", JsonString(node.role()),
@@ -315,6 +327,10 @@ absl::Status Status(const Options& o) {
     std::cout << absl::StrFormat("%-22s %8d %12d  %-16s %s\n", e.name(), e.version(), e.size(),
                                  ToHex(e.sha256()).substr(0, 16),
                                  from.empty() ? "-" : absl::StrJoin(from, ","));
+  }
+  for (const v1::Withdrawal& w : manifest.withdrawn()) {
+    std::cout << "withdrawn: " << w.component() << " " << w.version() << " (" << w.reason()
+              << ")\n";
   }
   if (have_node && node.has_relay()) {
     const v1::RelayStatus& r = node.relay();
@@ -387,6 +403,33 @@ absl::Status Schedule(const Options& o, const std::vector<std::string>& args) {
             << absl::FormatTime("%Y-%m-%d %H:%M:%SZ",
                                 absl::FromUnixSeconds(r.next_scheduled_unix()), absl::UTCTimeZone())
             << std::endl;
+  return absl::OkStatus();
+}
+
+absl::Status Withdraw(const Options& o, const std::vector<std::string>& args) {
+  uint32_t version = 0;
+  if (args.size() != 2 || !absl::SimpleAtoi(args[1], &version) || version == 0) {
+    return absl::InvalidArgumentError(
+        "usage: sigrelayctl withdraw COMPONENT VERSION [--reason TEXT]");
+  }
+  AdminCall call;
+  if (absl::Status a = OpenAdmin(o, absl::Minutes(30), &call); !a.ok()) return a;
+  v1::WithdrawRequest req;
+  req.set_component(args[0]);
+  req.set_version(version);
+  req.set_reason(o.reason);
+  v1::WithdrawResponse r;
+  grpc::Status s = call.stub->Withdraw(&call.ctx, req, &r);
+  if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    return absl::FailedPreconditionError("withdraw at the origin; relays carry what it signs");
+  }
+  if (!s.ok()) return WithServer(o, s);
+  std::cout << "withdrew " << args[0] << " " << version;
+  if (r.has_published()) {
+    std::cout << "; published " << args[0] << " " << r.published().version()
+              << " with the content of " << r.content_of();
+  }
+  std::cout << std::endl;
   return absl::OkStatus();
 }
 
@@ -518,6 +561,8 @@ int Main(int argc, char** argv) {
   flags.Add("no-proxy", &o.no_proxy, "HOSTS",
             "proxy: comma list of upstream hosts reached directly");
   flags.AddBool("clear", &o.clear, "proxy: no proxy any more");
+  flags.Add("reason", &o.reason, "TEXT",
+            "withdraw: why (signed into the manifest, shown in status)");
   AddClientTlsFlags(&flags, &o.tls, "tls");
   std::vector<std::string> args;
   absl::Status parsed = flags.Parse(argc, argv, &args);
@@ -545,6 +590,8 @@ int Main(int argc, char** argv) {
       result = Update(o);
     } else if (command == "schedule") {
       result = Schedule(o, args);
+    } else if (command == "withdraw") {
+      result = Withdraw(o, args);
     } else if (command == "proxy") {
       result = Proxy(o, args);
     } else if (command == "fetch") {

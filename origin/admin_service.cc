@@ -144,6 +144,22 @@ grpc::ServerReadReactor<v1::PublishRequest>* OriginAdminService::Publish(
   return new PublishReactor(this, context, response);
 }
 
+grpc::ServerUnaryReactor* OriginAdminService::Withdraw(grpc::CallbackServerContext* context,
+                                                       const v1::WithdrawRequest* request,
+                                                       v1::WithdrawResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!node_->token()->Admit(context, reactor)) return reactor;
+  // A roll-forward publishes (incrementals, signing): on the worker, never
+  // inside a reaction.
+  worker_.Post([this, request, response, reactor] {
+    absl::StatusOr<v1::WithdrawResponse> r =
+        publisher_->Withdraw(request->component(), request->version(), request->reason());
+    if (r.ok()) *response = std::move(*r);
+    reactor->Finish(ToGrpcStatus(r.status()));
+  });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* OriginAdminService::GetStatus(grpc::CallbackServerContext* context,
                                                         const v1::GetStatusRequest*,
                                                         v1::GetStatusResponse* response) {

@@ -23,6 +23,9 @@ class OriginAdminService final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const v1::GetStatusRequest* request,
                                       v1::GetStatusResponse* response) override;
+  grpc::ServerUnaryReactor* Withdraw(grpc::CallbackServerContext* context,
+                                     const v1::WithdrawRequest* request,
+                                     v1::WithdrawResponse* response) override;
 
  private:
   friend class PublishReactor;

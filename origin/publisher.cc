@@ -50,7 +50,9 @@ absl::StatusOr<v1::SignedManifest> Publisher::SignNext(const v1::Manifest* previ
     for (const v1::ComponentEntry& e : previous->components()) {
       if (!in_catalog(e.name())) *next.add_components() = e;
     }
+    *next.mutable_withdrawn() = previous->withdrawn();
   }
+  if (withdrawing_.has_value()) *next.add_withdrawn() = *withdrawing_;
   return signer_->Sign(next);
 }
 
@@ -242,6 +244,79 @@ absl::StatusOr<v1::ResumeResult> Publisher::ResumeFrom(const v1::SignedManifest&
       absl::StrCat("resumed after serial ", theirs->serial(), ": ", result.taken_size(),
                    " newer component version(s) taken; now at serial ", result.serial()));
   return result;
+}
+
+absl::StatusOr<v1::WithdrawResponse> Publisher::Withdraw(const std::string& component,
+                                                         uint32_t version,
+                                                         const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<const StoreView> view = store_->Snapshot();
+  if (!view->manifest()) return absl::NotFoundError("nothing is published yet");
+  absl::StatusOr<v1::Manifest> current = ParseTrustedManifest(*view->manifest());
+  if (!current.ok()) return current.status();
+  const v1::ComponentEntry* entry = FindEntry(*current, component);
+  if (entry == nullptr || version == 0 || version > entry->version()) {
+    return absl::NotFoundError(absl::StrCat(component, " ", version,
+                                            " was never published; the newest is ",
+                                            entry ? entry->version() : 0));
+  }
+  auto withdrawn = [&](uint32_t v) {
+    for (const v1::Withdrawal& w : current->withdrawn()) {
+      if (w.component() == component && w.version() == v) return true;
+    }
+    return false;
+  };
+  if (withdrawn(version)) {
+    return absl::AlreadyExistsError(absl::StrCat(component, " ", version, " is withdrawn already"));
+  }
+  v1::Withdrawal w;
+  w.set_component(component);
+  w.set_version(version);
+  w.set_reason(reason.empty() ? "withdrawn by the operator" : reason);
+  w.set_withdrawn_unix(absl::ToUnixSeconds(clock_->Now()));
+  v1::WithdrawResponse response;
+  absl::Status done;
+  withdrawing_ = w;
+  if (version == entry->version()) {
+    // Roll forward to the last good content: versions only grow.
+    uint32_t good = 0;
+    for (uint32_t v : view->FullVersions(component)) {
+      if (v < version && !withdrawn(v)) good = std::max(good, v);
+    }
+    if (good == 0) {
+      withdrawing_.reset();
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no earlier good version of ", component,
+          " is retained to roll forward to; publish a fixed file instead (nothing changed)"));
+    }
+    absl::StatusOr<v1::FileRecord> record = view->Full(component, good);
+    absl::StatusOr<std::string> content =
+        record.ok() ? view->ReadAll(*record) : absl::StatusOr<std::string>(record.status());
+    absl::StatusOr<ComponentSpec> spec = options_.catalog.Find(component);
+    absl::StatusOr<v1::PublishResponse> r =
+        content.ok()
+            ? PublishLocked(spec.ok() ? *spec : ComponentSpec{component, !entry->full_only()},
+                            *content, 0, 0)
+            : absl::StatusOr<v1::PublishResponse>(content.status());
+    if (r.ok()) {
+      *response.mutable_published() = *r;
+      response.set_content_of(good);
+    }
+    done = r.status();
+  } else {
+    absl::StatusOr<v1::SignedManifest> next = SignNext(&*current, nullptr, 0);
+    done = next.ok() ? store_->Commit({}, *next) : next.status();
+  }
+  withdrawing_.reset();
+  if (!done.ok()) return done;
+  Log(LogLevel::kWarning,
+      absl::StrCat(
+          "withdrew ", component, " ", version, " (", w.reason(), ")",
+          response.has_published()
+              ? absl::StrCat("; published ", component, " ", response.published().version(),
+                             " with the content of ", response.content_of())
+              : ""));
+  return response;
 }
 
 }  // namespace sigrelay

@@ -9,6 +9,7 @@
 #define SIGRELAY_ORIGIN_PUBLISHER_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -57,6 +58,14 @@ class Publisher {
   // version, and serials continue after the remote one. Versions and serials
   // this origin signs afterwards are above everything signed before.
   using FetchFull = std::function<absl::StatusOr<std::string>(const v1::ComponentEntry&)>;
+
+  // Withdraws `version` of `component`: signed into the manifest, so no node
+  // serves it as a target. When it is the newest, the newest earlier
+  // retained version that is not withdrawn is published again as the next
+  // version (FailedPrecondition when there is none: publish a fixed file).
+  // NotFound for a version never published; AlreadyExists when withdrawn.
+  absl::StatusOr<v1::WithdrawResponse> Withdraw(const std::string& component, uint32_t version,
+                                                const std::string& reason);
   absl::StatusOr<v1::ResumeResult> ResumeFrom(const v1::SignedManifest& remote,
                                               const FetchFull& fetch_full);
 
@@ -67,7 +76,8 @@ class Publisher {
   // refuses to wrap.
   absl::StatusOr<v1::SignedManifest> SignNext(const v1::Manifest* previous,
                                               const v1::ComponentEntry* replace,
-                                              uint64_t serial_floor);
+                                              uint64_t serial_floor)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Publishes `content` as `forced_version` (0: the policy's next).
   absl::StatusOr<v1::PublishResponse> PublishLocked(const ComponentSpec& spec,
                                                     const std::string& content,
@@ -80,6 +90,8 @@ class Publisher {
   const PublisherOptions options_;
   const IncrementalCodec codec_;
   absl::Mutex mu_;  // one publish or refresh at a time
+  // Signed into the next manifest with the previous ones (Withdraw).
+  std::optional<v1::Withdrawal> withdrawing_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sigrelay

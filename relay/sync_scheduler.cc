@@ -148,14 +148,14 @@ void SyncScheduler::WatchLoop() {
         if (stopping_) watch.Cancel();
       }
       absl::StatusOr<v1::WatchResponse> pushed;
-      // Judging an announcement costs a signature check: a burst of
-      // kAnnouncementBurst is judged at once, past it kAnnouncementsPerSecond
-      // (an honest upstream announces once per publish; a hostile one
-      // flooding announcements gets them ignored, not a core's worth of
-      // verifications).
+      // Announcements are read at a bounded rate: a burst of
+      // kAnnouncementBurst at once, then kAnnouncementsPerSecond. An honest
+      // upstream announces once per publish; a hostile one flooding them is
+      // held back by HTTP/2 flow control instead of costing a core of reads
+      // and signature checks.
       double tokens = kAnnouncementBurst;
       absl::Time refilled = absl::Now();
-      uint64_t ignored = 0;
+      bool throttled = false;
       while ((pushed = watch.Next()).ok()) {
         const absl::Time now = absl::Now();
         tokens =
@@ -163,13 +163,18 @@ void SyncScheduler::WatchLoop() {
                                                               kAnnouncementsPerSecond);
         refilled = now;
         if (tokens < 1) {
-          if (ignored++ == 0) {
+          if (!throttled) {
+            throttled = true;
             Log(LogLevel::kWarning,
                 absl::StrCat("upstream ", sync_->dialer()->upstreams()[i],
                              " sends announcements faster than ", kAnnouncementsPerSecond,
-                             " a second; the extra ones are ignored"));
+                             " a second; reading them no faster"));
           }
-          continue;
+          const absl::Duration wait = absl::Seconds((1 - tokens) / kAnnouncementsPerSecond);
+          absl::MutexLock lock(&mu_);
+          if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait)) break;
+          tokens = 1;
+          refilled = absl::Now();
         }
         tokens -= 1;
         if (!got_any) sync_->NoteWatch(i, absl::OkStatus());

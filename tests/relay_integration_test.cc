@@ -529,11 +529,12 @@ class SpammingUpstream final : public v1::UpdateService::Service {
 };
 
 // A hostile upstream floods unsigned announcements: no sync, a bounded
-// number of log lines, and bounded CPU (measured: see SECURITY.md).
+// number of log lines, and bounded CPU over a 5 s window (measured: see
+// SECURITY.md; unthrottled it was more than a core).
 TEST_F(RelayTest, AFloodOfUnsignedAnnouncementsCostsNoSyncAndLittleCpu) {
   auto origin = StartOrigin("origin");
   ASSERT_EQ(testing::Publish(*origin, "virus", Pattern("v1", 2000, 1)), 1u);
-  SpammingUpstream spammer(origin->address(), absl::Seconds(5));
+  SpammingUpstream spammer(origin->address(), absl::Seconds(60));
   auto relay = StartRelay("relay", {spammer.address()}, origin->data_dir() + "/origin.pub");
   ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
   const v1::RelayStatus before = testing::AdminStatus(*relay).relay();
@@ -544,19 +545,80 @@ TEST_F(RelayTest, AFloodOfUnsignedAnnouncementsCostsNoSyncAndLittleCpu) {
     return (std::stoll(f[11]) + std::stoll(f[12])) / 100.0;
   };
   const double cpu_before = cpu();
-  ASSERT_TRUE(WaitFor([&] { return spammer.done.load(); }, absl::Seconds(20)));
+  const uint64_t sent_before = spammer.sent;
+  absl::SleepFor(absl::Seconds(5));  // the measurement window, not synchronisation
   const double cpu_used = cpu() - cpu_before;
   const v1::RelayStatus after = testing::AdminStatus(*relay).relay();
   const std::string logged = relay->output().substr(log_before);
   std::cerr << "announcement flood: " << spammer.sent << " pushes; relay used " << cpu_used
             << " s of CPU and logged " << logged.size() << " bytes\n";
-  EXPECT_GT(spammer.sent, 10000u) << "the flood did not run";
+  // The relay reads announcements at a bounded rate, so HTTP/2 flow control
+  // holds the flood back at its source (unthrottled: ~100,000 a second).
+  EXPECT_LT(spammer.sent - sent_before, 100000u);
   EXPECT_EQ(after.syncs_ok() + after.syncs_failed(), before.syncs_ok() + before.syncs_failed())
       << "an unsigned announcement cost a sync";
   EXPECT_LT(logged.size(), 2000u) << logged;
   if (testing::kMemoryMeasurable) {
-    EXPECT_LT(cpu_used, 2.5);
+    EXPECT_LT(cpu_used, 1.0);
   }
+}
+
+// A bad version is withdrawn at the origin: the last good content comes
+// back as the next version, every node of origin -> relay -> relay stops
+// serving the withdrawn one as a target (NOT_FOUND naming the withdrawal)
+// and shows it with the reason, and an agent on it moves forward by
+// incremental.
+TEST_F(RelayTest, AWithdrawnVersionDisappearsAlongTheChainAndAgentsMoveOffIt) {
+  auto origin = StartOrigin("origin");
+  const std::string pub = origin->data_dir() + "/origin.pub";
+  std::string good = Pattern("good", 3000, 1);
+  std::string bad = Pattern("bad", 0, 2, good);
+  ASSERT_EQ(testing::Publish(*origin, "virus", good), 1u);
+  ASSERT_EQ(testing::Publish(*origin, "virus", bad), 3u);
+  auto relay1 = StartRelay("relay1", {origin->address()}, pub);
+  auto relay2 = StartRelay("relay2", {relay1->address()}, pub);
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay2->address(), "virus") == 3; }));
+  const std::string agent_dir = work_.File("agent");
+  std::string out;
+  auto agent_once = [&] {
+    return testing::RunCommand(
+        {testing::BinDir() + "/sigrelay-agent", "--server", relay2->address(), "--origin-pubkey",
+         pub, "--dir", agent_dir, "--components", "virus", "--once"},
+        &out);
+  };
+  ASSERT_EQ(agent_once(), 0) << out;  // the agent holds the bad version 3
+
+  ASSERT_EQ(testing::Ctl({"--data-dir", origin->data_dir(), "withdraw", "virus", "3", "--reason",
+                          "false positives on explorer.exe"},
+                         &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("published virus 5 with the content of 1"));
+  ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay2->address(), "virus") == 5; }));
+  for (const Daemon* node : {origin.get(), relay1.get(), relay2.get()}) {
+    EXPECT_EQ(FetchFull(node->address(), "virus"), *ReadFileToString(good));
+    std::string fetched;
+    EXPECT_EQ(testing::Ctl({"--server", node->address(), "fetch", "virus", "--want", "3", "--out",
+                            work_.File("w3")},
+                           &fetched),
+              1);
+    EXPECT_THAT(fetched, HasSubstr("virus 3 was withdrawn by the origin (false positives"));
+    ASSERT_EQ(testing::Ctl({"--server", node->address(), "status", "--json"}, &fetched), 0);
+    EXPECT_THAT(fetched, HasSubstr("\"withdrawn\":[{\"component\":\"virus\",\"version\":3,"
+                                   "\"reason\":\"false positives on explorer.exe\"}]"));
+  }
+  EXPECT_THAT(AdminStatus(*relay2).components(0).withdrawn(0),
+              HasSubstr("3: false positives on explorer.exe"));
+  ASSERT_EQ(agent_once(), 0) << out;
+  EXPECT_THAT(out, HasSubstr("installed virus 5 from " + relay2->address() + " by incremental"));
+  EXPECT_EQ(*ReadFileToString(agent_dir + "/virus.pattern"), *ReadFileToString(good));
+  // Withdrawing again, or a version never published: refused, saying so.
+  EXPECT_EQ(testing::Ctl({"--data-dir", origin->data_dir(), "withdraw", "virus", "3"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("withdrawn already"));
+  EXPECT_EQ(testing::Ctl({"--data-dir", origin->data_dir(), "withdraw", "virus", "9"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("never published"));
+  EXPECT_EQ(testing::Ctl({"--data-dir", relay1->data_dir(), "withdraw", "virus", "5"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("withdraw at the origin"));
 }
 
 // An operator changes the schedule and the upstream proxy of a running relay

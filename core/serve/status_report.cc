@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/model/manifest.h"
 
 namespace sigrelay {
@@ -32,6 +33,9 @@ void FillComponentStatus(const StoreView& view, v1::GetStatusResponse* response)
       is->set_size(ie.size());
     }
     for (uint32_t v : view.FullVersions(e.name())) c->add_retained_versions(v);
+    for (const v1::Withdrawal& w : m->withdrawn()) {
+      if (w.component() == e.name()) c->add_withdrawn(absl::StrCat(w.version(), ": ", w.reason()));
+    }
   }
 }
 

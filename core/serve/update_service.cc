@@ -255,6 +255,13 @@ absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view, const ComponentCatalo
                      " is published yet; this node carries: ", absl::StrJoin(carried, ", ")));
   }
   const uint32_t want = req.want_version() != 0 ? req.want_version() : entry->version();
+  for (const v1::Withdrawal& w : manifest->withdrawn()) {
+    if (w.component() == req.component() && w.version() == want) {
+      return absl::NotFoundError(absl::StrCat(req.component(), " ", want,
+                                              " was withdrawn by the origin (", w.reason(),
+                                              "); ask for the newest (want_version 0)"));
+    }
+  }
   FetchPlan plan;
   v1::FetchHeader& h = plan.header;
   h.set_component(req.component());
