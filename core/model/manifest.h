@@ -23,8 +23,6 @@ typedef struct evp_pkey_st EVP_PKEY;
 
 namespace sigrelay {
 
-namespace v1 = ::sigrelay::v1;
-
 struct EvpPkeyDeleter {
   void operator()(EVP_PKEY* key) const;
 };

@@ -43,8 +43,6 @@ class Snapshot;
 
 namespace sigrelay {
 
-namespace v1 = ::sigrelay::v1;
-
 struct StoreOptions {
   uint32_t chunk_size = 1 << 20;
   size_t chunk_cache_bytes = 64 << 20;  // verified chunks kept in memory
