@@ -128,7 +128,10 @@ absl::StatusOr<UpdateResult> PatternAgent::UpdateOnce() {
     absl::Status got = FromGrpcStatus(stub->GetManifest(&ctx, v1::GetManifestRequest(), &manifest));
     absl::StatusOr<UpdateResult> r =
         got.ok() ? Apply(stub.get(), server, manifest, nullptr) : Prefixed(server, got);
-    if (r.ok()) return r;
+    if (r.ok()) {
+      RunOnUpdate(*r);
+      return r;
+    }
     code = r.status().code();
     errors.push_back(std::string(r.status().message()));
     if (i + 1 < options_.servers.size()) {

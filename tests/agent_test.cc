@@ -147,6 +147,33 @@ TEST_F(AgentTest, InstallsFullThenIncrementalAndRunsOnUpdateOncePerUpdate) {
   EXPECT_EQ(agent.Wait(), 0) << agent.Output();
 }
 
+// --on-update also runs after an update by --once; a command that fails is
+// logged and not retried, one that hangs is killed at --on-update-timeout,
+// and neither undoes the install.
+TEST_F(AgentTest, OnUpdateFailuresAndHangsAreLoggedAndBounded) {
+  Daemon origin("sigrelay-origin", work_.File("origin"), {});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  const std::string pub = origin.data_dir() + "/origin.pub";
+  const std::string v1 = testing::GenPattern(work_.path(), "v1", 2000, 1);
+  ASSERT_EQ(testing::Publish(origin, "virus", v1), 1u);
+  std::vector<std::string> args = AgentArgs({origin.address()}, pub);
+  args.insert(args.end(), {"--once", "--on-update", "exit 3"});
+  std::string out;
+  ASSERT_EQ(testing::RunCommand(args, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("--on-update \"exit 3\" failed (exit 3) for virus=1; not retried"));
+  EXPECT_EQ(Installed("virus"), "1");
+
+  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work_.path(), "v3", 0, 3, v1)),
+            3u);
+  args = AgentArgs({origin.address()}, pub);
+  args.insert(args.end(), {"--once", "--on-update", "sleep 30", "--on-update-timeout", "1s"});
+  const absl::Time start = absl::Now();
+  ASSERT_EQ(testing::RunCommand(args, &out), 0) << out;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20)) << "the hung command was not killed";
+  EXPECT_THAT(out, HasSubstr("did not finish within 1s; killed"));
+  EXPECT_EQ(Installed("virus"), "3");
+}
+
 // Only complete, verified pattern files ever appear in DIR, whatever instant
 // the agent is killed at; after restart it converges.
 TEST_F(AgentTest, SigkillAtRandomInstantsLeavesOnlyCompleteFiles) {
