@@ -51,7 +51,12 @@ class Front {
     process_ = std::make_unique<testing::ChildProcess>(
         std::vector<std::string>{kNginx, "-p", dir, "-c", dir + "/nginx.conf"});
   }
-  ~Front() { process_->Kill(SIGTERM); }
+  // nginx's fast shutdown: the master stops its workers, then exits; waited
+  // for, so no worker outlives the test.
+  ~Front() {
+    process_->Kill(SIGTERM);
+    process_->Wait();
+  }
   const std::string& address() const { return address_; }
   std::string output() const { return process_->Output(); }
 
