@@ -80,21 +80,12 @@ TEST(HostileClientTest, AConnectionThatOnlySendsAPrefaceIsClosedAtTheIdleLimit) 
   close(fd);
 }
 
-// A Watch follower on the callback API: it never blocks the test, however
-// long gRPC keeps it queued.
-class Follower final : public grpc::ClientBidiReactor<v1::WatchRequest, v1::WatchResponse> {
+// A client call the test starts and forgets: counted in `live` while gRPC
+// holds it, deleted when the call is done; ctx_ cancels it.
+template <typename Reactor>
+class Counted : public Reactor {
  public:
-  Follower(v1::UpdateService::Stub* stub, std::atomic<int>* live, std::atomic<int>* answered)
-      : live_(live), answered_(answered) {
-    ++*live_;
-    stub->async()->Watch(&ctx_, this);
-    StartWritesDone();
-    StartRead(&response_);
-    StartCall();
-  }
-  void OnReadDone(bool ok) override {
-    if (ok) ++*answered_;
-  }
+  explicit Counted(std::atomic<int>* live) : live_(live) { ++*live_; }
   void OnDone(const grpc::Status&) override {
     std::atomic<int>* live = live_;
     delete this;
@@ -104,6 +95,25 @@ class Follower final : public grpc::ClientBidiReactor<v1::WatchRequest, v1::Watc
 
  private:
   std::atomic<int>* const live_;
+};
+
+// A Watch follower on the callback API: it never blocks the test, however
+// long gRPC keeps it queued.
+class Follower final
+    : public Counted<grpc::ClientBidiReactor<v1::WatchRequest, v1::WatchResponse>> {
+ public:
+  Follower(v1::UpdateService::Stub* stub, std::atomic<int>* live, std::atomic<int>* answered)
+      : Counted(live), answered_(answered) {
+    stub->async()->Watch(&ctx_, this);
+    StartWritesDone();
+    StartRead(&response_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (ok) ++*answered_;
+  }
+
+ private:
   std::atomic<int>* const answered_;
   v1::WatchResponse response_;
 };
@@ -137,23 +147,15 @@ TEST(HostileClientTest, StreamsPerConnectionAreCapped) {
 
 // A Fetch that is started and never read: the server's writes stop at the
 // flow-control window and its transfer slot is held.
-class NeverReads final : public grpc::ClientReadReactor<v1::FetchResponse> {
+class NeverReads final : public Counted<grpc::ClientReadReactor<v1::FetchResponse>> {
  public:
-  NeverReads(v1::UpdateService::Stub* stub, std::atomic<int>* live) : live_(live) {
-    ++*live_;
+  NeverReads(v1::UpdateService::Stub* stub, std::atomic<int>* live) : Counted(live) {
     request_.set_component("virus");
     stub->async()->Fetch(&ctx_, &request_, this);
     StartCall();
   }
-  void OnDone(const grpc::Status&) override {
-    std::atomic<int>* live = live_;
-    delete this;
-    --*live;
-  }
-  grpc::ClientContext ctx_;
 
  private:
-  std::atomic<int>* const live_;
   v1::FetchRequest request_;
 };
 
@@ -279,11 +281,11 @@ TEST(HostileClientTest, AListenerThatStoppedAcceptingIsRebuiltOnTheSamePort) {
 }
 
 // A Watch stream that reports holding `version` of virus and never reads.
-class SilentWatcher final : public grpc::ClientBidiReactor<v1::WatchRequest, v1::WatchResponse> {
+class SilentWatcher final
+    : public Counted<grpc::ClientBidiReactor<v1::WatchRequest, v1::WatchResponse>> {
  public:
   SilentWatcher(v1::UpdateService::Stub* stub, uint32_t version, int id, std::atomic<int>* live)
-      : live_(live) {
-    ++*live_;
+      : Counted(live) {
     request_.set_agent_id(absl::StrCat("silent-", id));
     v1::ComponentVersion* held = request_.add_versions();
     held->set_component("virus");
@@ -292,15 +294,8 @@ class SilentWatcher final : public grpc::ClientBidiReactor<v1::WatchRequest, v1:
     StartWrite(&request_);
     StartCall();
   }
-  void OnDone(const grpc::Status&) override {
-    std::atomic<int>* live = live_;
-    delete this;
-    --*live;
-  }
-  grpc::ClientContext ctx_;
 
  private:
-  std::atomic<int>* const live_;
   v1::WatchRequest request_;
 };
 
@@ -414,12 +409,7 @@ TEST(HostileClientTest, RapidResetCostsABoundedAmountOfMemory) {
   Daemon origin("sigrelay-origin", work.File("origin"), {});
   ASSERT_FALSE(origin.address().empty()) << origin.output();
   ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work.path(), "p", 500, 1)), 1u);
-  auto cpu = [&] {
-    std::string stat = *ReadFileToString(absl::StrCat("/proc/", origin.process()->pid(), "/stat"));
-    std::vector<std::string> f = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
-    return std::stoll(f[11]) + std::stoll(f[12]);
-  };
-  const int64_t cpu_before = cpu();
+  const double cpu_before = testing::CpuSeconds(origin.process()->pid());
   const uint64_t before = testing::ResidentBytes(origin.process()->pid());
   uint64_t peak = before;
   std::atomic<bool> done{false};
@@ -437,7 +427,7 @@ TEST(HostileClientTest, RapidResetCostsABoundedAmountOfMemory) {
   std::cerr << "rapid reset: " << attack.streams << " streams on " << attack.connections
             << " connections; origin RSS " << before / 1000000 << " MB before, peak "
             << peak / 1000000 << " MB, " << after / 1000000 << " MB after; "
-            << (cpu() - cpu_before) / 100.0 << " s of CPU\n";
+            << testing::CpuSeconds(origin.process()->pid()) - cpu_before << " s of CPU\n";
   ASSERT_TRUE(attack.error.empty()) << attack.error;
   ASSERT_TRUE(origin.running()) << origin.output();
   EXPECT_GT(attack.streams, testing::kMemoryMeasurable ? 40000u : 1000u);

@@ -539,15 +539,11 @@ TEST_F(RelayTest, AFloodOfUnsignedAnnouncementsCostsNoSyncAndLittleCpu) {
   ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
   const v1::RelayStatus before = testing::AdminStatus(*relay).relay();
   const size_t log_before = relay->output().size();
-  auto cpu = [&] {
-    std::string stat = *ReadFileToString(absl::StrCat("/proc/", relay->process()->pid(), "/stat"));
-    std::vector<std::string> f = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
-    return (std::stoll(f[11]) + std::stoll(f[12])) / 100.0;
-  };
-  const double cpu_before = cpu();
+  const int pid = relay->process()->pid();
+  const double cpu_before = testing::CpuSeconds(pid);
   const uint64_t sent_before = spammer.sent;
   absl::SleepFor(absl::Seconds(5));  // the measurement window, not synchronisation
-  const double cpu_used = cpu() - cpu_before;
+  const double cpu_used = testing::CpuSeconds(pid) - cpu_before;
   const v1::RelayStatus after = testing::AdminStatus(*relay).relay();
   const std::string logged = relay->output().substr(log_before);
   std::cerr << "announcement flood: " << spammer.sent << " pushes; relay used " << cpu_used

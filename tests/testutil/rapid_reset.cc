@@ -192,4 +192,18 @@ uint64_t ResidentBytes(int pid) {
   return 0;
 }
 
+double CpuSeconds(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  // Fields after "(comm) ": state is the first; utime and stime the 12th and 13th.
+  std::vector<std::string> f = absl::StrSplit(stat.substr(paren + 2), ' ');
+  int64_t user = 0, system = 0;
+  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &user) || !absl::SimpleAtoi(f[12], &system)) {
+    return 0;
+  }
+  return static_cast<double>(user + system) / sysconf(_SC_CLK_TCK);
+}
+
 }  // namespace sigrelay::testing

@@ -39,6 +39,9 @@ inline constexpr bool kMemoryMeasurable = true;
 // The resident set size of process `pid`, in bytes (/proc/PID/status VmRSS).
 uint64_t ResidentBytes(int pid);
 
+// The CPU time process `pid` has used, user and system (/proc/PID/stat).
+double CpuSeconds(int pid);
+
 }  // namespace sigrelay::testing
 
 #endif  // SIGRELAY_TESTS_TESTUTIL_RAPID_RESET_H_
