@@ -66,7 +66,7 @@ std::string Json(const FleetSummary& s, double elapsed) {
 int Main(int argc, char** argv) {
   InitDaemonProcess();
   FleetOptions o;
-  std::string pubkey, components, until, start = "current", connections = "shared";
+  std::string pubkey, root, components, until, start = "current", connections = "shared";
   absl::Duration timeout = absl::Seconds(60);
   bool json = false, no_report = false;
   int agents = 1;
@@ -76,7 +76,8 @@ int Main(int argc, char** argv) {
                    "[--connections per-agent|shared] [--json]");
   flags.Add("server", &o.server, "HOST:PORT", "relay or origin the agents use (required)");
   flags.Add("agents", &agents, "N", "number of simulated agents (default 1)");
-  flags.Add("origin-pubkey", &pubkey, "FILE", "the origin's origin.pub (required)");
+  flags.Add("origin-pubkey", &pubkey, "FILE", "the origin's origin.pub (this or --root)");
+  flags.Add("root", &root, "FILE", "the origin's trust root chain, instead of --origin-pubkey");
   flags.Add("components", &components, "a,b",
             "components the agents keep (default: all published)");
   flags.Add("until", &until, "C=V[,C=V]",
@@ -110,9 +111,10 @@ int Main(int argc, char** argv) {
     return 2;
   };
   if (!parsed.ok()) return fail(parsed);
-  if (o.server.empty() || pubkey.empty() || agents < 1) {
+  if (o.server.empty() || (pubkey.empty() && root.empty()) || agents < 1) {
     return fail(absl::InvalidArgumentError(
-        "--server, --origin-pubkey and --agents N (N >= 1) are required; see --help"));
+        "--server, --origin-pubkey (or --root) and --agents N (N >= 1) are required; see "
+        "--help"));
   }
   if (connections != "shared" && connections != "per-agent") {
     return fail(absl::InvalidArgumentError("--connections takes per-agent or shared"));
@@ -139,7 +141,7 @@ int Main(int argc, char** argv) {
     o.until[kv[0]] = v;
   }
   if (absl::Status m = ParseMix(start, &o); !m.ok()) return fail(m);
-  auto verifier = ManifestVerifier::FromPemFile(pubkey);
+  auto verifier = ManifestVerifier::FromFlags(pubkey, root);
   if (!verifier.ok()) return fail(verifier.status());
 
   absl::Time begin = absl::Now();

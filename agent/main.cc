@@ -85,19 +85,22 @@ int Main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "status") == 0) return Status(argc - 1, argv + 1);
   InitDaemonProcess();
   PatternAgentOptions o;
-  std::string config, pubkey, components;
+  std::string config, pubkey, root, components;
   bool once = false;
-  FlagParser flags("sigrelay-agent",
-                   "sigrelay-agent --server HOST:PORT [--server ...] --origin-pubkey FILE "
-                   "--dir DIR --components a,b [flags]\n"
-                   "       sigrelay-agent status --state-dir DIR");
+  FlagParser flags(
+      "sigrelay-agent",
+      "sigrelay-agent --server HOST:PORT [--server ...] --origin-pubkey FILE|--root FILE "
+      "--dir DIR --components a,b [flags]\n"
+      "       sigrelay-agent status --state-dir DIR");
   flags.Add("config", &config, "FILE",
             "settings in protobuf text format (sigrelay.v1.AgentConfig, "
             "proto/sigrelay/v1/config.proto); flags given here win");
   flags.AddRepeated("server", &o.servers, "HOST:PORT",
                     "relay (or origin) to update from; several are tried in order (required)");
   flags.Add("origin-pubkey", &pubkey, "FILE",
-            "the origin's origin.pub; every manifest must verify with it (required)");
+            "the origin's origin.pub: every manifest must be signed by it (this or --root)");
+  flags.Add("root", &root, "FILE",
+            "the origin's trust root chain (`sigrelayctl root`), instead of --origin-pubkey");
   flags.Add("dir", &o.dir, "DIR",
             "the pattern directory: COMPONENT.pattern and COMPONENT.version, each replaced "
             "atomically (required)");
@@ -126,9 +129,11 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (!parsed.ok()) return Fail(parsed);
-  if (o.servers.empty() || pubkey.empty() || o.dir.empty() || components.empty()) {
+  if (o.servers.empty() || (pubkey.empty() && root.empty()) || o.dir.empty() ||
+      components.empty()) {
     return Fail(absl::InvalidArgumentError(
-        "--server, --origin-pubkey, --dir and --components are required; see --help"));
+        "--server, --origin-pubkey (or --root), --dir and --components are required; see "
+        "--help"));
   }
   for (absl::string_view c : absl::StrSplit(components, ',', absl::SkipEmpty())) {
     if (absl::Status s = ValidateComponentName(c); !s.ok()) return Fail(s);
@@ -149,7 +154,7 @@ int Main(int argc, char** argv) {
     }
   }
   absl::StatusOr<std::unique_ptr<ManifestVerifier>> verifier =
-      ManifestVerifier::FromPemFile(pubkey);
+      ManifestVerifier::FromFlags(pubkey, root);
   if (!verifier.ok()) return Fail(verifier.status());
 
   sigset_t stop_signals = BlockStopSignals();

@@ -23,6 +23,7 @@
 #include "core/model/delta_codec.h"
 #include "core/model/manifest.h"
 #include "ctl/pattern_gen.h"
+#include "ctl/root_command.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
@@ -52,9 +53,21 @@ commands:
                                 write a synthetic signature file (or the next version of one)
   delta OLD NEW --out INCR [--level N]
                                 make an incremental as the origin does
-  patch OLD INCR --out NEW      rebuild NEW from OLD and an incremental)";
+  patch OLD INCR --out NEW      rebuild NEW from OLD and an incremental
+  root keygen PREFIX            write a new Ed25519 pair PREFIX.key and PREFIX.pub
+  root create FILE --key PUB [--key PUB ...] [--threshold N]
+                                start a trust root chain: root v1 listing the keys that may
+                                sign manifests; N of them must sign each next root
+  root rotate FILE --key PUB [--key PUB ...] [--threshold N]
+                                add the next root (a new key set) to the chain
+  root sign FILE --signing-key KEY
+                                sign the chain's newest root (its own keys and the previous
+                                root's keys must both reach their threshold)
+  root show FILE                print the chain and whether each root is complete
+                                (the procedure: SECURITY.md, "Rotating the signing key"))";
 
 struct Options {
+  RootFlags root;
   std::string server;
   std::string admin;     // the node's admin listener
   std::string data_dir;  // where server, admin and token are read from
@@ -563,6 +576,10 @@ int Main(int argc, char** argv) {
   flags.AddBool("clear", &o.clear, "proxy: no proxy any more");
   flags.Add("reason", &o.reason, "TEXT",
             "withdraw: why (signed into the manifest, shown in status)");
+  flags.AddRepeated("key", &o.root.keys, "PUB", "root create/rotate: a public key of the root");
+  flags.Add("threshold", &o.root.threshold, "N",
+            "root create/rotate: signatures of the root's keys each next root needs (default 1)");
+  flags.Add("signing-key", &o.root.signing_key, "KEY", "root sign: the private key that signs");
   AddClientTlsFlags(&flags, &o.tls, "tls");
   std::vector<std::string> args;
   absl::Status parsed = flags.Parse(argc, argv, &args);
@@ -596,6 +613,8 @@ int Main(int argc, char** argv) {
       result = Proxy(o, args);
     } else if (command == "fetch") {
       result = Fetch(o, args);
+    } else if (command == "root") {
+      result = RootCommand(o.root, args, std::cout);
     } else if (command == "gen-pattern") {
       result = GenPattern(o);
     } else if (command == "delta" || command == "patch") {

@@ -20,6 +20,7 @@
 #include "core/base/transport.h"
 #include "core/client/fetch_client.h"
 #include "core/model/manifest.h"
+#include "core/model/trust_root.h"
 #include "core/serve/node.h"
 #include "origin/admin_service.h"
 #include "origin/publisher.h"
@@ -83,6 +84,7 @@ int Main(int argc, char** argv) {
   InitDaemonProcess();
   NodeOptions node_options;
   std::string signing_key;
+  std::string origin_root;
   std::string resume_from;
   TlsFiles resume_tls;
   PublisherOptions options;
@@ -93,6 +95,10 @@ int Main(int argc, char** argv) {
   flags.Add("signing-key", &signing_key, "FILE",
             "Ed25519 private key in PEM (default: DIR/origin.key, created with "
             "DIR/origin.pub on first start)");
+  flags.Add("root", &origin_root, "FILE",
+            "the trust root chain (`sigrelayctl root`) every signed manifest carries so nodes "
+            "pinned on an older root move to its newest; the signing key must be one of the "
+            "newest root's keys. Without it nodes pin origin.pub");
   flags.Add("first-version", &options.policy.first, "N",
             "version of a component's first publish (default 1)");
   flags.Add("version-step", &options.policy.step, "N",
@@ -157,6 +163,18 @@ int Main(int argc, char** argv) {
                     ? ManifestSigner::LoadOrCreate(dir + "/origin.key", dir + "/origin.pub")
                     : ManifestSigner::Load(signing_key);
   if (!signer.ok()) return Fail(signer.status());
+  if (!origin_root.empty()) {
+    TrustRoot newest;
+    absl::StatusOr<v1::RootChain> chain = ReadRootChain(origin_root, &newest);
+    if (!chain.ok()) return Fail(chain.status());
+    const std::string key = (*signer)->RawPublicKey();
+    if (std::find(newest.keys.begin(), newest.keys.end(), key) == newest.keys.end()) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "the signing key ", KeyFingerprint(key), " is not one of trust root v", newest.version,
+          "'s keys in ", origin_root, "; give --signing-key one of them")));
+    }
+    (*signer)->SetRoots(std::move(*chain));
+  }
   absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(node_options);
   if (!node.ok()) return Fail(node.status());
 

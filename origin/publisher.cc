@@ -176,7 +176,9 @@ absl::Status Publisher::RefreshIfDue() {
   if (current == nullptr) return absl::OkStatus();
   absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*current);
   if (!m.ok()) return m.status();
-  if (clock_->Now() < absl::FromUnixSeconds(m->issued_unix()) + options_.resign_every) {
+  // Also at once when the signing key or the trust root changed.
+  if (clock_->Now() < absl::FromUnixSeconds(m->issued_unix()) + options_.resign_every &&
+      signer_->SignedHere(*current)) {
     return absl::OkStatus();
   }
   absl::StatusOr<v1::SignedManifest> next = SignNext(&*m, nullptr, 0);

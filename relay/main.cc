@@ -30,6 +30,7 @@ int Fail(const absl::Status& s) {
 struct RelaySettings {
   NodeOptions node;
   std::string origin_pubkey;
+  std::string root;
   std::vector<std::string> upstreams;
   std::string schedule = "60m";
   absl::Duration max_backoff = absl::Minutes(1);
@@ -41,14 +42,18 @@ struct RelaySettings {
 int Main(int argc, char** argv) {
   InitDaemonProcess();
   RelaySettings s;
-  FlagParser flags("sigrelay-relay",
-                   "sigrelay-relay --data-dir DIR --listen HOST:PORT [--listen ...] "
-                   "--upstream HOST:PORT [--upstream ...] --origin-pubkey FILE [flags]");
+  FlagParser flags(
+      "sigrelay-relay",
+      "sigrelay-relay --data-dir DIR --listen HOST:PORT [--listen ...] "
+      "--upstream HOST:PORT [--upstream ...] --origin-pubkey FILE|--root FILE [flags]");
   s.node.AddFlags(&flags);
   flags.AddRepeated("upstream", &s.upstreams, "HOST:PORT",
                     "origin or relay to pull from; several are tried in order");
   flags.Add("origin-pubkey", &s.origin_pubkey, "FILE",
-            "the origin's origin.pub; every manifest must verify with it (required)");
+            "the origin's origin.pub: every manifest must be signed by it (this or --root)");
+  flags.Add("root", &s.root, "FILE",
+            "the origin's trust root chain (`sigrelayctl root`): every manifest must be signed "
+            "by a key of it or of a newer root that links to it (this or --origin-pubkey)");
   flags.Add("schedule", &s.schedule, "DURATION",
             "how often to sync besides pushes, 1s..720h (default 60m; `sigrelayctl schedule` "
             "changes it at run time, and that change wins over this flag)");
@@ -72,9 +77,10 @@ int Main(int argc, char** argv) {
   }
   if (!parsed.ok()) return Fail(parsed);
   if (s.node.data_dir.empty() || s.node.listen.empty() || s.upstreams.empty() ||
-      s.origin_pubkey.empty()) {
+      (s.origin_pubkey.empty() && s.root.empty())) {
     return Fail(absl::InvalidArgumentError(
-        "--data-dir, --listen, --upstream and --origin-pubkey are required; see --help"));
+        "--data-dir, --listen, --upstream and --origin-pubkey (or --root) are required; see "
+        "--help"));
   }
   if (absl::Status v = s.node.Validate(); !v.ok()) return Fail(v);
   if (absl::Status p = CheckProxyUrl(s.proxy); !p.ok()) return Fail(p);
@@ -112,7 +118,7 @@ int Main(int argc, char** argv) {
   // Signals are taken by WaitForStopSignal below.
   const sigset_t stop_signals = BlockStopSignals();
 
-  auto verifier = ManifestVerifier::FromPemFile(s.origin_pubkey);
+  auto verifier = ManifestVerifier::FromFlags(s.origin_pubkey, s.root);
   if (!verifier.ok()) return Fail(verifier.status());
   absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(s.node);
   if (!node.ok()) return Fail(node.status());

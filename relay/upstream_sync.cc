@@ -99,7 +99,9 @@ absl::StatusOr<bool> UpstreamSync::WorthSyncing(const v1::SignedManifest& announ
     if (!claimed.ParseFromString(announced.manifest())) {
       return absl::InvalidArgumentError("announcement is not a manifest");
     }
-    if (have.ok() && claimed.serial() <= have->serial()) return false;
+    if (have.ok() && claimed.serial() <= have->serial() && !verifier_->OffersNewerRoot(announced)) {
+      return false;
+    }
   }
   absl::StatusOr<OfferedManifest> offer =
       CheckOfferedManifest(*verifier_, announced, held.get(), clock_->Now());
@@ -312,6 +314,12 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
       status_.set_last_conflict(absl::StrCat(upstream, ": ", offer.status().message()));
     }
     return Prefixed(upstream, offer.status());
+  }
+  if (offer->floor_reset) {
+    Log(LogLevel::kWarning,
+        absl::StrCat("upstream ", upstream, ": trust root v", verifier_->root_version(),
+                     " no longer holds the key that signed serial ", offer->held->serial(),
+                     " held here; taking serial ", offer->manifest.serial(), " signed by it"));
   }
   const v1::Manifest* manifest = &offer->manifest;
   const std::optional<v1::Manifest>& held = offer->held;

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(incremental_apply manifest_check config_parse fetch_stream watch_report)
+[ ${#targets[@]} -eq 0 ] && targets=(incremental_apply manifest_check trust_root config_parse fetch_stream watch_report)
 
 scripts/install-deps.sh
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DSIGRELAY_FUZZ=ON \

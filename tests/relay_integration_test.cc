@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <limits>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -51,8 +52,9 @@ class RelayTest : public ::testing::Test {
                                      const std::vector<std::string>& upstreams,
                                      const std::string& pubkey,
                                      std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--origin-pubkey", pubkey,  "--max-backoff", "1s",
-                                     "--chunk-size",    "256KiB"};
+    // An empty `pubkey`: `extra` pins a --root instead.
+    std::vector<std::string> args = {"--max-backoff", "1s", "--chunk-size", "256KiB"};
+    if (!pubkey.empty()) args.insert(args.end(), {"--origin-pubkey", pubkey});
     for (const std::string& u : upstreams) args.insert(args.end(), {"--upstream", u});
     args.insert(args.end(), extra.begin(), extra.end());
     auto d = std::make_unique<Daemon>("sigrelay-relay", work_.File(name), args);
@@ -527,6 +529,145 @@ class SpammingUpstream final : public v1::UpdateService::Service {
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
 };
+
+// An upstream serving one fixed manifest (Watch pushes it once); Fetch is
+// the real origin's.
+class ForgingUpstream final : public v1::UpdateService::Service {
+ public:
+  ForgingUpstream(v1::SignedManifest forged, const std::string& origin)
+      : forged_(std::move(forged)), origin_(v1::UpdateService::NewStub(MakeChannel(origin, {}))) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~ForgingUpstream() override { server_->Shutdown(absl::ToChronoTime(absl::Now())); }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  grpc::Status GetManifest(grpc::ServerContext*, const v1::GetManifestRequest*,
+                           v1::SignedManifest* out) override {
+    *out = forged_;
+    return grpc::Status::OK;
+  }
+  grpc::Status Fetch(grpc::ServerContext*, const v1::FetchRequest* req,
+                     grpc::ServerWriter<v1::FetchResponse>* writer) override {
+    grpc::ClientContext ctx;
+    auto reader = origin_->Fetch(&ctx, *req);
+    v1::FetchResponse m;
+    while (reader->Read(&m)) writer->Write(m);
+    return reader->Finish();
+  }
+  grpc::Status Watch(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::WatchResponse, v1::WatchRequest>* stream) override {
+    v1::WatchRequest first;
+    stream->Read(&first);
+    v1::WatchResponse push;
+    *push.mutable_manifest() = forged_;
+    stream->Write(push);
+    return grpc::Status::OK;
+  }
+
+ private:
+  const v1::SignedManifest forged_;
+  std::unique_ptr<v1::UpdateService::Stub> origin_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+// A thief of the origin's online signing key signs the origin's manifest at
+// serial 2^64-1: relays and agents that took it refuse the real origin for
+// good (its serials are lower). Rotating the trust root (the leaked key out,
+// signed by the old root's two keys and the new root's two) resets that
+// floor: the relay and its agent follow the real origin again, and the
+// leaked key signs nothing any more, even for a relay restarted on the old
+// root file.
+TEST_F(RelayTest, AManifestAtTheLastSerialFromALeakedKeyIsOutlivedByARootRotation) {
+  std::string out;
+  auto ctl = [&](const std::vector<std::string>& args) {
+    EXPECT_EQ(testing::Ctl(args, &out), 0) << out;
+  };
+  const std::string root = work_.File("root.binpb");
+  for (const char* key : {"online1", "online2", "offline"})
+    ctl({"root", "keygen", work_.File(key)});
+  ctl({"root", "create", root, "--key", work_.File("online1.pub"), "--key",
+       work_.File("offline.pub"), "--threshold", "2"});
+  ctl({"root", "sign", root, "--signing-key", work_.File("online1.key")});
+  ctl({"root", "sign", root, "--signing-key", work_.File("offline.key")});
+  ctl({"root", "show", root});
+  EXPECT_THAT(out, HasSubstr("root v1: threshold 2"));
+  EXPECT_THAT(out, HasSubstr("complete"));
+  const std::string root_v1 = work_.File("root-v1.binpb");
+  ASSERT_OK(WriteFileAtomically(root_v1, *ReadFileToString(root), 0644));
+
+  auto origin = StartOrigin("origin", {"--signing-key", work_.File("online1.key"), "--root", root});
+  const std::string p1 = Pattern("p1", 3000, 1);
+  ASSERT_EQ(testing::Publish(*origin, "virus", p1), 1u);
+
+  // The thief's manifest: the origin's own content at the last serial.
+  v1::SignedManifest forged;
+  {
+    auto stub = v1::UpdateService::NewStub(MakeChannel(origin->address(), {}));
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->GetManifest(&ctx, v1::GetManifestRequest(), &forged).ok());
+    v1::Manifest m = *ParseTrustedManifest(forged);
+    m.set_serial(std::numeric_limits<uint64_t>::max());
+    forged = *(*ManifestSigner::Load(work_.File("online1.key")))->Sign(m);
+  }
+  auto forger = std::make_unique<ForgingUpstream>(forged, origin->address());
+  auto relay = StartRelay("relay", {forger->address(), origin->address()}, "", {"--root", root_v1});
+  ASSERT_TRUE(WaitFor(
+      [&] { return ServedSerial(relay->address()) == std::numeric_limits<uint64_t>::max(); }));
+  const std::string agent_dir = work_.File("agent");
+  auto agent_once = [&](const Daemon& server) {
+    return testing::RunCommand(
+        {testing::BinDir() + "/sigrelay-agent", "--server", server.address(), "--root", root_v1,
+         "--dir", agent_dir, "--components", "virus", "--once"},
+        &out);
+  };
+  ASSERT_EQ(agent_once(*relay), 0) << out;
+
+  // Frozen: the thief is gone, the real origin publishes, nobody takes it.
+  forger.reset();
+  const std::string p3 = Pattern("p3", 0, 3, p1);
+  ASSERT_EQ(testing::Publish(*origin, "virus", p3), 3u);
+  EXPECT_EQ(testing::Ctl({"--data-dir", relay->data_dir(), "update"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("rollback refused"));
+  EXPECT_EQ(ServedVersion(relay->address(), "virus"), 1u);
+
+  // The rotation: root v2 holds online2 and offline.
+  ctl({"root", "rotate", root, "--key", work_.File("online2.pub"), "--key",
+       work_.File("offline.pub"), "--threshold", "2"});
+  ctl({"root", "sign", root, "--signing-key", work_.File("online1.key")});
+  ctl({"root", "sign", root, "--signing-key", work_.File("offline.key")});
+  ctl({"root", "sign", root, "--signing-key", work_.File("online2.key")});
+  EXPECT_THAT(out, HasSubstr("complete"));
+  const std::string origin_address = origin->address();
+  ASSERT_EQ(origin->Stop(), 0);
+  Daemon rotated(
+      "sigrelay-origin", work_.File("origin"),
+      {"--chunk-size", "256KiB", "--signing-key", work_.File("online2.key"), "--root", root},
+      {origin_address});
+  ASSERT_FALSE(rotated.address().empty()) << rotated.output();
+
+  ASSERT_EQ(testing::Ctl({"--data-dir", relay->data_dir(), "update"}, &out), 0) << out;
+  EXPECT_EQ(ServedVersion(relay->address(), "virus"), 3u);
+  EXPECT_LT(ServedSerial(relay->address()), 100u);
+  EXPECT_THAT(relay->output(), HasSubstr("trust root v2 no longer holds the key that signed"));
+  EXPECT_EQ(agent_once(*relay), 0) << out;
+  EXPECT_EQ(*ReadFileToString(agent_dir + "/virus.pattern"), *ReadFileToString(p3));
+
+  // The leaked key is out, even for a relay restarted pinned on root v1:
+  // it learns v2 again from the manifest it holds.
+  relay.reset();
+  ForgingUpstream again(forged, rotated.address());
+  auto restarted = StartRelay("relay", {again.address()}, "", {"--root", root_v1});
+  EXPECT_EQ(testing::Ctl({"--data-dir", restarted->data_dir(), "update"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("does not verify with any key of trust root v2"));
+  EXPECT_EQ(ServedVersion(restarted->address(), "virus"), 3u);
+  EXPECT_EQ(agent_once(*restarted), 0) << out;  // the agent, restarted too, keeps p3
+  EXPECT_EQ(*ReadFileToString(agent_dir + "/virus.pattern"), *ReadFileToString(p3));
+}
 
 // A hostile upstream floods unsigned announcements: no sync, a bounded
 // number of log lines, and bounded CPU over a 5 s window (measured: see

@@ -24,6 +24,9 @@ absl::StatusOr<OfferedManifest> CheckOfferedManifest(const ManifestVerifier& ver
                                                      const v1::SignedManifest& offered,
                                                      const v1::SignedManifest* held,
                                                      absl::Time now) {
+  // The roots that came with the held manifest were taken before (a
+  // restarted node pinned on an older root learns them again here).
+  if (held != nullptr) verifier.Learn(held->roots());
   absl::StatusOr<v1::Manifest> manifest = verifier.Verify(offered, now);
   if (!manifest.ok()) {
     return absl::Status(manifest.status().code(),
@@ -36,6 +39,13 @@ absl::StatusOr<OfferedManifest> CheckOfferedManifest(const ManifestVerifier& ver
     // Held data was verified before it was stored.
     absl::StatusOr<v1::Manifest> h = ParseTrustedManifest(*held);
     if (!h.ok()) return h.status();
+    if (!verifier.SignedByTrustedKey(*held)) {
+      // The root held now dropped the key that signed it (a key leaked and
+      // rotated out): what it claimed sets no floor.
+      out.floor_reset = true;
+      out.held = std::move(*h);
+      return out;
+    }
     if (out.manifest.serial() < h->serial()) {
       return absl::FailedPreconditionError(
           absl::StrCat("offers manifest serial ", out.manifest.serial(), ", older than serial ",

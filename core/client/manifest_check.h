@@ -19,6 +19,9 @@ struct OfferedManifest {
   v1::Manifest manifest;             // verified
   bool newer = false;                // false: the serial held already
   std::optional<v1::Manifest> held;  // the held one, parsed, when given
+  // The held one was signed by a key the trust root no longer holds: its
+  // serial and versions were no floor for this one.
+  bool floor_reset = false;
 };
 
 // The offered manifest once it verifies with the pinned key and has not
@@ -31,6 +34,9 @@ struct OfferedManifest {
 // conflict (IsManifestConflict), a manifest with the held serial but other
 // bytes, or a held version with other content: two signers, or an origin
 // restored from an old copy.
+//
+// None of that holds when a newer trust root (learnt from `held` or
+// `offered`) no longer lists the key that signed `held`: floor_reset.
 absl::StatusOr<OfferedManifest> CheckOfferedManifest(const ManifestVerifier& verifier,
                                                      const v1::SignedManifest& offered,
                                                      const v1::SignedManifest* held,

@@ -87,37 +87,61 @@ std::string ManifestSigner::PublicKeyPem() const {
   return BioContents(bio.get());
 }
 
+absl::StatusOr<std::string> ManifestSigner::SignBytes(absl::string_view message) const {
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  size_t sig_len = 0;
+  const auto* msg = reinterpret_cast<const unsigned char*>(message.data());
+  if (EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &sig_len, msg, message.size()) != 1) {
+    return absl::InternalError(absl::StrCat("Ed25519 sign: ", OpenSslError()));
+  }
+  std::string sig(sig_len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len, msg,
+                     message.size()) != 1) {
+    return absl::InternalError(absl::StrCat("Ed25519 sign: ", OpenSslError()));
+  }
+  sig.resize(sig_len);
+  return sig;
+}
+
+std::string ManifestSigner::RawPublicKey() const {
+  std::string raw(32, '\0');
+  size_t len = raw.size();
+  EVP_PKEY_get_raw_public_key(key_.get(), reinterpret_cast<unsigned char*>(raw.data()), &len);
+  raw.resize(len);
+  return raw;
+}
+
+bool ManifestSigner::SignedHere(const v1::SignedManifest& signed_manifest) const {
+  if (signed_manifest.roots_size() != roots_.roots_size()) return false;
+  for (int i = 0; i < roots_.roots_size(); ++i) {
+    if (signed_manifest.roots(i).SerializeAsString() != roots_.roots(i).SerializeAsString()) {
+      return false;
+    }
+  }
+  return Ed25519Verifies(RawPublicKey(), signed_manifest.manifest(), signed_manifest.signature());
+}
+
 absl::StatusOr<v1::SignedManifest> ManifestSigner::Sign(const v1::Manifest& manifest) const {
   v1::SignedManifest out;
   if (!manifest.SerializeToString(out.mutable_manifest())) {
     return absl::InternalError("cannot serialize the manifest");
   }
-  MdCtxPtr ctx(EVP_MD_CTX_new());
-  size_t sig_len = 0;
-  const auto* msg = reinterpret_cast<const unsigned char*>(out.manifest().data());
-  if (EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &sig_len, msg, out.manifest().size()) != 1) {
-    return absl::InternalError(absl::StrCat("Ed25519 sign: ", OpenSslError()));
-  }
-  std::string sig(sig_len, '\0');
-  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len, msg,
-                     out.manifest().size()) != 1) {
-    return absl::InternalError(absl::StrCat("Ed25519 sign: ", OpenSslError()));
-  }
-  sig.resize(sig_len);
-  out.set_signature(std::move(sig));
+  absl::StatusOr<std::string> sig = SignBytes(out.manifest());
+  if (!sig.ok()) return sig.status();
+  out.set_signature(std::move(*sig));
+  *out.mutable_roots() = roots_.roots();
   return out;
 }
 
+ManifestVerifier::ManifestVerifier(TrustRoot root)
+    : root_(std::make_shared<const TrustRoot>(std::move(root))) {}
+
 absl::StatusOr<std::unique_ptr<ManifestVerifier>> ManifestVerifier::FromPem(
     const std::string& pem) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  EvpPkeyPtr key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
-  if (!key || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
-    return absl::InvalidArgumentError(absl::StrCat("not a PEM Ed25519 public key (", OpenSslError(),
-                                                   "); use the origin's origin.pub"));
-  }
-  return std::unique_ptr<ManifestVerifier>(new ManifestVerifier(std::move(key)));
+  absl::StatusOr<std::string> key = RawPublicKeyFromPem(pem);
+  if (!key.ok()) return key.status();
+  return std::make_unique<ManifestVerifier>(OneKeyRoot(std::move(*key)));
 }
 
 absl::StatusOr<std::unique_ptr<ManifestVerifier>> ManifestVerifier::FromPemFile(
@@ -131,18 +155,76 @@ absl::StatusOr<std::unique_ptr<ManifestVerifier>> ManifestVerifier::FromPemFile(
   return verifier;
 }
 
+absl::StatusOr<std::unique_ptr<ManifestVerifier>> ManifestVerifier::FromRootFile(
+    const std::string& path) {
+  TrustRoot newest;
+  absl::StatusOr<v1::RootChain> chain = ReadRootChain(path, &newest);
+  if (!chain.ok()) return chain.status();
+  return std::make_unique<ManifestVerifier>(std::move(newest));
+}
+
+absl::StatusOr<std::unique_ptr<ManifestVerifier>> ManifestVerifier::FromFlags(
+    const std::string& pubkey_path, const std::string& root_path) {
+  if (pubkey_path.empty() == root_path.empty()) {
+    return absl::InvalidArgumentError(
+        "give exactly one of --origin-pubkey (the origin's origin.pub) and --root (a trust root "
+        "chain from `sigrelayctl root`)");
+  }
+  return root_path.empty() ? FromPemFile(pubkey_path) : FromRootFile(root_path);
+}
+
+void ManifestVerifier::Learn(
+    const google::protobuf::RepeatedPtrField<v1::SignedRoot>& roots) const {
+  if (roots.empty()) return;
+  std::shared_ptr<const TrustRoot> held;
+  {
+    absl::MutexLock lock(&mu_);
+    held = root_;
+  }
+  std::string why;
+  TrustRoot next = AdvanceRoot(*held, roots, &why);
+  if (next.version == held->version) return;
+  absl::MutexLock lock(&mu_);
+  if (next.version > root_->version) root_ = std::make_shared<const TrustRoot>(std::move(next));
+}
+
+bool ManifestVerifier::SignedByTrustedKey(const v1::SignedManifest& signed_manifest) const {
+  std::shared_ptr<const TrustRoot> root;
+  {
+    absl::MutexLock lock(&mu_);
+    root = root_;
+  }
+  for (const std::string& key : root->keys) {
+    if (Ed25519Verifies(key, signed_manifest.manifest(), signed_manifest.signature())) return true;
+  }
+  return false;
+}
+
+bool ManifestVerifier::OffersNewerRoot(const v1::SignedManifest& signed_manifest) const {
+  if (signed_manifest.roots().empty()) return false;
+  v1::Root newest;
+  return newest.ParseFromString(signed_manifest.roots().rbegin()->root()) &&
+         newest.version() > root_version();
+}
+
+uint64_t ManifestVerifier::root_version() const {
+  absl::MutexLock lock(&mu_);
+  return root_->version;
+}
+
 absl::StatusOr<v1::Manifest> ManifestVerifier::Verify(const v1::SignedManifest& signed_manifest,
                                                       absl::Time now) const {
-  MdCtxPtr ctx(EVP_MD_CTX_new());
-  const std::string& body = signed_manifest.manifest();
-  const std::string& sig = signed_manifest.signature();
-  if (EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
-      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                       reinterpret_cast<const unsigned char*>(body.data()), body.size()) != 1) {
-    ERR_clear_error();
-    return absl::UnauthenticatedError(
-        "manifest signature does not verify with the pinned origin public key: "
-        "it was altered or signed by another key; check --origin-pubkey");
+  Learn(signed_manifest.roots());
+  if (!SignedByTrustedKey(signed_manifest)) {
+    std::string why;
+    {
+      absl::MutexLock lock(&mu_);
+      AdvanceRoot(*root_, signed_manifest.roots(), &why);
+    }
+    return absl::UnauthenticatedError(absl::StrCat(
+        "manifest signature does not verify with any key of trust root v", root_version(),
+        " pinned here: it was altered or signed by another key; check --origin-pubkey or --root",
+        why.empty() ? "" : absl::StrCat(" (offered trust root refused: ", why, ")")));
   }
   absl::StatusOr<v1::Manifest> manifest = ParseTrustedManifest(signed_manifest);
   if (!manifest.ok()) return manifest.status();

@@ -3,6 +3,7 @@
 //
 //   ASSERT_OK(store->Commit(commits, manifest));
 //   EXPECT_OK(verifier->Verify(signed_manifest, now)) << "with the pinned key";
+//   EXPECT_THAT(LinkRoot(a, b), StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("v1")));
 #ifndef SIGRELAY_TESTS_TESTUTIL_STATUS_MATCHERS_H_
 #define SIGRELAY_TESTS_TESTUTIL_STATUS_MATCHERS_H_
 
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/base/grpc_status.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace sigrelay::testing::internal {
@@ -30,6 +32,19 @@ template <typename S>
 }
 
 }  // namespace sigrelay::testing::internal
+
+namespace sigrelay {
+
+// Matches a status (or the status of a StatusOr) with `code` and a message
+// matching `message` (default: any).
+MATCHER_P2(StatusIs, code, message, "") {
+  absl::Status s = ::sigrelay::testing::internal::StatusOf(arg);
+  *result_listener << "status is " << s;
+  return s.code() == code &&
+         ::testing::ExplainMatchResult(message, std::string(s.message()), result_listener);
+}
+
+}  // namespace sigrelay
 
 #define ASSERT_OK(expr) ASSERT_PRED_FORMAT1(::sigrelay::testing::internal::IsOk, expr)
 #define EXPECT_OK(expr) EXPECT_PRED_FORMAT1(::sigrelay::testing::internal::IsOk, expr)
