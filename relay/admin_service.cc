@@ -36,6 +36,7 @@ grpc::ServerUnaryReactor* RelayAdminService::GetStatus(grpc::CallbackServerConte
   response->set_listener_security(node_->options().ListenerSecurity());
   response->set_admin_refused(node_->token()->refused());
   sync_->FillStatus(response->mutable_relay());
+  response->set_root_version(sync_->root_version());
   dialer_->FillStatus(response->mutable_relay());
   scheduler_->FillStatus(response->mutable_relay());
   reactor->Finish(grpc::Status::OK);

@@ -21,6 +21,11 @@ class RelayAdminService final : public v1::AdminService::CallbackService {
 
   grpc::ServerReadReactor<v1::PublishRequest>* Publish(grpc::CallbackServerContext* context,
                                                        v1::PublishResponse* response) override;
+  grpc::ServerUnaryReactor* SetPushing(grpc::CallbackServerContext* context,
+                                       const v1::SetPushingRequest* request,
+                                       v1::SetPushingResponse* response) override {
+    return node_->SetPushing(context, request, response);
+  }
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const v1::GetStatusRequest* request,
                                       v1::GetStatusResponse* response) override;

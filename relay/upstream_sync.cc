@@ -15,6 +15,7 @@
 #include "core/base/upstream_resolver.h"
 #include "core/client/fetch_client.h"
 #include "core/client/manifest_check.h"
+#include "core/console/metrics.h"
 #include "core/model/component.h"
 
 namespace sigrelay {
@@ -114,12 +115,66 @@ void UpstreamSync::FillStatus(v1::RelayStatus* status) const {
   status->MergeFrom(status_);
 }
 
+namespace {
+
+// Why a sync failed, as /metrics counts it.
+std::string FailureReason(const absl::Status& s) {
+  if (IsManifestConflict(s)) return "conflict";
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return "unreachable";
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+      return "refused";
+    case absl::StatusCode::kDataLoss:
+      return "corrupt";
+    case absl::StatusCode::kResourceExhausted:
+      return "busy";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace
+
+void UpstreamSync::Progress(uint64_t done, uint64_t total) {
+  absl::MutexLock lock(&mu_);
+  status_.set_sync_bytes_done(status_.sync_bytes_done() + done);
+  status_.set_sync_bytes_total(status_.sync_bytes_total() + total);
+}
+
 absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncOnce() {
+  const absl::Time start = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    status_.set_sync_running(true);
+    status_.set_sync_bytes_done(0);
+    status_.set_sync_bytes_total(0);
+  }
+  absl::StatusOr<v1::SyncNowResponse> r = SyncEachUpstream();
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  absl::MutexLock lock(&mu_);
+  status_.set_sync_running(false);
+  if (status_.sync_seconds_counts_size() != kSyncSecondsBuckets) {
+    status_.mutable_sync_seconds_counts()->Resize(kSyncSecondsBuckets, 0);
+  }
+  int bucket = 0;
+  while (bucket < kSyncSecondsBuckets - 1 && seconds > kSyncSecondsBounds[bucket]) ++bucket;
+  status_.set_sync_seconds_counts(bucket, status_.sync_seconds_counts(bucket) + 1);
+  status_.set_sync_seconds_sum(status_.sync_seconds_sum() + seconds);
+  return r;
+}
+
+absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncEachUpstream() {
   absl::Status last = absl::FailedPreconditionError("no upstream configured");
   for (size_t i = 0; i < dialer_->upstreams().size(); ++i) {
     absl::StatusOr<v1::SyncNowResponse> r = SyncFrom(i);
     Record(i, r.status());
     absl::MutexLock lock(&mu_);
+    if (!r.ok()) (*status_.mutable_syncs_failed_by_reason())[FailureReason(r.status())]++;
     if (r.ok()) {
       status_.set_upstream_in_use(dialer_->upstreams()[i]);
       status_.set_last_success_unix(absl::ToUnixSeconds(clock_->Now()));
@@ -152,6 +207,7 @@ absl::StatusOr<std::string> UpstreamSync::FetchIncremental(
   {
     absl::MutexLock lock(&mu_);
     status_.set_bytes_incremental(status_.bytes_incremental() + body->data.size());
+    status_.set_sync_bytes_done(status_.sync_bytes_done() + body->data.size());
   }
   return std::move(body->data);
 }
@@ -242,6 +298,7 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
     {
       absl::MutexLock lock(&mu_);
       status_.set_bytes_full(status_.bytes_full() + data->size());
+      status_.set_sync_bytes_done(status_.sync_bytes_done() + data->size());
     }
     v1::FileRecord flushed = (*writer)->Flushed();
     flushed.set_sha256(entry.sha256());
@@ -377,6 +434,15 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
         old_entry->sha256() == e.sha256() && view->Full(e.name(), e.version()).ok()) {
       continue;  // unchanged; its stored files stay as they are
     }
+    {
+      // What this one should take: its incremental when one reaches it
+      // from here, else the whole file (an estimate for the progress bar).
+      uint64_t expect = e.size();
+      for (const v1::IncrementalEntry& ie : e.incrementals()) {
+        if (old_entry != nullptr && ie.from_version() == old_entry->version()) expect = ie.size();
+      }
+      Progress(0, expect);
+    }
     v1::ComponentUpdate* update = response.add_updated();
     update->set_component(e.name());
     update->set_version(e.version());
@@ -480,9 +546,23 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
     if (!s.ok())
       Log(LogLevel::kWarning, absl::StrCat("cannot drop partial ", p, ": ", s.message()));
   }
+  absl::MutexLock lock(&mu_);
   for (const v1::ComponentUpdate& u : response.updated()) {
     Log(LogLevel::kInfo, absl::StrCat("synced ", u.component(), " ", u.version(), " from ",
                                       upstream, " by ", u.how(), " (", u.bytes(), " bytes)"));
+    const v1::ComponentEntry* e = FindEntry(*manifest, u.component());
+    if (u.how() == "incremental" && e != nullptr && e->size() > u.bytes()) {
+      status_.set_bytes_saved(status_.bytes_saved() + e->size() - u.bytes());
+    }
+    auto* last = status_.mutable_last_updates();
+    auto it = std::find_if(last->begin(), last->end(), [&](const v1::ComponentUpdate& x) {
+      return x.component() == u.component();
+    });
+    if (it == last->end()) {
+      *last->Add() = u;
+    } else {
+      *it = u;
+    }
   }
   return response;
 }

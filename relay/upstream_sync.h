@@ -60,6 +60,7 @@ class UpstreamSync {
   UpstreamDialer* dialer() const { return dialer_; }
 
   void FillStatus(v1::RelayStatus* status) const;
+  uint64_t root_version() const { return verifier_->root_version(); }
   // What the Watch stream on upstream `i` shows, in its state at once: OK
   // when a push arrived, the error when the stream ended.
   void NoteWatch(size_t i, const absl::Status& s);
@@ -70,7 +71,10 @@ class UpstreamSync {
   absl::StatusOr<bool> WorthSyncing(const v1::SignedManifest& announced) const;
 
  private:
+  absl::StatusOr<v1::SyncNowResponse> SyncEachUpstream();
   absl::StatusOr<v1::SyncNowResponse> SyncFrom(size_t i);
+  // Adds to the running sync's bytes done and expected (status).
+  void Progress(uint64_t done, uint64_t total);
   absl::StatusOr<std::string> FetchIncremental(v1::UpdateService::Stub* stub,
                                                const std::string& upstream,
                                                const v1::ComponentEntry& entry,

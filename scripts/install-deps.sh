@@ -10,25 +10,38 @@ packages=(
   libgtest-dev libgmock-dev clang-format clang
   iproute2 procps util-linux python3 openssl
   xdelta3 time nginx-light wrk tinyproxy
+  libcpp-httplib-dev libjs-chart.js chromium systemd
 )
+# `install-deps.sh docker`: also what docker/test.sh needs.
+[ "${1:-}" = docker ] && packages+=(docker.io docker-compose mmdebstrap)
+# Node.js and npm for the browser test: the machine's own when it has them.
+command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-echo "install-deps: installing ${missing[*]}" >&2
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-# Packaged daemons (nginx, the benchmarks' peer) must not start on install:
-# benchmarks start their own on loopback.
-policy=/usr/sbin/policy-rc.d
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-  $SUDO chmod +x "$policy"
-  trap '$SUDO rm -f "$policy"' EXIT
+install_packages() {
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  # Packaged daemons (nginx, the benchmarks' peer) must not start on install:
+  # benchmarks start their own on loopback.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    trap '$SUDO rm -f "$policy"' EXIT
+  fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+[ ${#missing[@]} -eq 0 ] || install_packages
+
+# playwright-core for tests/browser (pinned by its package-lock.json).
+browser="$(dirname "$0")/../tests/browser"
+if [ ! -d "$browser/node_modules/playwright-core" ]; then
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

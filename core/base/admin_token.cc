@@ -64,7 +64,15 @@ grpc::Status AdminToken::Refuse(const std::string& host, const std::string& peer
 }
 
 grpc::Status AdminToken::Check(const grpc::CallbackServerContext* context) const {
-  const std::string peer = context->peer();
+  const auto& md = context->client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) return CheckPresented(context->peer(), nullptr);
+  const std::string value(it->second.data(), it->second.size());
+  return CheckPresented(context->peer(), &value);
+}
+
+grpc::Status AdminToken::CheckPresented(const std::string& peer,
+                                        const std::string* authorization) const {
   const std::string host = peer.substr(0, peer.rfind(':'));  // "ipv4:127.0.0.1"
   {
     absl::MutexLock lock(&refusals_->mu);
@@ -77,19 +85,17 @@ grpc::Status AdminToken::Check(const grpc::CallbackServerContext* context) const
                                        " were refused in the last minute; wait a minute"));
     }
   }
-  const auto& md = context->client_metadata();
-  auto it = md.find("authorization");
-  if (it == md.end()) {
+  if (authorization == nullptr) {
     return Refuse(host, peer,
                   grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                                "admin call without a token: pass --token-file with the "
                                "daemon's admin.token (or --data-dir on its host)"));
   }
-  absl::string_view value(it->second.data(), it->second.size());
+  absl::string_view value = *authorization;
   if (!absl::ConsumePrefix(&value, "Bearer ")) {
     return Refuse(host, peer,
                   grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                               "authorization metadata must be \"Bearer <token>\""));
+                               "authorization must be \"Bearer <token>\""));
   }
   if (value.size() != token_.size() ||
       CRYPTO_memcmp(value.data(), token_.data(), token_.size()) != 0) {

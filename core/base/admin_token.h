@@ -31,6 +31,14 @@ class AdminToken {
   // (RESOURCE_EXHAUSTED) until the minute is over, so guessing is slow.
   grpc::Status Check(const grpc::CallbackServerContext* context) const;
 
+  // The same for a credential presented another way (the web console):
+  // `authorization` is "Bearer <token>" or null for none; `peer` names the
+  // client ("ipv4:10.0.0.1:5555"), whose host the lockout counts.
+  grpc::Status CheckPresented(const std::string& peer, const std::string* authorization) const;
+
+  // For the node's own in-process clients (the console).
+  const std::string& value() const { return token_; }
+
   // Admin calls refused since start.
   uint64_t refused() const { return refusals_->total.load(); }
 

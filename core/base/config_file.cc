@@ -100,6 +100,9 @@ absl::StatusOr<std::vector<std::string>> ConfigTextAsFlags(
       case FD::CPPTYPE_UINT64:
         flags.push_back(absl::StrCat(reflection->GetUInt64(config, f)));
         break;
+      case FD::CPPTYPE_BOOL:  // a switch: given when true
+        if (!reflection->GetBool(config, f)) flags.pop_back();
+        break;
       default:
         return absl::InternalError(
             absl::StrCat("config field ", f->name(), " has a type the flag reader does not know"));

@@ -5,14 +5,24 @@
 #ifndef SIGRELAY_CORE_BASE_LOG_H_
 #define SIGRELAY_CORE_BASE_LOG_H_
 
+#include <string>
+
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace sigrelay {
 
-enum class LogLevel { kInfo, kWarning, kError };
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
 // Thread-safe; a line is written with one write(2) so lines never interleave.
+// Lines below the level set by SetLogOptions are dropped.
 void Log(LogLevel level, absl::string_view message);
+
+// --log-format text|json and --log-level debug|info|warning|error. Text:
+// "2026-01-02T03:04:05.678Z I message"; json: one object per line,
+// {"ts":"...","level":"info","msg":"..."}. InvalidArgument naming the
+// accepted values otherwise (nothing changed).
+absl::Status SetLogOptions(const std::string& format, const std::string& level);
 
 }  // namespace sigrelay
 

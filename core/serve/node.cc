@@ -27,6 +27,17 @@ void NodeOptions::AddFlags(FlagParser* flags) {
              "where AdminService listens, never on the agents' port: HOST:PORT or "
              "unix:PATH (default 127.0.0.1:0, written to DIR/admin.listening); off this host "
              "only with --tls-cert");
+  flags->Add("console", &console, "HOST:PORT",
+             "serve the web console, the JSON API (/api/v1/), /metrics, /healthz and /readyz "
+             "here (off when not given; keep it on loopback or behind TLS: it is plain HTTP; "
+             "DIR/console.listening says where)");
+  flags->AddBool("metrics-auth", &metrics_auth,
+                 "/metrics only with the admin token (Authorization: Bearer) or a console "
+                 "session");
+  flags->Add("log-format", &log_format, "text|json",
+             "one line per event on stderr: text, or a JSON object per line (default text)");
+  flags->Add("log-level", &log_level, "LEVEL",
+             "debug, info, warning or error: lines below it are dropped (default info)");
   flags->Add("admin-token-file", &admin_token_file, "FILE",
              "admin bearer token (default: DIR/admin.token, created on first start)");
   flags->Add("zstd-level", &zstd_level, "N",
@@ -120,6 +131,7 @@ Node::Node(NodeOptions options, AdminToken token, std::unique_ptr<VersionStore> 
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {
   if (absl::Status s = options.Validate(); !s.ok()) return s;
+  if (absl::Status s = SetLogOptions(options.log_format, options.log_level); !s.ok()) return s;
   if (absl::Status s = MakeDirs(options.data_dir); !s.ok()) return s;
   const bool default_token = options.admin_token_file.empty();
   const std::string token_file =
@@ -150,6 +162,22 @@ absl::Status Node::Serve(grpc::Service* admin) {
   admin_bound_ = admin_server->bound.front();
   absl::Status started = StartAgentsServer(options_.listen);
   if (!started.ok()) return started;
+  if (!options_.console.empty()) {
+    ConsoleOptions console;
+    console.listen = options_.console;
+    console.metrics_auth = options_.metrics_auth;
+    console.max_upload = options_.max_file_size;
+    absl::StatusOr<std::unique_ptr<Console>> started_console =
+        Console::Start(console, admin_server_->InProcessChannel(grpc::ChannelArguments()), &token_);
+    if (!started_console.ok()) return started_console.status();
+    console_ = std::move(*started_console);
+    if (absl::Status s = WriteFileAtomically(options_.data_dir + "/console.listening",
+                                             absl::StrCat(console_->bound(), "\n"), 0644);
+        !s.ok()) {
+      return s;
+    }
+    Log(LogLevel::kInfo, absl::StrCat("console on http://", console_->bound(), "/"));
+  }
   watchdog_ = std::thread([this] { WatchListeners(); });
   if (options_.tls.cert.empty()) {
     Log(LogLevel::kWarning,
@@ -203,12 +231,26 @@ void Node::Shutdown() {
     stop_watchdog_.Notify();
     watchdog_.join();
   }
+  console_.reset();  // its calls go to the admin server
   if (update_ != nullptr) update_->Shutdown();
   for (std::unique_ptr<grpc::Server>* s : {&server_, &admin_server_}) {
     if (*s == nullptr) continue;
     (*s)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
     s->reset();
   }
+}
+
+grpc::ServerUnaryReactor* Node::SetPushing(grpc::CallbackServerContext* context,
+                                           const v1::SetPushingRequest* request,
+                                           v1::SetPushingResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!token_.Admit(context, reactor)) return reactor;
+  update_->SetPushesPaused(request->paused());
+  response->set_paused(request->paused());
+  Log(LogLevel::kInfo, request->paused() ? "admin: pushes to watchers paused (Fetch still serves)"
+                                         : "admin: pushes to watchers resumed");
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 }  // namespace sigrelay

@@ -29,10 +29,12 @@
 #include "core/base/admin_token.h"
 #include "core/base/flags.h"
 #include "core/base/transport.h"
+#include "core/console/console.h"
 #include "core/model/delta_codec.h"
 #include "core/serve/agent_registry.h"
 #include "core/serve/update_service.h"
 #include "core/store/version_store.h"
+#include "sigrelay/v1/admin.pb.h"
 
 namespace sigrelay {
 
@@ -43,6 +45,10 @@ struct NodeOptions {
   // AdminService's own listener: never the agents' port. Loopback or a unix
   // socket unless TLS is set (--tls-cert), since it carries the token.
   std::string admin_listen = "127.0.0.1:0";
+  std::string console;  // --console HOST:PORT; empty: no console
+  bool metrics_auth = false;
+  std::string log_format = "text";
+  std::string log_level = "info";
   std::string admin_token_file;  // default DATA_DIR/admin.token, created on first start
   uint64_t chunk_size = 1 << 20;
   uint64_t max_file_size = 1ull << 30;
@@ -93,6 +99,11 @@ class Node {
   AgentRegistry* agents() { return &agents_; }
   UpdateServiceImpl* update() { return update_.get(); }
 
+  // AdminService.SetPushing, the same on every role.
+  grpc::ServerUnaryReactor* SetPushing(grpc::CallbackServerContext* context,
+                                       const v1::SetPushingRequest* request,
+                                       v1::SetPushingResponse* response);
+
  private:
   Node(NodeOptions options, AdminToken token, std::unique_ptr<VersionStore> store);
   absl::Status StartAgentsServer(const std::vector<std::string>& listen);
@@ -109,6 +120,7 @@ class Node {
   std::unique_ptr<UpdateServiceImpl> update_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> admin_server_;
+  std::unique_ptr<Console> console_;
   std::vector<std::string> bound_;
   std::string admin_bound_;
   absl::Notification stop_watchdog_;

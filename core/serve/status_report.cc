@@ -84,6 +84,7 @@ void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& age
 
 void FillNodeStatus(const std::string& role, const StoreView& view, const UpdateServiceImpl& update,
                     const AgentRegistry& agents, v1::GetStatusResponse* response) {
+  response->set_pushes_paused(update.pushes_paused());
   response->set_role(role);
   FillComponentStatus(view, response);
   FillServingStatus(update, agents, response);

@@ -486,8 +486,26 @@ void UpdateServiceImpl::Announce(std::shared_ptr<const v1::SignedManifest> manif
   // On the committing thread, before any watcher hears of it.
   std::shared_ptr<const PushParts> parts = BuildPushParts(std::move(manifest));
   absl::MutexLock lock(&mu_);
+  if (paused_) {
+    held_back_ = std::move(parts);
+    return;
+  }
   current_ = parts;
   for (WatchReactor* w : watchers_) w->Offer(parts);
+}
+
+void UpdateServiceImpl::SetPushesPaused(bool paused) {
+  absl::MutexLock lock(&mu_);
+  paused_ = paused;
+  if (paused || held_back_ == nullptr) return;
+  current_ = std::move(held_back_);
+  held_back_ = nullptr;
+  for (WatchReactor* w : watchers_) w->Offer(current_);
+}
+
+bool UpdateServiceImpl::pushes_paused() const {
+  absl::MutexLock lock(&mu_);
+  return paused_;
 }
 
 void UpdateServiceImpl::Remove(WatchReactor* watcher) {

@@ -101,6 +101,11 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   uint64_t pushed() const { return pushed_.load(); }
   uint64_t stalled() const { return sweeper_.cancelled(); }
 
+  // Paused: a committed manifest is kept back from watchers (new ones get
+  // the last pushed) until resumed, which pushes the newest at once.
+  void SetPushesPaused(bool paused);
+  bool pushes_paused() const;
+
   grpc::ServerUnaryReactor* GetManifest(grpc::CallbackServerContext* context,
                                         const v1::GetManifestRequest* request,
                                         v1::SignedManifest* response) override;
@@ -146,6 +151,8 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 
   std::shared_ptr<const PushParts> current_ ABSL_GUARDED_BY(mu_);  // what watchers get
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<const PushParts> held_back_ ABSL_GUARDED_BY(mu_);  // while paused
 };
 
 }  // namespace sigrelay
