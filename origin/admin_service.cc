@@ -99,7 +99,8 @@ class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> 
     Fail(grpc::Status(code, std::move(message)));
   }
   void Fail(grpc::Status status) {
-    Log(LogLevel::kWarning, absl::StrCat("publish refused: ", status.error_message()));
+    Log(LogLevel::kWarning, absl::StrCat("publish refused: ", status.error_message()),
+        {{"event", "publish_refused"}, {"error", status.error_message()}});
     Finish(std::move(status));
   }
 

@@ -160,8 +160,14 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
   absl::Status committed = store_->Commit({commit}, *signed_manifest);
   if (!committed.ok()) return committed;
 
-  Log(LogLevel::kInfo, absl::StrCat("published ", component, " ", *version, " (", content->size(),
-                                    " bytes, ", entry.incrementals_size(), " incrementals)"));
+  Log(LogLevel::kInfo,
+      absl::StrCat("published ", component, " ", *version, " (", content->size(), " bytes, ",
+                   entry.incrementals_size(), " incrementals)"),
+      {{"event", "publish"},
+       {"component", component},
+       {"version", absl::StrCat(*version)},
+       {"bytes", absl::StrCat(content->size())},
+       {"incrementals", absl::StrCat(entry.incrementals_size())}});
   v1::PublishResponse response;
   response.set_component(component);
   response.set_version(*version);

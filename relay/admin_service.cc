@@ -72,7 +72,8 @@ grpc::ServerUnaryReactor* RelayAdminService::SetSchedule(grpc::CallbackServerCon
     response->set_next_scheduled_unix(absl::ToUnixSeconds(next));
     Log(LogLevel::kInfo,
         absl::StrCat("admin: schedule set to ", request->period(),
-                     " (kept across restarts); next sync ", absl::FormatTime(next)));
+                     " (kept across restarts); next sync ", absl::FormatTime(next)),
+        {{"event", "admin_schedule"}, {"period", request->period()}});
   }
   reactor->Finish(ToGrpcStatus(s));
   return reactor;
@@ -101,7 +102,8 @@ grpc::ServerUnaryReactor* RelayAdminService::SetProxy(grpc::CallbackServerContex
         absl::StrCat("admin: upstream proxy ",
                      shown.proxy().empty() ? "cleared" : "set to " + shown.proxy(),
                      shown.no_proxy().empty() ? "" : ", direct to " + shown.no_proxy(),
-                     " (kept across restarts)"));
+                     " (kept across restarts)"),
+        {{"event", "admin_proxy"}, {"proxy", shown.proxy()}, {"no_proxy", shown.no_proxy()}});
   }
   reactor->Finish(ToGrpcStatus(s));
   return reactor;

@@ -182,7 +182,11 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncEachUpstream() {
       status_.clear_last_error();
       return r;
     }
-    Log(LogLevel::kWarning, absl::StrCat("sync: ", r.status().message()));
+    Log(LogLevel::kWarning, absl::StrCat("sync: ", r.status().message()),
+        {{"event", "sync_failed"},
+         {"upstream", dialer_->upstreams()[i]},
+         {"reason", FailureReason(r.status())},
+         {"error", std::string(r.status().message())}});
     last = r.status();
   }
   absl::MutexLock lock(&mu_);
@@ -365,7 +369,10 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
     if (IsManifestConflict(offer.status())) {
       // Not a transfer failure: someone signs conflicting content.
       Log(LogLevel::kError,
-          absl::StrCat("CONFLICT from upstream ", upstream, ": ", offer.status().message()));
+          absl::StrCat("CONFLICT from upstream ", upstream, ": ", offer.status().message()),
+          {{"event", "conflict"},
+           {"upstream", upstream},
+           {"error", std::string(offer.status().message())}});
       absl::MutexLock lock(&mu_);
       status_.set_conflicts(status_.conflicts() + 1);
       status_.set_last_conflict(absl::StrCat(upstream, ": ", offer.status().message()));
@@ -548,8 +555,16 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
   }
   absl::MutexLock lock(&mu_);
   for (const v1::ComponentUpdate& u : response.updated()) {
-    Log(LogLevel::kInfo, absl::StrCat("synced ", u.component(), " ", u.version(), " from ",
-                                      upstream, " by ", u.how(), " (", u.bytes(), " bytes)"));
+    Log(LogLevel::kInfo,
+        absl::StrCat("synced ", u.component(), " ", u.version(), " from ", upstream, " by ",
+                     u.how(), " (", u.bytes(), " bytes)"),
+        {{"event", "sync"},
+         {"component", u.component()},
+         {"version", absl::StrCat(u.version())},
+         {"from_version", absl::StrCat(u.from_version())},
+         {"how", u.how()},
+         {"bytes", absl::StrCat(u.bytes())},
+         {"upstream", upstream}});
     const v1::ComponentEntry* e = FindEntry(*manifest, u.component());
     if (u.how() == "incremental" && e != nullptr && e->size() > u.bytes()) {
       status_.set_bytes_saved(status_.bytes_saved() + e->size() - u.bytes());

@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# Installs every Debian package the build, the tests and the demo need.
+# Installs every Debian package the build, the tests and the demo need
+# (and playwright-core from npm for the browser test).
 # Idempotent: quiet and quick when everything is already there.
 set -euo pipefail
 
+# `install-deps.sh build`: only what building the binaries and the Debian
+# package needs (docker/Dockerfile's build stage); `install-deps.sh docker`:
+# everything, and what docker/test.sh needs.
+mode=${1:-all}
 packages=(
-  build-essential cmake ninja-build ccache pkg-config
+  build-essential cmake ninja-build ccache pkg-config dpkg-dev file
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
-  libabsl-dev libc-ares-dev librocksdb-dev libzstd-dev zstd libssl-dev
-  libgtest-dev libgmock-dev clang-format clang
-  iproute2 procps util-linux python3 openssl
-  xdelta3 time nginx-light wrk tinyproxy
-  libcpp-httplib-dev libjs-chart.js chromium systemd
+  libabsl-dev libc-ares-dev librocksdb-dev libzstd-dev libssl-dev
+  libgtest-dev libgmock-dev libcpp-httplib-dev libjs-chart.js
 )
-# `install-deps.sh docker`: also what docker/test.sh needs.
-[ "${1:-}" = docker ] && packages+=(docker.io docker-compose mmdebstrap)
-# Node.js and npm for the browser test: the machine's own when it has them.
-command -v npm >/dev/null || packages+=(nodejs npm)
+if [ "$mode" != build ]; then
+  packages+=(
+    zstd clang-format clang iproute2 procps util-linux python3 openssl
+    xdelta3 time nginx-light wrk tinyproxy chromium systemd
+  )
+  # Node.js and npm for the browser test: the machine's own when it has them.
+  command -v npm >/dev/null || packages+=(nodejs npm)
+fi
+[ "$mode" = docker ] && packages+=(docker.io docker-compose mmdebstrap)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -42,6 +49,6 @@ install_packages() {
 
 # playwright-core for tests/browser (pinned by its package-lock.json).
 browser="$(dirname "$0")/../tests/browser"
-if [ ! -d "$browser/node_modules/playwright-core" ]; then
+if [ "$mode" != build ] && [ ! -d "$browser/node_modules/playwright-core" ]; then
   (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -261,6 +261,10 @@ TEST_F(ConsoleTest, MetricsCanRequireTheToken) {
       anon.Call("GET", "/metrics", "", false, {{"Authorization", "Bearer " + Token(*origin)}}),
       200);
   EXPECT_THAT(anon.body, HasSubstr("sigrelay_manifest_serial"));
+  EXPECT_EQ(anon.Call("GET", "/metrics", "", false, {{"Authorization", "Bearer wrong"}}), 401);
+  // A refusal is an event with its fields.
+  EXPECT_THAT(origin->output(),
+              HasSubstr("\"event\":\"admin_refused\",\"peer\":\"http:127.0.0.1:"));
   // --log-format json: every line one JSON object.
   for (absl::string_view line : absl::StrSplit(origin->output(), '\n', absl::SkipEmpty())) {
     EXPECT_TRUE(absl::StartsWith(line, "{\"ts\":\"") && absl::EndsWith(line, "}")) << line;

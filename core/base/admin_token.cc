@@ -59,7 +59,8 @@ grpc::Status AdminToken::Refuse(const std::string& host, const std::string& peer
     ++count;
   }
   Log(LogLevel::kWarning,
-      absl::StrCat("admin: refused a call from ", peer, ": ", why.error_message()));
+      absl::StrCat("admin: refused a call from ", peer, ": ", why.error_message()),
+      {{"event", "admin_refused"}, {"peer", peer}, {"error", why.error_message()}});
   return why;
 }
 

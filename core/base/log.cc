@@ -43,15 +43,26 @@ std::string JsonString(absl::string_view s) {
   return out + "\"";
 }
 
-void Write(LogLevel level, absl::Time now, absl::string_view message) {
+std::string JsonFields(const LogFields* fields) {
+  std::string out;
+  if (fields == nullptr) return out;
+  for (const auto& [key, value] : *fields) {
+    absl::StrAppend(&out, ",", JsonString(key), ":", JsonString(value));
+  }
+  return out;
+}
+
+void Write(LogLevel level, absl::Time now, absl::string_view message,
+           const LogFields* fields = nullptr) {
   static constexpr const char* kTags[] = {"D", "I", "W", "E"};
   static constexpr const char* kNames[] = {"debug", "info", "warning", "error"};
   const int l = static_cast<int>(level);
   const std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", now, absl::UTCTimeZone());
-  std::string line = json_format.load()
-                         ? absl::StrCat("{\"ts\":\"", ts, "\",\"level\":\"", kNames[l],
-                                        "\",\"msg\":", JsonString(message), "}\n")
-                         : absl::StrCat(ts, " ", kTags[l], " ", message, "\n");
+  std::string line =
+      json_format.load()
+          ? absl::StrCat("{\"ts\":\"", ts, "\",\"level\":\"", kNames[l],
+                         "\",\"msg\":", JsonString(message), JsonFields(fields), "}\n")
+          : absl::StrCat(ts, " ", kTags[l], " ", message, "\n");
   // One write per line; a short write on stderr is not worth a retry loop.
   ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;
@@ -89,7 +100,7 @@ absl::Status SetLogOptions(const std::string& format, const std::string& level) 
   return absl::OkStatus();
 }
 
-void Log(LogLevel level, absl::string_view message) {
+void Log(LogLevel level, absl::string_view message, const LogFields& fields) {
   if (static_cast<int>(level) < min_level.load()) return;
   const absl::Time now = absl::Now();
   Repeats& r = LastLine();
@@ -105,7 +116,9 @@ void Log(LogLevel level, absl::string_view message) {
   r.last = std::string(message);
   r.first_at = now;
   r.suppressed = 0;
-  Write(level, now, message);
+  Write(level, now, message, &fields);
 }
+
+void Log(LogLevel level, absl::string_view message) { Log(level, message, {}); }
 
 }  // namespace sigrelay

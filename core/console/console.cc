@@ -253,7 +253,8 @@ struct Console::Impl {
                    absl::StrCat(cookie, "=", id, "; HttpOnly; SameSite=Strict; Path=/; Max-Age=",
                                 absl::ToInt64Seconds(kSessionLife)));
     res.set_content(absl::StrCat("{\"csrfToken\":\"", csrf, "\"}"), "application/json");
-    Log(LogLevel::kInfo, absl::StrCat("console: signed in from ", req.remote_addr));
+    Log(LogLevel::kInfo, absl::StrCat("console: signed in from ", req.remote_addr),
+        {{"event", "console_signin"}, {"peer", req.remote_addr}});
   }
 
   void Logout(const httplib::Request& req, httplib::Response& res) {

@@ -247,8 +247,10 @@ grpc::ServerUnaryReactor* Node::SetPushing(grpc::CallbackServerContext* context,
   if (!token_.Admit(context, reactor)) return reactor;
   update_->SetPushesPaused(request->paused());
   response->set_paused(request->paused());
-  Log(LogLevel::kInfo, request->paused() ? "admin: pushes to watchers paused (Fetch still serves)"
-                                         : "admin: pushes to watchers resumed");
+  Log(LogLevel::kInfo,
+      request->paused() ? "admin: pushes to watchers paused (Fetch still serves)"
+                        : "admin: pushes to watchers resumed",
+      {{"event", "admin_pushing"}, {"paused", request->paused() ? "true" : "false"}});
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
