@@ -170,6 +170,7 @@ grpc::ServerUnaryReactor* OriginAdminService::GetStatus(grpc::CallbackServerCont
                  response);
   response->set_listener_security(node_->options().ListenerSecurity());
   response->set_admin_refused(node_->token()->refused());
+  response->set_root_version(publisher_->root_version());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

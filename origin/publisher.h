@@ -51,6 +51,9 @@ class Publisher {
   // was issued `resign_every` ago, so a quiet origin never lets it go stale.
   absl::Status RefreshIfDue();
 
+  // The trust root the signed manifests carry (0: none).
+  uint64_t root_version() const { return signer_->root_version(); }
+
   // Brings an origin restored from an old copy forward: `remote` (the
   // newest manifest a relay or mirror holds) must verify with this origin's
   // key; every component version newer there is fetched with `fetch_full`

@@ -51,6 +51,8 @@ TEST(BrowserTest, ConsoleSignInPublishUpdatePeriodAndProxy) {
                {"--console", "127.0.0.1:0", "--upstream", origin.address(), "--origin-pubkey", pub,
                 "--schedule", "1h"});
   ASSERT_FALSE(relay.address().empty()) << relay.output();
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return testing::ServedVersion(relay.address(), "virus") == 1; }));
   // Agents that report virus 1 now and virus 3 once it is pushed.
   testing::ChildProcess agents(
       {testing::BinDir() + "/sigrelay-agent-sim", "--server", relay.address(), "--agents", "6",

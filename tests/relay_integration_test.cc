@@ -654,6 +654,8 @@ TEST_F(RelayTest, AManifestAtTheLastSerialFromALeakedKeyIsOutlivedByARootRotatio
   EXPECT_EQ(ServedVersion(relay->address(), "virus"), 3u);
   EXPECT_LT(ServedSerial(relay->address()), 100u);
   EXPECT_THAT(relay->output(), HasSubstr("trust root v2 no longer holds the key that signed"));
+  EXPECT_EQ(AdminStatus(rotated).root_version(), 2u);
+  EXPECT_EQ(AdminStatus(*relay).root_version(), 2u);
   EXPECT_EQ(agent_once(*relay), 0) << out;
   EXPECT_EQ(*ReadFileToString(agent_dir + "/virus.pattern"), *ReadFileToString(p3));
 

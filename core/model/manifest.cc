@@ -112,6 +112,12 @@ std::string ManifestSigner::RawPublicKey() const {
   return raw;
 }
 
+uint64_t ManifestSigner::root_version() const {
+  if (roots_.roots().empty()) return 0;
+  v1::Root newest;
+  return newest.ParseFromString(roots_.roots().rbegin()->root()) ? newest.version() : 0;
+}
+
 bool ManifestSigner::SignedHere(const v1::SignedManifest& signed_manifest) const {
   if (signed_manifest.roots_size() != roots_.roots_size()) return false;
   for (int i = 0; i < roots_.roots_size(); ++i) {

@@ -53,6 +53,8 @@ class ManifestSigner {
 
   // The chain every signed manifest carries (set before signing starts).
   void SetRoots(v1::RootChain chain) { roots_ = std::move(chain); }
+  // The newest root of that chain (0: none, nodes pin this key).
+  uint64_t root_version() const;
 
  private:
   explicit ManifestSigner(EvpPkeyPtr key) : key_(std::move(key)) {}

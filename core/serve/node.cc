@@ -160,8 +160,8 @@ absl::Status Node::Serve(grpc::Service* admin) {
   if (!admin_server.ok()) return admin_server.status();
   admin_server_ = std::move(admin_server->server);
   admin_bound_ = admin_server->bound.front();
-  absl::Status started = StartAgentsServer(options_.listen);
-  if (!started.ok()) return started;
+  // The console before the agents' listeners: once DATA_DIR/listening
+  // exists, so does console.listening.
   if (!options_.console.empty()) {
     ConsoleOptions console;
     console.listen = options_.console;
@@ -178,6 +178,8 @@ absl::Status Node::Serve(grpc::Service* admin) {
     }
     Log(LogLevel::kInfo, absl::StrCat("console on http://", console_->bound(), "/"));
   }
+  absl::Status started = StartAgentsServer(options_.listen);
+  if (!started.ok()) return started;
   watchdog_ = std::thread([this] { WatchListeners(); });
   if (options_.tls.cert.empty()) {
     Log(LogLevel::kWarning,

@@ -43,6 +43,7 @@ Daemon::~Daemon() {
 
 void Daemon::Launch(const std::vector<std::string>& extra) {
   unlink((data_dir_ + "/listening").c_str());
+  unlink((data_dir_ + "/console.listening").c_str());
   std::vector<std::string> argv = prefix_;
   argv.insert(argv.end(), {BinDir() + "/" + binary_, "--data-dir", data_dir_});
   argv.insert(argv.end(), args_.begin(), args_.end());
