@@ -473,19 +473,14 @@ TEST_F(RelayTest, AStoppedOriginShowsAtOnceThenStaleThenExpired) {
   EXPECT_THAT(out, HasSubstr("expired"));
 }
 
-// An upstream whose Watch stream pushes unsigned manifests with ever larger
-// serials as fast as it can for `spam_for` (GetManifest and Fetch are the
-// real origin's).
-class SpammingUpstream final : public v1::UpdateService::Service {
+// A fake upstream for a relay under test: a real gRPC server on loopback
+// whose GetManifest and Fetch are the real origin's unless overridden.
+// Subclasses call Serve() at the end of their constructor and Stop() first
+// in their destructor.
+class FakeUpstream : public v1::UpdateService::Service {
  public:
-  SpammingUpstream(const std::string& origin, absl::Duration spam_for)
-      : origin_(v1::UpdateService::NewStub(MakeChannel(origin, {}))), spam_for_(spam_for) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(this);
-    server_ = builder.BuildAndStart();
-  }
-  ~SpammingUpstream() override { server_->Shutdown(); }
+  explicit FakeUpstream(const std::string& origin)
+      : origin_(v1::UpdateService::NewStub(MakeChannel(origin, {}))) {}
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
 
   grpc::Status GetManifest(grpc::ServerContext*, const v1::GetManifestRequest* req,
@@ -501,6 +496,33 @@ class SpammingUpstream final : public v1::UpdateService::Service {
     while (reader->Read(&m)) writer->Write(m);
     return reader->Finish();
   }
+
+ protected:
+  void Serve() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  void Stop() { server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1))); }
+
+ private:
+  std::unique_ptr<v1::UpdateService::Stub> origin_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+// An upstream whose Watch stream pushes unsigned manifests with ever larger
+// serials as fast as it can for `spam_for` (GetManifest and Fetch are the
+// real origin's).
+class SpammingUpstream final : public FakeUpstream {
+ public:
+  SpammingUpstream(const std::string& origin, absl::Duration spam_for)
+      : FakeUpstream(origin), spam_for_(spam_for) {
+    Serve();
+  }
+  ~SpammingUpstream() override { Stop(); }
+
   grpc::Status Watch(
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<v1::WatchResponse, v1::WatchRequest>* stream) override {
@@ -524,38 +546,23 @@ class SpammingUpstream final : public v1::UpdateService::Service {
   std::atomic<bool> done{false};
 
  private:
-  std::unique_ptr<v1::UpdateService::Stub> origin_;
   const absl::Duration spam_for_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
 };
 
 // An upstream serving one fixed manifest (Watch pushes it once); Fetch is
 // the real origin's.
-class ForgingUpstream final : public v1::UpdateService::Service {
+class ForgingUpstream final : public FakeUpstream {
  public:
   ForgingUpstream(v1::SignedManifest forged, const std::string& origin)
-      : forged_(std::move(forged)), origin_(v1::UpdateService::NewStub(MakeChannel(origin, {}))) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(this);
-    server_ = builder.BuildAndStart();
+      : FakeUpstream(origin), forged_(std::move(forged)) {
+    Serve();
   }
-  ~ForgingUpstream() override { server_->Shutdown(absl::ToChronoTime(absl::Now())); }
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  ~ForgingUpstream() override { Stop(); }
 
   grpc::Status GetManifest(grpc::ServerContext*, const v1::GetManifestRequest*,
                            v1::SignedManifest* out) override {
     *out = forged_;
     return grpc::Status::OK;
-  }
-  grpc::Status Fetch(grpc::ServerContext*, const v1::FetchRequest* req,
-                     grpc::ServerWriter<v1::FetchResponse>* writer) override {
-    grpc::ClientContext ctx;
-    auto reader = origin_->Fetch(&ctx, *req);
-    v1::FetchResponse m;
-    while (reader->Read(&m)) writer->Write(m);
-    return reader->Finish();
   }
   grpc::Status Watch(
       grpc::ServerContext*,
@@ -570,9 +577,6 @@ class ForgingUpstream final : public v1::UpdateService::Service {
 
  private:
   const v1::SignedManifest forged_;
-  std::unique_ptr<v1::UpdateService::Stub> origin_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
 };
 
 // A thief of the origin's online signing key signs the origin's manifest at
