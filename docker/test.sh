@@ -4,7 +4,8 @@
 # relay), publishes two versions at the origin, checks that the agents at
 # both sites converge and that the second version travelled by incremental
 # (relays and agents), that each relay's console answers, then tears it all
-# down. As root; starts dockerd when none runs (and stops it after), with
+# down, removing what it made (containers, networks, volumes, images). As
+# root; starts dockerd when none runs (and stops it after), with
 # addresses only in 198.18.0.0/15 and fd00::/8. Builds the base image with
 # mmdebstrap from the Debian mirror (Docker Hub is not needed).
 #
@@ -16,6 +17,7 @@ scripts/install-deps.sh docker
 
 log=$(mktemp -d /tmp/sigrelay-docker.XXXXXX)
 started_dockerd=""
+built_base=""
 if ! docker info >/dev/null 2>&1; then
   dockerd --bip 198.18.250.1/24 --default-address-pool base=198.19.0.0/16,size=24 \
     >"$log/dockerd.log" 2>&1 &
@@ -33,7 +35,11 @@ cleanup() {
     echo "docker/test.sh: failed; last logs in $log/compose.log" >&2
   fi
   "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
-  [ -n "${REUSE_IMAGE:-}" ] || docker image rm sigrelay:test >/dev/null 2>&1 || true
+  if [ -z "${REUSE_IMAGE:-}" ]; then
+    docker image rm sigrelay:test >/dev/null 2>&1 || true
+    docker image prune -f --filter label=sigrelay-build-stage=1 >/dev/null 2>&1 || true
+    [ -z "$built_base" ] || docker image rm "$BASE" >/dev/null 2>&1 || true
+  fi
   if [ -n "$started_dockerd" ]; then
     kill "$started_dockerd" 2>/dev/null || true
     wait "$started_dockerd" 2>/dev/null || true
@@ -50,6 +56,7 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
     "deb http://deb.debian.org/debian bookworm-updates main" \
     "deb http://deb.debian.org/debian-security bookworm-security main" >"$log/mmdebstrap.log" 2>&1
   docker import "$log/base.tar" "$BASE" >/dev/null
+  built_base=1
   rm -f "$log/base.tar"
 fi
 
