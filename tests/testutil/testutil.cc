@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,9 +42,15 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
 namespace {
 
 pid_t Spawn(const std::vector<std::string>& argv, int out_fd) {
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);
+    // A test that crashes (no destructors run) takes its daemons with it.
+    // Children are spawned from the test's main thread, whose exit is the
+    // process's.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     if (out_fd >= 0) {
       dup2(out_fd, 1);
       dup2(out_fd, 2);
