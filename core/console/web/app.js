@@ -78,7 +78,7 @@ function renderComponents(s) {
       bytes(c.size),
       c.retainedVersions.join(', '),
       c.incrementals.map((i) => `v_${i.fromVersion}.${c.version} ${bytes(i.size)}`).join(', ') || '-',
-      u ? `${u.how} from ${u.fromVersion || '-'}, ${bytes(u.bytes)}` : '-',
+      u ? `${u.how}${u.fromVersion ? ` from ${u.fromVersion}` : ''}, ${bytes(u.bytes)}` : '-',
     ];
     for (const v of cells) {
       const td = document.createElement('td');
