@@ -18,6 +18,7 @@
 #include "core/base/file_util.h"
 #include "core/base/flags.h"
 #include "core/base/grpc_status.h"
+#include "core/base/json.h"
 #include "core/base/transport.h"
 #include "core/client/fetch_client.h"
 #include "core/model/delta_codec.h"
@@ -198,21 +199,6 @@ absl::Status Publish(const Options& o, const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
-std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppend(&out, absl::StrFormat("\\u%04x", c));
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out + "\"";
-}
-
 absl::Status Status(const Options& o) {
   auto channel = Connect(o);
   auto update = v1::UpdateService::NewStub(channel);
@@ -255,7 +241,7 @@ absl::Status Status(const Options& o) {
         incrs.push_back(absl::StrCat("{\"from\":", ie.from_version(), ",\"size\":", ie.size(),
                                      ",\"sha256\":\"", ToHex(ie.sha256()), "\"}"));
       }
-      std::string c = absl::StrCat("{\"name\":", JsonString(e.name()), ",\"version\":", e.version(),
+      std::string c = absl::StrCat("{\"name\":", JsonQuote(e.name()), ",\"version\":", e.version(),
                                    ",\"size\":", e.size(), ",\"sha256\":\"", ToHex(e.sha256()),
                                    "\",\"incrementals_from\":[", absl::StrJoin(from, ","),
                                    "],\"incrementals\":[", absl::StrJoin(incrs, ","), "]");
@@ -266,25 +252,23 @@ absl::Status Status(const Options& o) {
       comps.push_back(c + "}");
     }
     std::string out = absl::StrCat(
-        "{\"server\":", JsonString(o.server), ",\"manifest_serial\":", manifest.serial(),
+        "{\"server\":", JsonQuote(o.server), ",\"manifest_serial\":", manifest.serial(),
         ",\"manifest_issued_unix\":", manifest.issued_unix(),
         ",\"manifest_expires_unix\":", manifest.expires_unix(),
-        ",\"manifest_freshness\":", JsonString(ManifestFreshness(manifest, absl::Now())));
+        ",\"manifest_freshness\":", JsonQuote(ManifestFreshness(manifest, absl::Now())));
     std::vector<std::string> withdrawn;
     for (const v1::Withdrawal& w : manifest.withdrawn()) {
-      withdrawn.push_back(absl::StrCat("{\"component\":", JsonString(w.component()),
-                                       ",\"version\":", w.version(),
-                                       ",\"reason\":", JsonString(w.reason()), "}"));
+      withdrawn.push_back(absl::StrCat("{\"component\":", JsonQuote(w.component()), ",\"version\":",
+                                       w.version(), ",\"reason\":", JsonQuote(w.reason()), "}"));
     }
     absl::StrAppend(&out, ",\"withdrawn\":[", absl::StrJoin(withdrawn, ","), "]");
     if (have_node) {
-      absl::StrAppend(&out, ",\"listener_security\":", JsonString(node.listener_security()));
-      absl::StrAppend(&out, ",\"role\":", JsonString(node.role()),
-                      ",\"watchers\":", node.watchers(),
+      absl::StrAppend(&out, ",\"listener_security\":", JsonQuote(node.listener_security()));
+      absl::StrAppend(&out, ",\"role\":", JsonQuote(node.role()), ",\"watchers\":", node.watchers(),
                       ",\"agents_reported\":", node.agents_reported());
       std::vector<std::string> counts;
       for (const v1::AgentVersionCount& c : node.agent_versions()) {
-        counts.push_back(absl::StrCat("{\"component\":", JsonString(c.component()),
+        counts.push_back(absl::StrCat("{\"component\":", JsonQuote(c.component()),
                                       ",\"version\":", c.version(), ",\"agents\":", c.agents(),
                                       c.other_versions() ? ",\"other_versions\":true" : "", "}"));
       }
@@ -300,22 +284,22 @@ absl::Status Status(const Options& o) {
       const v1::RelayStatus& r = node.relay();
       std::vector<std::string> ups;
       for (const v1::UpstreamStatus& u : r.upstreams()) {
-        ups.push_back(absl::StrCat("{\"address\":", JsonString(u.address()),
-                                   ",\"state\":", JsonString(u.state()),
-                                   ",\"last_error\":", JsonString(u.last_error()), "}"));
+        ups.push_back(absl::StrCat("{\"address\":", JsonQuote(u.address()),
+                                   ",\"state\":", JsonQuote(u.state()),
+                                   ",\"last_error\":", JsonQuote(u.last_error()), "}"));
       }
       absl::StrAppend(
-          &out, ",\"relay\":{\"upstream\":", JsonString(r.upstream_in_use()), ",\"upstreams\":[",
+          &out, ",\"relay\":{\"upstream\":", JsonQuote(r.upstream_in_use()), ",\"upstreams\":[",
           absl::StrJoin(ups, ","), "]", ",\"last_update_unix\":", r.last_success_unix(),
           ",\"next_update_unix\":", r.next_scheduled_unix(),
-          ",\"schedule_seconds\":", r.schedule_seconds(), ",\"proxy\":", JsonString(r.proxy()),
-          ",\"no_proxy\":", JsonString(r.no_proxy()),
+          ",\"schedule_seconds\":", r.schedule_seconds(), ",\"proxy\":", JsonQuote(r.proxy()),
+          ",\"no_proxy\":", JsonQuote(r.no_proxy()),
           ",\"bytes_incremental\":", r.bytes_incremental(), ",\"bytes_full\":", r.bytes_full(),
           ",\"syncs_ok\":", r.syncs_ok(), ",\"syncs_failed\":", r.syncs_failed(),
-          ",\"last_error\":", JsonString(r.last_error()), ",\"conflicts\":", r.conflicts(),
-          ",\"last_conflict\":", JsonString(r.last_conflict()), ",\"skipped\":[",
+          ",\"last_error\":", JsonQuote(r.last_error()), ",\"conflicts\":", r.conflicts(),
+          ",\"last_conflict\":", JsonQuote(r.last_conflict()), ",\"skipped\":[",
           absl::StrJoin(r.skipped(), ",",
-                        [](std::string* o, const std::string& x) { o->append(JsonString(x)); }),
+                        [](std::string* o, const std::string& x) { o->append(JsonQuote(x)); }),
           "]}");
     }
     absl::StrAppend(&out, ",\"components\":[", absl::StrJoin(comps, ","), "]}");

@@ -12,17 +12,6 @@
 namespace sigrelay {
 namespace {
 
-absl::StatusOr<v1::RootChain> ReadChain(const std::string& path) {
-  absl::StatusOr<std::string> bytes = ReadFileToString(path);
-  if (!bytes.ok()) return bytes.status();
-  v1::RootChain chain;
-  if (!chain.ParseFromString(*bytes) || chain.roots_size() == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " is not a trust root chain; make one with `sigrelayctl root create`"));
-  }
-  return chain;
-}
-
 absl::Status WriteChain(const std::string& path, const v1::RootChain& chain) {
   return WriteFileAtomically(path, chain.SerializeAsString(), 0644);
 }
@@ -98,7 +87,7 @@ absl::Status Create(const RootFlags& flags, const std::string& path, std::ostrea
 }
 
 absl::Status Rotate(const RootFlags& flags, const std::string& path, std::ostream& out) {
-  absl::StatusOr<v1::RootChain> chain = ReadChain(path);
+  absl::StatusOr<v1::RootChain> chain = ReadRootChainFile(path);
   if (!chain.ok()) return chain.status();
   const int last = chain->roots_size() - 1;
   if (std::string lacks = Missing(*chain, last); !lacks.empty()) {
@@ -120,7 +109,7 @@ absl::Status Sign(const RootFlags& flags, const std::string& path, std::ostream&
   if (flags.signing_key.empty()) {
     return absl::InvalidArgumentError("give --signing-key FILE.key");
   }
-  absl::StatusOr<v1::RootChain> chain = ReadChain(path);
+  absl::StatusOr<v1::RootChain> chain = ReadRootChainFile(path);
   if (!chain.ok()) return chain.status();
   absl::StatusOr<std::unique_ptr<ManifestSigner>> signer = ManifestSigner::Load(flags.signing_key);
   if (!signer.ok()) return signer.status();
@@ -163,7 +152,7 @@ absl::Status Sign(const RootFlags& flags, const std::string& path, std::ostream&
 }
 
 absl::Status Show(const std::string& path, std::ostream& out) {
-  absl::StatusOr<v1::RootChain> chain = ReadChain(path);
+  absl::StatusOr<v1::RootChain> chain = ReadRootChainFile(path);
   if (!chain.ok()) return chain.status();
   for (int i = 0; i < chain->roots_size(); ++i) {
     absl::StatusOr<TrustRoot> root = ParseRoot(chain->roots(i));

@@ -140,10 +140,9 @@ std::string FailureReason(const absl::Status& s) {
 
 }  // namespace
 
-void UpstreamSync::Progress(uint64_t done, uint64_t total) {
+void UpstreamSync::ExpectBytes(uint64_t bytes) {
   absl::MutexLock lock(&mu_);
-  status_.set_sync_bytes_done(status_.sync_bytes_done() + done);
-  status_.set_sync_bytes_total(status_.sync_bytes_total() + total);
+  status_.set_sync_bytes_total(status_.sync_bytes_total() + bytes);
 }
 
 absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncOnce() {
@@ -174,7 +173,6 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncEachUpstream() {
     absl::StatusOr<v1::SyncNowResponse> r = SyncFrom(i);
     Record(i, r.status());
     absl::MutexLock lock(&mu_);
-    if (!r.ok()) (*status_.mutable_syncs_failed_by_reason())[FailureReason(r.status())]++;
     if (r.ok()) {
       status_.set_upstream_in_use(dialer_->upstreams()[i]);
       status_.set_last_success_unix(absl::ToUnixSeconds(clock_->Now()));
@@ -182,10 +180,12 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncEachUpstream() {
       status_.clear_last_error();
       return r;
     }
+    const std::string reason = FailureReason(r.status());
+    (*status_.mutable_syncs_failed_by_reason())[reason]++;
     Log(LogLevel::kWarning, absl::StrCat("sync: ", r.status().message()),
         {{"event", "sync_failed"},
          {"upstream", dialer_->upstreams()[i]},
-         {"reason", FailureReason(r.status())},
+         {"reason", reason},
          {"error", std::string(r.status().message())}});
     last = r.status();
   }
@@ -448,7 +448,7 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
       for (const v1::IncrementalEntry& ie : e.incrementals()) {
         if (old_entry != nullptr && ie.from_version() == old_entry->version()) expect = ie.size();
       }
-      Progress(0, expect);
+      ExpectBytes(expect);
     }
     v1::ComponentUpdate* update = response.add_updated();
     update->set_component(e.name());
@@ -553,7 +553,6 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
     if (!s.ok())
       Log(LogLevel::kWarning, absl::StrCat("cannot drop partial ", p, ": ", s.message()));
   }
-  absl::MutexLock lock(&mu_);
   for (const v1::ComponentUpdate& u : response.updated()) {
     Log(LogLevel::kInfo,
         absl::StrCat("synced ", u.component(), " ", u.version(), " from ", upstream, " by ",
@@ -565,6 +564,9 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
          {"how", u.how()},
          {"bytes", absl::StrCat(u.bytes())},
          {"upstream", upstream}});
+  }
+  absl::MutexLock lock(&mu_);
+  for (const v1::ComponentUpdate& u : response.updated()) {
     const v1::ComponentEntry* e = FindEntry(*manifest, u.component());
     if (u.how() == "incremental" && e != nullptr && e->size() > u.bytes()) {
       status_.set_bytes_saved(status_.bytes_saved() + e->size() - u.bytes());

@@ -73,8 +73,8 @@ class UpstreamSync {
  private:
   absl::StatusOr<v1::SyncNowResponse> SyncEachUpstream();
   absl::StatusOr<v1::SyncNowResponse> SyncFrom(size_t i);
-  // Adds to the running sync's bytes done and expected (status).
-  void Progress(uint64_t done, uint64_t total);
+  // Adds to the bytes the running sync expects to download (status).
+  void ExpectBytes(uint64_t bytes);
   absl::StatusOr<std::string> FetchIncremental(v1::UpdateService::Stub* stub,
                                                const std::string& upstream,
                                                const v1::ComponentEntry& entry,

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "core/base/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -20,15 +19,7 @@ using testing::Daemon;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string Url(const Daemon& d) {
-  return absl::StrCat(
-      "http://", absl::StripAsciiWhitespace(*ReadFileToString(d.data_dir() + "/console.listening")),
-      "/");
-}
-
-std::string Token(const Daemon& d) {
-  return std::string(absl::StripAsciiWhitespace(*ReadFileToString(d.token_file())));
-}
+std::string Url(const Daemon& d) { return absl::StrCat("http://", d.console_address(), "/"); }
 
 TEST(BrowserTest, ConsoleSignInPublishUpdatePeriodAndProxy) {
   const std::string script = std::string(SIGRELAY_SOURCE_DIR) + "/tests/browser/console.mjs";
@@ -60,8 +51,8 @@ TEST(BrowserTest, ConsoleSignInPublishUpdatePeriodAndProxy) {
 
   const std::string password = "hunter2-Browser-Pa55";
   std::string output;
-  int rc = testing::RunCommand({"node", script, "main", Url(relay), Token(relay), Url(origin),
-                                Token(origin), p3, out, password},
+  int rc = testing::RunCommand({"node", script, "main", Url(relay), relay.token(), Url(origin),
+                                origin.token(), p3, out, password},
                                &output);
   EXPECT_EQ(rc, 0) << output;
   EXPECT_EQ(agents.Wait(), 0) << agents.Output();
@@ -69,7 +60,7 @@ TEST(BrowserTest, ConsoleSignInPublishUpdatePeriodAndProxy) {
   EXPECT_THAT(origin.output(), Not(HasSubstr(password)));
 
   relay.Restart();
-  rc = testing::RunCommand({"node", script, "restart", Url(relay), Token(relay), out}, &output);
+  rc = testing::RunCommand({"node", script, "restart", Url(relay), relay.token(), out}, &output);
   EXPECT_EQ(rc, 0) << output;
   EXPECT_THAT(relay.output(), Not(HasSubstr(password)));
 }

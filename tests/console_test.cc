@@ -8,7 +8,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "core/base/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -28,8 +27,7 @@ using testing::WaitFor;
 class Browser {
  public:
   explicit Browser(const Daemon& node) {
-    const std::string where = *ReadFileToString(node.data_dir() + "/console.listening");
-    address_ = std::string(absl::StripAsciiWhitespace(where));
+    address_ = node.console_address();
     const size_t colon = address_.rfind(':');
     client_ = std::make_unique<httplib::Client>(address_.substr(0, colon),
                                                 std::stoi(address_.substr(colon + 1)));
@@ -115,9 +113,6 @@ class ConsoleTest : public ::testing::Test {
     EXPECT_FALSE(d->address().empty()) << d->output();
     return d;
   }
-  std::string Token(const Daemon& d) {
-    return std::string(absl::StripAsciiWhitespace(*ReadFileToString(d.token_file())));
-  }
 
   testing::TempDir work_;
 };
@@ -133,7 +128,7 @@ TEST_F(ConsoleTest, NoCredentialsNoCsrfNoChange) {
   EXPECT_EQ(anon.Call("POST", "/api/v1/login", "not json"), 400);
 
   Browser b(*origin);
-  ASSERT_EQ(b.Login(Token(*origin)), 200) << b.body;
+  ASSERT_EQ(b.Login(origin->token()), 200) << b.body;
   const std::string cookie = b.headers.find("Set-Cookie")->second;
   EXPECT_THAT(cookie, HasSubstr("HttpOnly"));
   EXPECT_THAT(cookie, HasSubstr("SameSite=Strict"));
@@ -163,7 +158,7 @@ TEST_F(ConsoleTest, NoCredentialsNoCsrfNoChange) {
   // Every refusal above was counted.
   Browser api(*origin);
   ASSERT_EQ(api.Call("GET", "/api/v1/status", "", false,
-                     {{"Authorization", absl::StrCat("Bearer ", Token(*origin))}}),
+                     {{"Authorization", absl::StrCat("Bearer ", origin->token())}}),
             200);
   EXPECT_THAT(api.body, HasSubstr("\"adminRefused\":\"2\""));
   EXPECT_THAT(origin->output(), HasSubstr("refused a call from http:127.0.0.1"));
@@ -177,7 +172,7 @@ TEST_F(ConsoleTest, SignInsAreSlowedAfterAFewRefusals) {
               401);
   }
   // Locked out for a minute, even with the right token.
-  EXPECT_EQ(guesser.Login(Token(*origin)), 429);
+  EXPECT_EQ(guesser.Login(origin->token()), 429);
   EXPECT_THAT(guesser.body, HasSubstr("wait a minute"));
 }
 
@@ -193,7 +188,7 @@ TEST_F(ConsoleTest, RelayActionsMetricsAndReadiness) {
   EXPECT_THAT(r.body, HasSubstr("no verified manifest"));
 
   Browser o(*origin);
-  const std::string token = Token(*origin);
+  const std::string token = origin->token();
   const std::string pattern = testing::GenPattern(work_.path(), "p1", 2000, 1);
   ASSERT_EQ(o.Call("POST", "/api/v1/publish/virus", *ReadFileToString(pattern), false,
                    {{"Authorization", absl::StrCat("Bearer ", token)}}, "application/octet-stream"),
@@ -203,7 +198,7 @@ TEST_F(ConsoleTest, RelayActionsMetricsAndReadiness) {
   ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
   EXPECT_EQ(r.Call("GET", "/readyz"), 200);
 
-  ASSERT_EQ(r.Login(Token(*relay)), 200);
+  ASSERT_EQ(r.Login(relay->token()), 200);
   const std::string p3 = testing::GenPattern(work_.path(), "p3", 0, 3, pattern);
   ASSERT_EQ(testing::Publish(*origin, "virus", p3), 3u);
   ASSERT_EQ(r.Call("POST", "/api/v1/update", "{}"), 200) << r.body;
@@ -248,7 +243,7 @@ TEST_F(ConsoleTest, RelayActionsMetricsAndReadiness) {
   // The period survives a restart.
   relay->Restart();
   Browser again(*relay);
-  ASSERT_EQ(again.Login(Token(*relay)), 200);
+  ASSERT_EQ(again.Login(relay->token()), 200);
   ASSERT_EQ(again.Call("GET", "/api/v1/status"), 200);
   EXPECT_THAT(again.body, HasSubstr("\"scheduleSeconds\":\"1800\""));
   // The origin has no upstream: what a relay-only action answers there.
@@ -266,7 +261,7 @@ TEST_F(ConsoleTest, PausedPushesWaitForResume) {
   auto relay = StartRelay(*origin, {"--schedule", "1h"});
   ASSERT_TRUE(WaitFor([&] { return ServedVersion(relay->address(), "virus") == 1; }));
   Browser o(*origin);
-  const httplib::Headers bearer = {{"Authorization", "Bearer " + Token(*origin)}};
+  const httplib::Headers bearer = {{"Authorization", "Bearer " + origin->token()}};
   ASSERT_EQ(o.Call("PUT", "/api/v1/pushing", "{\"paused\":true}", false, bearer), 200);
   ASSERT_EQ(testing::Publish(*origin, "virus", testing::GenPattern(work_.path(), "p3", 0, 3, p1)),
             3u);
@@ -282,7 +277,7 @@ TEST_F(ConsoleTest, MetricsCanRequireTheToken) {
   Browser anon(*origin);
   EXPECT_EQ(anon.Call("GET", "/metrics"), 401);
   EXPECT_EQ(
-      anon.Call("GET", "/metrics", "", false, {{"Authorization", "Bearer " + Token(*origin)}}),
+      anon.Call("GET", "/metrics", "", false, {{"Authorization", "Bearer " + origin->token()}}),
       200);
   EXPECT_THAT(anon.body, HasSubstr("sigrelay_manifest_serial"));
   EXPECT_EQ(anon.Call("GET", "/metrics", "", false, {{"Authorization", "Bearer wrong"}}), 401);

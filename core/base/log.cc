@@ -6,63 +6,41 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/base/json.h"
 
 namespace sigrelay {
 
 namespace {
 
+// Indexed by LogLevel.
+constexpr const char* kLevelNames[] = {"debug", "info", "warning", "error"};
+constexpr const char* kLevelTags[] = {"D", "I", "W", "E"};
+
 std::atomic<bool> json_format{false};
 std::atomic<int> min_level{static_cast<int>(LogLevel::kInfo)};
-
-std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (c < 0x20) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 std::string JsonFields(const LogFields* fields) {
   std::string out;
   if (fields == nullptr) return out;
   for (const auto& [key, value] : *fields) {
-    absl::StrAppend(&out, ",", JsonString(key), ":", JsonString(value));
+    absl::StrAppend(&out, ",", JsonQuote(key), ":", JsonQuote(value));
   }
   return out;
 }
 
 void Write(LogLevel level, absl::Time now, absl::string_view message,
            const LogFields* fields = nullptr) {
-  static constexpr const char* kTags[] = {"D", "I", "W", "E"};
-  static constexpr const char* kNames[] = {"debug", "info", "warning", "error"};
   const int l = static_cast<int>(level);
   const std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", now, absl::UTCTimeZone());
   std::string line =
       json_format.load()
-          ? absl::StrCat("{\"ts\":\"", ts, "\",\"level\":\"", kNames[l],
-                         "\",\"msg\":", JsonString(message), JsonFields(fields), "}\n")
-          : absl::StrCat(ts, " ", kTags[l], " ", message, "\n");
+          ? absl::StrCat("{\"ts\":\"", ts, "\",\"level\":\"", kLevelNames[l],
+                         "\",\"msg\":", JsonQuote(message), JsonFields(fields), "}\n")
+          : absl::StrCat(ts, " ", kLevelTags[l], " ", message, "\n");
   // One write per line; a short write on stderr is not worth a retry loop.
   ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;
@@ -88,9 +66,8 @@ absl::Status SetLogOptions(const std::string& format, const std::string& level) 
   if (format != "text" && format != "json") {
     return absl::InvalidArgumentError(absl::StrCat("--log-format ", format, ": give text or json"));
   }
-  static constexpr const char* kNames[] = {"debug", "info", "warning", "error"};
   int l = 0;
-  while (l < 4 && level != kNames[l]) ++l;
+  while (l < 4 && level != kLevelNames[l]) ++l;
   if (l == 4) {
     return absl::InvalidArgumentError(
         absl::StrCat("--log-level ", level, ": give debug, info, warning or error"));

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "core/base/digest.h"
 #include "core/base/grpc_status.h"
+#include "core/base/json.h"
 #include "core/base/log.h"
 #include "core/console/assets.h"
 #include "core/console/metrics.h"
@@ -38,11 +39,8 @@ std::string RandomHex(int bytes) {
 }
 
 std::string JsonError(absl::string_view code, absl::string_view message) {
-  google::protobuf::Value v;  // a JSON string, escaped by the library
-  std::string escaped;
-  v.set_string_value(std::string(message));
-  (void)google::protobuf::util::MessageToJsonString(v, &escaped);
-  return absl::StrCat("{\"error\":{\"code\":\"", code, "\",\"message\":", escaped, "}}");
+  return absl::StrCat("{\"error\":{\"code\":", JsonQuote(code), ",\"message\":", JsonQuote(message),
+                      "}}");
 }
 
 void SendError(httplib::Response& res, int http, absl::string_view code,
@@ -110,7 +108,6 @@ bool StateChanging(const httplib::Request& req) {
 
 struct Console::Impl {
   ConsoleOptions options;
-  std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::AdminService::Stub> admin;
   const AdminToken* token;
   httplib::Server server;
@@ -297,11 +294,15 @@ struct Console::Impl {
     res.set_content(ToJson(response), "application/json");
   }
 
+  grpc::Status Status(v1::GetStatusResponse* status) {
+    return Call([&](grpc::ClientContext* ctx) {
+      return admin->GetStatus(ctx, v1::GetStatusRequest(), status);
+    });
+  }
+
   void Ready(httplib::Response& res) {
     v1::GetStatusResponse status;
-    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
-      return admin->GetStatus(ctx, v1::GetStatusRequest(), &status);
-    });
+    grpc::Status s = Status(&status);
     if (!s.ok()) {
       res.status = 503;
       res.set_content(absl::StrCat("not ready: ", s.error_message(), "\n"), "text/plain");
@@ -315,9 +316,7 @@ struct Console::Impl {
 
   void Metrics(httplib::Response& res) {
     v1::GetStatusResponse status;
-    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
-      return admin->GetStatus(ctx, v1::GetStatusRequest(), &status);
-    });
+    grpc::Status s = Status(&status);
     if (!s.ok()) return SendGrpcError(res, s);
     res.set_content(PrometheusText(status, absl::Now()), "text/plain; version=0.0.4");
   }
@@ -377,7 +376,6 @@ absl::StatusOr<std::unique_ptr<Console>> Console::Start(const ConsoleOptions& op
                                                         const AdminToken* token) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->channel = admin;
   impl->admin = v1::AdminService::NewStub(admin);
   impl->token = token;
   const size_t colon = options.listen.rfind(':');

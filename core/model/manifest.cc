@@ -11,28 +11,7 @@
 
 namespace sigrelay {
 
-void EvpPkeyDeleter::operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
-
 namespace {
-
-std::string OpenSslError() {
-  unsigned long e = ERR_get_error();
-  if (e == 0) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
-}
-
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
 std::string BioContents(BIO* bio) {
   char* data = nullptr;
@@ -61,18 +40,25 @@ absl::StatusOr<std::unique_ptr<ManifestSigner>> ManifestSigner::Load(const std::
   return std::unique_ptr<ManifestSigner>(new ManifestSigner(std::move(*key)));
 }
 
-absl::StatusOr<std::unique_ptr<ManifestSigner>> ManifestSigner::LoadOrCreate(
-    const std::string& key_path, const std::string& pub_path) {
-  if (FileExists(key_path)) return Load(key_path);
+absl::StatusOr<std::unique_ptr<ManifestSigner>> ManifestSigner::Generate() {
   EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
   if (!key) {
     return absl::InternalError(absl::StrCat("cannot generate an Ed25519 key: ", OpenSslError()));
   }
+  return std::unique_ptr<ManifestSigner>(new ManifestSigner(std::move(key)));
+}
+
+absl::StatusOr<std::unique_ptr<ManifestSigner>> ManifestSigner::LoadOrCreate(
+    const std::string& key_path, const std::string& pub_path) {
+  if (FileExists(key_path)) return Load(key_path);
+  absl::StatusOr<std::unique_ptr<ManifestSigner>> generated = Generate();
+  if (!generated.ok()) return generated.status();
+  std::unique_ptr<ManifestSigner> signer = std::move(*generated);
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (PEM_write_bio_PrivateKey(bio.get(), signer->key_.get(), nullptr, nullptr, 0, nullptr,
+                               nullptr) != 1) {
     return absl::InternalError(absl::StrCat("cannot encode the key: ", OpenSslError()));
   }
-  std::unique_ptr<ManifestSigner> signer(new ManifestSigner(std::move(key)));
   // The public half first: a crash in between leaves no private key, so the
   // next start makes a fresh, consistent pair.
   absl::Status s = WriteFileAtomically(pub_path, signer->PublicKeyPem(), 0644);
@@ -112,11 +98,7 @@ std::string ManifestSigner::RawPublicKey() const {
   return raw;
 }
 
-uint64_t ManifestSigner::root_version() const {
-  if (roots_.roots().empty()) return 0;
-  v1::Root newest;
-  return newest.ParseFromString(roots_.roots().rbegin()->root()) ? newest.version() : 0;
-}
+uint64_t ManifestSigner::root_version() const { return NewestRootVersion(roots_.roots()); }
 
 bool ManifestSigner::SignedHere(const v1::SignedManifest& signed_manifest) const {
   if (signed_manifest.roots_size() != roots_.roots_size()) return false;
@@ -179,19 +161,20 @@ absl::StatusOr<std::unique_ptr<ManifestVerifier>> ManifestVerifier::FromFlags(
   return root_path.empty() ? FromPemFile(pubkey_path) : FromRootFile(root_path);
 }
 
-void ManifestVerifier::Learn(
+std::string ManifestVerifier::Learn(
     const google::protobuf::RepeatedPtrField<v1::SignedRoot>& roots) const {
-  if (roots.empty()) return;
+  std::string why;
+  if (roots.empty()) return why;
   std::shared_ptr<const TrustRoot> held;
   {
     absl::MutexLock lock(&mu_);
     held = root_;
   }
-  std::string why;
   TrustRoot next = AdvanceRoot(*held, roots, &why);
-  if (next.version == held->version) return;
+  if (next.version == held->version) return why;
   absl::MutexLock lock(&mu_);
   if (next.version > root_->version) root_ = std::make_shared<const TrustRoot>(std::move(next));
+  return why;
 }
 
 bool ManifestVerifier::SignedByTrustedKey(const v1::SignedManifest& signed_manifest) const {
@@ -207,10 +190,7 @@ bool ManifestVerifier::SignedByTrustedKey(const v1::SignedManifest& signed_manif
 }
 
 bool ManifestVerifier::OffersNewerRoot(const v1::SignedManifest& signed_manifest) const {
-  if (signed_manifest.roots().empty()) return false;
-  v1::Root newest;
-  return newest.ParseFromString(signed_manifest.roots().rbegin()->root()) &&
-         newest.version() > root_version();
+  return NewestRootVersion(signed_manifest.roots()) > root_version();
 }
 
 uint64_t ManifestVerifier::root_version() const {
@@ -220,13 +200,8 @@ uint64_t ManifestVerifier::root_version() const {
 
 absl::StatusOr<v1::Manifest> ManifestVerifier::Verify(const v1::SignedManifest& signed_manifest,
                                                       absl::Time now) const {
-  Learn(signed_manifest.roots());
+  const std::string why = Learn(signed_manifest.roots());
   if (!SignedByTrustedKey(signed_manifest)) {
-    std::string why;
-    {
-      absl::MutexLock lock(&mu_);
-      AdvanceRoot(*root_, signed_manifest.roots(), &why);
-    }
     return absl::UnauthenticatedError(absl::StrCat(
         "manifest signature does not verify with any key of trust root v", root_version(),
         " pinned here: it was altered or signed by another key; check --origin-pubkey or --root",

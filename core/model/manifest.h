@@ -18,17 +18,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/model/openssl_ptr.h"
 #include "core/model/trust_root.h"
 #include "sigrelay/v1/update.pb.h"
 
-typedef struct evp_pkey_st EVP_PKEY;
-
 namespace sigrelay {
-
-struct EvpPkeyDeleter {
-  void operator()(EVP_PKEY* key) const;
-};
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
 
 // Holds the origin's private key. Thread-safe after construction.
 class ManifestSigner {
@@ -37,6 +31,8 @@ class ManifestSigner {
   // a new pair: `key_path` (mode 0600) and `pub_path` (0644).
   static absl::StatusOr<std::unique_ptr<ManifestSigner>> LoadOrCreate(const std::string& key_path,
                                                                       const std::string& pub_path);
+  // A new key held in memory only (tests, fuzzing).
+  static absl::StatusOr<std::unique_ptr<ManifestSigner>> Generate();
   // Loads an existing PEM private key; NotFound/InvalidArgument otherwise.
   static absl::StatusOr<std::unique_ptr<ManifestSigner>> Load(const std::string& key_path);
 
@@ -84,8 +80,9 @@ class ManifestVerifier {
   absl::StatusOr<v1::Manifest> Verify(const v1::SignedManifest& signed_manifest,
                                       absl::Time now) const;
 
-  // Moves to the newest root in `roots` that links to the one held.
-  void Learn(const google::protobuf::RepeatedPtrField<v1::SignedRoot>& roots) const;
+  // Moves to the newest root in `roots` that links to the one held;
+  // returns why the walk stopped short of the last one ("" when it did not).
+  std::string Learn(const google::protobuf::RepeatedPtrField<v1::SignedRoot>& roots) const;
 
   // Whether a key of the root held signed `signed_manifest` (expiry aside).
   bool SignedByTrustedKey(const v1::SignedManifest& signed_manifest) const;

@@ -12,30 +12,21 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/digest.h"
 #include "core/base/file_util.h"
+#include "core/model/openssl_ptr.h"
 
 namespace sigrelay {
 namespace {
 
 constexpr size_t kKeyBytes = 32;
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-
 }  // namespace
 
 bool Ed25519Verifies(absl::string_view key, absl::string_view message,
                      absl::string_view signature) {
   if (key.size() != kKeyBytes) return false;
-  std::unique_ptr<EVP_PKEY, PkeyFree> pkey(EVP_PKEY_new_raw_public_key(
+  EvpPkeyPtr pkey(EVP_PKEY_new_raw_public_key(
       EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(key.data()), key.size()));
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  MdCtxPtr ctx(EVP_MD_CTX_new());
   bool ok =
       pkey && ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) == 1 &&
       EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
@@ -46,9 +37,8 @@ bool Ed25519Verifies(absl::string_view key, absl::string_view message,
 }
 
 absl::StatusOr<std::string> RawPublicKeyFromPem(const std::string& pem) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(
-      PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  EvpPkeyPtr key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
   std::string raw(kKeyBytes, '\0');
   size_t len = raw.size();
   if (!key || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519 ||
@@ -158,18 +148,32 @@ TrustRoot AdvanceRoot(const TrustRoot& from,
   return held;
 }
 
-absl::StatusOr<v1::RootChain> ReadRootChain(const std::string& path, TrustRoot* newest) {
+absl::StatusOr<v1::RootChain> ReadRootChainFile(const std::string& path) {
   absl::StatusOr<std::string> bytes = ReadFileToString(path);
   if (!bytes.ok()) return bytes.status();
   v1::RootChain chain;
+  if (!chain.ParseFromString(*bytes) || chain.roots_size() == 0 ||
+      chain.roots_size() > kMaxChainRoots) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is not a trust root chain (1 to ", kMaxChainRoots,
+                     " roots); make one with `sigrelayctl root create`"));
+  }
+  return chain;
+}
+
+uint64_t NewestRootVersion(const google::protobuf::RepeatedPtrField<v1::SignedRoot>& chain) {
+  v1::Root newest;
+  return !chain.empty() && newest.ParseFromString(chain.rbegin()->root()) ? newest.version() : 0;
+}
+
+absl::StatusOr<v1::RootChain> ReadRootChain(const std::string& path, TrustRoot* newest) {
+  absl::StatusOr<v1::RootChain> read = ReadRootChainFile(path);
+  if (!read.ok()) return read.status();
+  const v1::RootChain& chain = *read;
   auto fail = [&](absl::string_view what) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": ", what, "; write it with `sigrelayctl root create`"));
   };
-  if (!chain.ParseFromString(*bytes) || chain.roots_size() == 0) {
-    return fail("not a trust root chain");
-  }
-  if (chain.roots_size() > kMaxChainRoots) return fail("too many roots");
   absl::StatusOr<TrustRoot> first = ParseRoot(chain.roots(0));
   if (!first.ok()) return fail(first.status().message());
   if (CountSignatures(*first, chain.roots(0)) < static_cast<int>(first->threshold)) {
@@ -183,7 +187,7 @@ absl::StatusOr<v1::RootChain> ReadRootChain(const std::string& path, TrustRoot* 
     held = std::move(*linked);
   }
   *newest = std::move(held);
-  return chain;
+  return read;
 }
 
 }  // namespace sigrelay

@@ -60,6 +60,13 @@ TrustRoot AdvanceRoot(const TrustRoot& from,
                       const google::protobuf::RepeatedPtrField<v1::SignedRoot>& chain,
                       std::string* why);
 
+// A RootChain file parsed (1 to kMaxChainRoots roots), nothing verified:
+// for `sigrelayctl root`, which works on chains still being signed.
+absl::StatusOr<v1::RootChain> ReadRootChainFile(const std::string& path);
+
+// The version of the last root in `chain` (0: none, or not a Root).
+uint64_t NewestRootVersion(const google::protobuf::RepeatedPtrField<v1::SignedRoot>& chain);
+
 // A RootChain file: its first root is trusted as given once it carries its
 // own threshold of signatures; each next one must link. Returns the chain
 // and, in `newest`, the root it reaches.

@@ -2,8 +2,6 @@
 // Manifests (held, offered), signed here with a fixed key so the checks past
 // the signature (rollback, conflicts, versions) are reached; a third part is
 // tried as a SignedManifest with a garbage signature.
-#include <unistd.h>
-
 #include "core/client/manifest_check.h"
 #include "core/model/manifest.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -18,11 +16,8 @@ struct Keys {
 const Keys& TheKeys() {
   static Keys* keys = [] {
     auto* k = new Keys;
-    const std::string dir = "/tmp/sigrelay-fuzz-" + std::to_string(getpid());
-    k->signer = std::move(*sigrelay::ManifestSigner::LoadOrCreate(dir + ".key", dir + ".pub"));
+    k->signer = std::move(*sigrelay::ManifestSigner::Generate());
     k->verifier = std::move(*sigrelay::ManifestVerifier::FromPem(k->signer->PublicKeyPem()));
-    unlink((dir + ".key").c_str());
-    unlink((dir + ".pub").c_str());
     return k;
   }();
   return *keys;

@@ -3,8 +3,6 @@
 // issued_unix low bits say which of those keys sign it; the parts form the
 // chain a manifest carries to a verifier pinned on key 0. Each part is also
 // tried as a raw SignedRoot.
-#include <unistd.h>
-
 #include "core/model/manifest.h"
 #include "core/model/trust_root.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -16,12 +14,7 @@ constexpr int kKeys = 3;
 const std::vector<std::unique_ptr<sigrelay::ManifestSigner>>& TheKeys() {
   static auto* keys = [] {
     auto* k = new std::vector<std::unique_ptr<sigrelay::ManifestSigner>>;
-    for (int i = 0; i < kKeys; ++i) {
-      const std::string f = "/tmp/sigrelay-fuzz-root-" + std::to_string(getpid());
-      k->push_back(std::move(*sigrelay::ManifestSigner::LoadOrCreate(f + ".key", f + ".pub")));
-      unlink((f + ".key").c_str());
-      unlink((f + ".pub").c_str());
-    }
+    for (int i = 0; i < kKeys; ++i) k->push_back(std::move(*sigrelay::ManifestSigner::Generate()));
     return k;
   }();
   return *keys;

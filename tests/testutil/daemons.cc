@@ -142,11 +142,22 @@ std::string FetchFull(const std::string& addr, const std::string& component) {
   return body.ok() ? std::move(body->data) : "";
 }
 
-std::string Daemon::admin_address() const {
-  absl::StatusOr<std::string> text = ReadFileToString(data_dir_ + "/admin.listening");
+namespace {
+
+// The first line of `path`, trimmed; "" when it cannot be read.
+std::string FirstLine(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFileToString(path);
   if (!text.ok()) return "";
   return std::string(absl::StripAsciiWhitespace(text->substr(0, text->find('\n'))));
 }
+
+}  // namespace
+
+std::string Daemon::admin_address() const { return FirstLine(data_dir_ + "/admin.listening"); }
+
+std::string Daemon::console_address() const { return FirstLine(data_dir_ + "/console.listening"); }
+
+std::string Daemon::token() const { return FirstLine(token_file()); }
 
 v1::GetStatusResponse AdminStatus(const Daemon& node) {
   auto stub = v1::AdminService::NewStub(

@@ -32,6 +32,10 @@ class Daemon {
   std::string token_file() const { return data_dir_ + "/admin.token"; }
   // Where its AdminService listens (DATA_DIR/admin.listening); "" before.
   std::string admin_address() const;
+  // Where its --console listens (DATA_DIR/console.listening); "" without.
+  std::string console_address() const;
+  // Its admin token (the contents of token_file()).
+  std::string token() const;
   std::string output() const { return process_ ? process_->Output() : ""; }
   bool running() { return process_ && process_->Running(); }
 
