@@ -4,6 +4,10 @@
 #include <cmath>
 #include <optional>
 
+#include <unistd.h>
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "core/base/digest.h"
 #include "core/base/grpc_status.h"
@@ -11,6 +15,8 @@
 #include "core/base/upstream_resolver.h"
 #include "core/client/client_state.h"
 #include "core/client/fetch_client.h"
+#include "core/client/grpc_source.h"
+#include "core/client/rebuild.h"
 #include "core/client/manifest_check.h"
 #include "core/model/component.h"
 
@@ -162,12 +168,32 @@ class WatchCall final : public grpc::ClientBidiReactor<v1::WatchRequest, v1::Wat
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// Takes bytes and keeps none: a full file the fleet already holds is still
+// checked as it streams (VerifyingWriter), not stored again.
+class DiscardSink final : public ByteSink {
+ public:
+  absl::Status Write(absl::string_view) override { return absl::OkStatus(); }
+};
+
+// One Fetch: an incremental is kept in memory (small), a full file streams
+// through a VerifyingWriter to a staged file in the work dir (or nowhere,
+// when the fleet holds that version already). Held to the transfer rules
+// by the fleet's sweep.
 class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
  public:
-  FetchCall(Agent* agent, v1::UpdateService::Stub* stub, std::atomic<int>* live,
-            std::string component, uint32_t have, const v1::ComponentEntry& entry)
-      : component_(std::move(component)), have_(have), entry_(entry), agent_(agent), live_(live) {
-    ++*live_;
+  FetchCall(Agent* agent, Fleet* fleet, v1::UpdateService::Stub* stub, std::string component,
+            uint32_t have, const v1::ComponentEntry& entry)
+      : component_(std::move(component)),
+        have_(have),
+        entry_(entry),
+        agent_(agent),
+        fleet_(fleet),
+        meter_(fleet->options_.transfer, absl::Now()) {
+    ++fleet_->live_reactors_;
+    {
+      absl::MutexLock lock(&fleet_->mu_);
+      fleet_->fetches_.insert(this);
+    }
     request_.set_component(component_);
     request_.set_have_version(have);
     request_.set_want_version(entry.version());
@@ -177,6 +203,10 @@ class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
   }
   void OnReadDone(bool ok) override {
     if (!ok) return;
+    {
+      absl::MutexLock lock(&meter_mu_);
+      meter_.Progress(message_.data().size(), absl::Now());
+    }
     if (!check_ && message_.has_header()) {
       // The signed manifest bounds every download: the header must name
       // exactly the signed incremental or full file.
@@ -184,28 +214,64 @@ class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
     }
     absl::StatusOr<absl::string_view> keep =
         check_ ? check_->Take(message_) : absl::DataLossError("sent data before the Fetch header");
-    if (!keep.ok()) {
-      problem_ = keep.status();
+    absl::Status kept = keep.status();
+    if (kept.ok() && check_->header().kind() == v1::PAYLOAD_KIND_INCREMENTAL) {
+      if (body_.empty() && keep->size() == message_.data().size()) {
+        body_.swap(*message_.mutable_data());  // the whole body in one message: no copy
+      } else {
+        body_.append(keep->data(), keep->size());
+      }
+    } else if (kept.ok()) {
+      if (!writer_) {
+        known_ = fleet_->Known(component_, entry_.version(), entry_.sha256());
+        ByteSink* sink = &discard_;
+        if (known_ == nullptr) {
+          absl::StatusOr<std::unique_ptr<StagedFile>> staged = fleet_->Scratch(component_);
+          if (!staged.ok()) kept = staged.status();
+          if (staged.ok()) staged_ = std::move(*staged);
+          if (staged_) sink = staged_.get();
+        }
+        writer_.emplace(ExpectedBody::Full(entry_), 0, sink);
+      }
+      if (kept.ok()) kept = writer_->Write(*keep);
+    }
+    if (!kept.ok()) {
+      problem_ = kept;
       ctx_.TryCancel();
       return;
-    }
-    if (body_.empty() && keep->size() == message_.data().size()) {
-      body_.swap(*message_.mutable_data());  // the whole body in one message: no copy
-    } else {
-      body_.append(keep->data(), keep->size());
     }
     StartRead(&message_);
   }
   // The header of a completed stream, or DataLoss for one that fell short.
-  absl::StatusOr<v1::FetchHeader> Completed() const {
+  absl::StatusOr<v1::FetchHeader> Completed() {
     if (!problem_.ok()) return problem_;
     if (!check_) return absl::DataLossError("the Fetch stream ended without a header");
     if (absl::Status s = check_->Finish(); !s.ok()) return s;
+    if (writer_) {
+      if (absl::Status s = writer_->Finish(); !s.ok()) return s;
+    }
     return check_->header();
   }
+  // Called by the fleet's sweep (under its lock).
+  void Sweep(absl::Time now) {
+    absl::Status cut;
+    {
+      absl::MutexLock lock(&meter_mu_);
+      cut = meter_.Check(now);
+    }
+    if (!cut.ok() && cut_.ok()) {
+      cut_ = cut;
+      ctx_.TryCancel();
+    }
+  }
   void OnDone(const grpc::Status& s) override {
+    {
+      absl::MutexLock lock(&fleet_->mu_);
+      fleet_->fetches_.erase(this);
+      if (!cut_.ok()) problem_ = cut_;
+    }
     agent_->OnFetched(this, s);
-    std::atomic<int>* live = live_;
+    std::atomic<int>* live = &fleet_->live_reactors_;
     delete this;
     --*live;
   }
@@ -215,14 +281,21 @@ class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
   const uint32_t have_;
   const v1::ComponentEntry entry_;
   std::optional<FetchStreamCheck> check_;
-  std::string body_;
-  absl::Status problem_;  // set when the stream broke the signed bounds
+  std::string body_;             // an incremental
+  Fleet::Bytes known_;           // a full file the fleet held already
+  std::unique_ptr<StagedFile> staged_;  // a full file new to the fleet
+  absl::Status problem_;  // set when the stream broke the signed bounds or was cut
 
  private:
   Agent* const agent_;
-  std::atomic<int>* const live_;
+  Fleet* const fleet_;
   v1::FetchRequest request_;
   v1::FetchResponse message_;
+  DiscardSink discard_;
+  std::optional<VerifyingWriter> writer_;
+  absl::Mutex meter_mu_;
+  TransferMeter meter_ ABSL_GUARDED_BY(meter_mu_);
+  absl::Status cut_;  // guarded by the fleet's mu_
 };
 
 void Agent::Cancel() {
@@ -345,7 +418,7 @@ void Agent::StartFetchLocked(const std::string& component) {
   }
   auto it = held_.find(component);
   uint32_t have = it == held_.end() ? 0 : it->second.version;
-  fetch_ = new FetchCall(this, stub_.get(), &fleet_->live_reactors_, component, have, *entry);
+  fetch_ = new FetchCall(this, fleet_, stub_.get(), component, have, *entry);
 }
 
 void Agent::OnFetched(FetchCall* call, const grpc::Status& s) {
@@ -365,11 +438,26 @@ void Agent::OnFetched(FetchCall* call, const grpc::Status& s) {
     ++fetch_failures_;
     RetryLaterLocked();
     return;
+  } else if (!header.ok()) {
+    problem = header.status();
+  } else if (incremental) {
+    problem = AbsorbLocked(call->entry_, *header, call->body_);
   } else {
-    problem = header.ok() ? AbsorbLocked(call->entry_, *header, call->body_) : header.status();
+    fleet_->bytes_full_ += call->entry_.size();
+    Fleet::Bytes result = call->known_;
+    if (result == nullptr) {
+      absl::StatusOr<Fleet::Bytes> kept = fleet_->Remember(
+          component, call->entry_.version(), call->entry_.sha256(), std::move(call->staged_));
+      if (kept.ok()) result = *kept;
+      problem = kept.status();
+    }
+    if (result != nullptr) held_[component] = {call->entry_.version(), std::move(result)};
   }
   if (!problem.ok()) {
-    fleet_->CountError(incremental ? "rebuild" : "digest", std::string(problem.message()));
+    fleet_->CountError(IsTransferCut(problem) ? "cut"
+                       : incremental          ? "rebuild"
+                                              : "digest",
+                       std::string(problem.message()));
     ++fetch_failures_;
     RetryLaterLocked();
     return;
@@ -391,32 +479,19 @@ void Agent::RetryLaterLocked() {
 absl::Status Agent::AbsorbLocked(const v1::ComponentEntry& entry, const v1::FetchHeader& header,
                                  const std::string& body) {
   const std::string& component = entry.name();
-  const bool incremental = header.kind() == v1::PAYLOAD_KIND_INCREMENTAL;
-  (incremental ? fleet_->bytes_incremental_ : fleet_->bytes_full_) += body.size();
-  Fleet::Bytes result;
-  if (incremental) {
-    auto it = held_.find(component);
-    if (it == held_.end() || it->second.version != header.from_version()) {
-      return absl::DataLossError("server sent an incremental from a version not held");
-    }
-    absl::StatusOr<Fleet::Bytes> rebuilt =
-        fleet_->Rebuild(component, it->second.version, it->second.bytes, body, entry);
-    if (!rebuilt.ok()) {
-      held_.erase(component);  // next time: the full file
-      return rebuilt.status();
-    }
-    result = *rebuilt;
-  } else {
-    result = fleet_->Known(component, entry.version(), entry.sha256());
-    if (result == nullptr || *result != body) {
-      if (Sha256::Of(body) != entry.sha256()) {
-        return absl::DataLossError(
-            absl::StrCat(component, " ", entry.version(), " does not match its signed digest"));
-      }
-      result = fleet_->Remember(component, entry.version(), entry.sha256(), body);
-    }
+  fleet_->bytes_incremental_ += body.size();
+  auto it = held_.find(component);
+  if (it == held_.end() || it->second.version != header.from_version() ||
+      it->second.bytes == nullptr) {
+    return absl::DataLossError("server sent an incremental from a version not held");
   }
-  held_[component] = {entry.version(), std::move(result)};
+  absl::StatusOr<Fleet::Bytes> rebuilt =
+      fleet_->Rebuild(component, it->second.version, it->second.bytes, body, entry);
+  if (!rebuilt.ok()) {
+    held_.erase(component);  // next time: the full file
+    return rebuilt.status();
+  }
+  held_[component] = {entry.version(), *rebuilt};
   return absl::OkStatus();
 }
 
@@ -469,7 +544,27 @@ void Agent::Report() {
 Fleet::Fleet(FleetOptions options, std::unique_ptr<ManifestVerifier> verifier)
     : options_(std::move(options)), verifier_(std::move(verifier)) {}
 
-Fleet::~Fleet() { Stop(); }
+Fleet::~Fleet() {
+  Stop();
+  {
+    absl::MutexLock lock(&mu_);
+    files_.clear();
+    rebuilt_.clear();
+  }
+  if (owns_work_dir_) {
+    if (EmptyDir(work_dir_).ok()) rmdir(work_dir_.c_str());
+  }
+}
+
+void Fleet::SweepFetches() {
+  if (stopping_) return;
+  {
+    const absl::Time now = absl::Now();
+    absl::MutexLock lock(&mu_);
+    for (FetchCall* f : fetches_) f->Sweep(now);
+  }
+  timers_.After(absl::Seconds(1), [this] { SweepFetches(); });
+}
 
 ChannelOptions Fleet::ChannelOptionsFor(const std::string& address) const {
   ChannelOptions channel;
@@ -509,11 +604,37 @@ Fleet::Bytes Fleet::Known(const std::string& component, uint32_t version,
   return it == files_.end() ? nullptr : it->second;
 }
 
-Fleet::Bytes Fleet::Remember(const std::string& component, uint32_t version,
-                             const std::string& sha256, std::string bytes) {
+absl::StatusOr<std::unique_ptr<StagedFile>> Fleet::Scratch(const std::string& component) {
+  return StagedFile::Create(absl::StrCat(work_dir_, "/", component), 0600);
+}
+
+absl::StatusOr<Fleet::Bytes> Fleet::Remember(const std::string& component, uint32_t version,
+                                             const std::string& sha256,
+                                             std::unique_ptr<StagedFile> staged) {
+  const std::string key = absl::StrCat(component, "/", version, "/", sha256);
   absl::MutexLock lock(&mu_);
-  Bytes& slot = files_[absl::StrCat(component, "/", version, "/", sha256)];
-  if (slot == nullptr) slot = std::make_shared<const std::string>(std::move(bytes));
+  Bytes& slot = files_[key];
+  if (slot != nullptr) return slot;  // `staged` goes away unused
+  const std::string path =
+      absl::StrCat(work_dir_, "/", component, "-", version, "-", ToHex(sha256).substr(0, 16));
+  absl::StatusOr<std::unique_ptr<StagedFile>> renamed =
+      staged != nullptr ? absl::StatusOr<std::unique_ptr<StagedFile>>(std::move(staged))
+                        : absl::InternalError("no file to keep");
+  if (!renamed.ok()) {
+    files_.erase(key);
+    return renamed.status();
+  }
+  // Committed under the final name, then mapped (pages trimmed: a version
+  // costs the fleet its file, not its size in memory).
+  absl::Status s = (*renamed)->CommitAs(path);
+  absl::StatusOr<std::unique_ptr<MappedFile>> mapped =
+      s.ok() ? MappedFile::Open(path) : absl::StatusOr<std::unique_ptr<MappedFile>>(s);
+  if (!mapped.ok()) {
+    files_.erase(key);
+    return mapped.status();
+  }
+  (*mapped)->Trim();
+  slot = std::shared_ptr<const MappedFile>(std::move(*mapped));
   return slot;
 }
 
@@ -559,39 +680,73 @@ absl::StatusOr<Fleet::Bytes> Fleet::Rebuild(const std::string& component, uint32
       }
     }
   }
-  absl::StatusOr<std::string> rebuilt = ApplyVerified(codec_, *old, incremental, entry);
-  if (!rebuilt.ok()) return rebuilt.status();
-  Bytes result = Remember(component, entry.version(), entry.sha256(), std::move(*rebuilt));
+  absl::StatusOr<std::unique_ptr<StagedFile>> out = Scratch(component);
+  if (!out.ok()) return out.status();
+  if (absl::Status s = RebuildInto(codec_, *old, incremental, entry, out->get()); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<Bytes> result =
+      Remember(component, entry.version(), entry.sha256(), std::move(*out));
+  if (!result.ok()) return result.status();
   absl::MutexLock lock(&mu_);
-  rebuilt_[key].push_back({incremental, result});
+  rebuilt_[key].push_back({incremental, *result});
   return result;
 }
 
 absl::StatusOr<Fleet::Bytes> Fleet::FetchWhole(const std::string& component, uint32_t version,
                                                const v1::ComponentEntry* verify_against) {
-  auto stub = v1::UpdateService::NewStub(start_channel_);
-  v1::FetchRequest req;
-  req.set_component(component);
-  req.set_want_version(version);
-  std::optional<ExpectedBody> expect;
-  if (verify_against != nullptr) expect = ExpectedBody::Full(*verify_against);
-  absl::StatusOr<FetchedBody> fetched =
-      FetchToMemory(stub.get(), req, expect, absl::Now() + absl::Minutes(5));
-  if (!fetched.ok()) {
+  auto fail = [&](const absl::Status& s) {
     return absl::Status(
-        fetched.status().code(),
-        absl::StrCat("loading the start version ", component, " ", version, " from ",
-                     options_.start_source, ": ", fetched.status().message(),
-                     " (--start-source can name a node that keeps it, "
-                     "e.g. the origin)"));
+        s.code(), absl::StrCat("loading the start version ", component, " ", version, " from ",
+                               options_.start_source, ": ", s.message(),
+                               " (--start-source can name a node that keeps it, "
+                               "e.g. the origin)"));
+  };
+  absl::StatusOr<std::unique_ptr<StagedFile>> staged = Scratch(component);
+  if (!staged.ok()) return staged.status();
+  std::string sha256;
+  if (verify_against != nullptr) {
+    // The newest: streamed and checked against its signed entry.
+    std::shared_ptr<grpc::Channel> channel = start_channel_;
+    GrpcSource source(options_.start_source, [channel] { return channel; });
+    TransferLimits limits = options_.transfer;
+    limits.deadline = absl::Now() + absl::Minutes(5);
+    absl::Status s =
+        source.Fetch(ExpectedBody::Full(*verify_against), 0, limits, staged->get());
+    if (!s.ok()) return fail(s);
+    sha256 = verify_against->sha256();
+  } else {
+    // An older version no manifest signs any more: its announced digest.
+    auto stub = v1::UpdateService::NewStub(start_channel_);
+    v1::FetchRequest req;
+    req.set_component(component);
+    req.set_want_version(version);
+    absl::StatusOr<FetchedBody> fetched =
+        FetchToMemory(stub.get(), req, std::nullopt, absl::Now() + absl::Minutes(5));
+    if (!fetched.ok()) return fail(fetched.status());
+    if (absl::Status s = (*staged)->Write(fetched->data); !s.ok()) return s;
+    sha256 = fetched->header.sha256();
   }
-  const std::string want_sha = fetched->header.sha256();
-  std::string body = std::move(fetched->data);
-  return Remember(component, version, want_sha, std::move(body));
+  return Remember(component, version, sha256, std::move(*staged));
 }
 
 absl::Status Fleet::Start() {
   started_ = absl::Now();
+  if (options_.work_dir.empty()) {
+    const char* tmp = getenv("TMPDIR");
+    std::string pattern = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp",
+                                       "/sigrelay-agent-sim.XXXXXX");
+    if (mkdtemp(pattern.data()) == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot make a work directory ", pattern, ": ", strerror(errno)));
+    }
+    work_dir_ = pattern;
+    owns_work_dir_ = true;
+  } else {
+    work_dir_ = options_.work_dir;
+    if (absl::Status s = MakeDirs(work_dir_); !s.ok()) return s;
+  }
+  timers_.After(absl::Seconds(1), [this] { SweepFetches(); });
   // Resolve once, keeping only addresses this node can route: an agent in an
   // IPv6-only segment told of an IPv4-only server hears why at once.
   absl::StatusOr<UpstreamTarget> resolved = ResolveUpstream(options_.server, "", absl::Seconds(10));

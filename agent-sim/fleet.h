@@ -3,8 +3,11 @@
 // for every component it lags on, rebuilds, verifies against the signed
 // manifest and reports its versions on the Watch stream. Everything
 // runs on gRPC's callback API and one timer thread, so ten thousand agents
-// cost reactors, not threads. Agents on the same version share its
-// immutable bytes, and a rebuild from the same inputs is done once.
+// cost reactors, not threads. Agents on the same version share one mapped
+// file of it in the work dir (its pages trimmed after each use, so a big
+// pattern costs the fleet its file, not its size in memory), and a rebuild
+// from the same inputs is done once. Fetches are held to the same transfer
+// rules as every other client (TransferMeter).
 #ifndef SIGRELAY_AGENT_SIM_FLEET_H_
 #define SIGRELAY_AGENT_SIM_FLEET_H_
 
@@ -23,7 +26,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "agent-sim/timer_queue.h"
+#include "absl/container/flat_hash_set.h"
+#include "core/base/file_util.h"
+#include "core/base/mapped_file.h"
 #include "core/base/transport.h"
+#include "core/client/transfer_watch.h"
 #include "core/model/delta_codec.h"
 #include "core/model/manifest.h"
 #include "sigrelay/v1/update.grpc.pb.h"
@@ -50,6 +57,11 @@ struct FleetOptions {
   // manifest older than, or conflicting with, the newest one accepted in an
   // earlier run is refused. Empty: the fleet remembers nothing.
   std::string state_dir;
+  // Where the versions the agents hold are kept as files; empty: a new
+  // directory under $TMPDIR (or /tmp), removed when the fleet stops.
+  std::string work_dir;
+  // Silence cut and minimum rate of every fetch.
+  TransferLimits transfer;
 };
 
 struct FleetSummary {
@@ -63,6 +75,7 @@ struct FleetSummary {
 };
 
 class Agent;
+class FetchCall;
 
 class Fleet {
  public:
@@ -84,7 +97,9 @@ class Fleet {
 
  private:
   friend class Agent;
-  using Bytes = std::shared_ptr<const std::string>;
+  friend class FetchCall;
+  // A verified version: a mapped file in the work dir, shared by agents.
+  using Bytes = std::shared_ptr<const MappedFile>;
 
   std::shared_ptr<grpc::Channel> NewChannel();
   // TLS settings for a channel to `address` (the server or a start source).
@@ -94,8 +109,14 @@ class Fleet {
   void SawTarget(absl::Time when);
   // The verified bytes of `component` `version`, if some agent has them.
   Bytes Known(const std::string& component, uint32_t version, const std::string& sha256);
-  Bytes Remember(const std::string& component, uint32_t version, const std::string& sha256,
-                 std::string bytes);
+  // Takes the verified `staged` file as `component` `version` (or the copy
+  // known already, `staged` then dropped).
+  absl::StatusOr<Bytes> Remember(const std::string& component, uint32_t version,
+                                 const std::string& sha256, std::unique_ptr<StagedFile> staged);
+  // A staged file in the work dir for a body of `component`.
+  absl::StatusOr<std::unique_ptr<StagedFile>> Scratch(const std::string& component);
+  // Cuts fetches the transfer rules say to cut; runs every second.
+  void SweepFetches();
   // The signed manifest checked: the signature once per distinct signed
   // bytes (agents sent the same bytes share the check), expiry every time.
   absl::StatusOr<std::shared_ptr<const v1::Manifest>> Verify(const v1::SignedManifest& m,
@@ -105,6 +126,8 @@ class Fleet {
                                 const std::string& incremental, const v1::ComponentEntry& entry);
   absl::StatusOr<Bytes> FetchWhole(const std::string& component, uint32_t version,
                                    const v1::ComponentEntry* verify_against);
+  bool owns_work_dir_ = false;
+  std::string work_dir_;
 
   const FleetOptions options_;
   const std::unique_ptr<ManifestVerifier> verifier_;
@@ -124,6 +147,7 @@ class Fleet {
   // The newest manifest accepted (loaded from and saved to --state-dir).
   std::optional<v1::SignedManifest> floor_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Bytes> files_ ABSL_GUARDED_BY(mu_);  // "comp/ver/sha"
+  absl::flat_hash_set<FetchCall*> fetches_ ABSL_GUARDED_BY(mu_);         // under way
   // Inputs are compared byte for byte, so a cache hit is as strong as a
   // rebuild and digest check: key "comp/from/to/old-bytes-address".
   struct Rebuilt {

@@ -120,8 +120,14 @@ int Main(int argc, char** argv) {
             "reach the servers through this HTTP CONNECT proxy: http://[user:pass@]HOST:PORT");
   flags.Add("max-backoff", &o.max_backoff,
             "longest wait before trying the next server after a failure (default 5m)");
-  flags.Add("stall-timeout", &o.stall_timeout,
+  flags.Add("stall-timeout", &o.transfer.stall_timeout,
             "cut a download that brings no data this long (default 60s)");
+  flags.AddBytes("min-rate", &o.transfer.min_rate,
+                 "cut a download that moves fewer bytes per second than this over "
+                 "--min-rate-window (a server that dribbles) and try the next server "
+                 "(default 1KiB: a 256 kbit/s link passes with 30x room; 0: off)");
+  flags.Add("min-rate-window", &o.transfer.min_rate_window,
+            "the window --min-rate is judged over, 1s..1h (default 60s)");
   absl::Status parsed =
       ParseFlagsWithConfig(&flags, &config, argc, argv, &v1::AgentConfig::default_instance());
   if (flags.help_requested()) {
@@ -140,11 +146,11 @@ int Main(int argc, char** argv) {
     o.components.emplace_back(c);
   }
   if (o.state_dir.empty()) o.state_dir = o.dir + "/.sigrelay-state";
-  if (o.on_update_timeout <= absl::ZeroDuration() || o.max_backoff <= absl::ZeroDuration() ||
-      o.stall_timeout <= absl::ZeroDuration()) {
-    return Fail(absl::InvalidArgumentError(
-        "--on-update-timeout, --max-backoff and --stall-timeout must be positive"));
+  if (o.on_update_timeout <= absl::ZeroDuration() || o.max_backoff <= absl::ZeroDuration()) {
+    return Fail(
+        absl::InvalidArgumentError("--on-update-timeout and --max-backoff must be positive"));
   }
+  if (absl::Status s = o.transfer.Validate(); !s.ok()) return Fail(s);
   if (absl::Status s = CheckProxyUrl(o.channel.proxy); !s.ok()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat("--proxy: ", s.message())));
   }
@@ -158,33 +164,48 @@ int Main(int argc, char** argv) {
   if (!verifier.ok()) return Fail(verifier.status());
 
   sigset_t stop_signals = BlockStopSignals();
+  // A signal cuts a transfer and a running --on-update at once; what is
+  // installed is whole (every file is replaced by rename).
+  absl::Notification stop, stopped;
+  o.transfer.stop = &stop;
   PatternAgent agent(o, std::move(*verifier));
   if (absl::Status s = agent.Open(); !s.ok()) return Fail(s);
+  absl::Status result;
+  std::thread runner;
   if (once) {
-    absl::StatusOr<UpdateResult> r = agent.UpdateOnce();
-    if (!r.ok())
-      return Fail(
-          absl::Status(r.status().code(), absl::StrCat("cannot update: ", r.status().message())));
-    if (r->installed.empty()) {
-      Log(LogLevel::kInfo, absl::StrCat("current at serial ", r->serial, " from ", r->server));
-    }
-    return 0;
+    runner = std::thread([&] {
+      absl::StatusOr<UpdateResult> r = agent.UpdateOnce();
+      if (!r.ok()) {
+        result = r.status();
+      } else if (r->installed.empty()) {
+        Log(LogLevel::kInfo, absl::StrCat("current at serial ", r->serial, " from ", r->server));
+      }
+      stopped.Notify();
+    });
+  } else {
+    Log(LogLevel::kInfo, absl::StrCat("sigrelay-agent ", agent.agent_id(), " keeping ",
+                                      components, " current in ", o.dir));
+    runner = std::thread([&] {
+      agent.Run(&stop);
+      stopped.Notify();
+    });
   }
-  Log(LogLevel::kInfo, absl::StrCat("sigrelay-agent ", agent.agent_id(), " keeping ", components,
-                                    " current in ", o.dir));
-  absl::Notification stop, stopped;
-  std::thread runner([&] {
-    agent.Run(&stop);
-    stopped.Notify();
-  });
-  const int sig = WaitForStopSignal(stop_signals);
-  Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": stopping"));
-  stop.Notify();
-  agent.Interrupt();
-  // A transfer under way is not waited for long: every file in DIR is
-  // replaced atomically, so stopping mid-transfer loses nothing installed.
-  if (!stopped.WaitForNotificationWithTimeout(absl::Seconds(5))) _exit(0);
+  const int sig = WaitForStopSignalOr(stop_signals, stopped);
+  if (sig != 0) {
+    Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": stopping"));
+    stop.Notify();
+    agent.Interrupt();
+    if (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(1500))) {
+      Log(LogLevel::kWarning, "a transfer did not end within 2s of the signal; exiting anyway");
+      _exit(1);
+    }
+  }
   runner.join();
+  if (sig != 0) return once ? 1 : 0;
+  if (!result.ok()) {
+    return Fail(
+        absl::Status(result.code(), absl::StrCat("cannot update: ", result.message())));
+  }
   return 0;
 }
 

@@ -20,6 +20,8 @@
 #include "core/base/log.h"
 #include "core/client/client_state.h"
 #include "core/client/fetch_client.h"
+#include "core/client/rebuild.h"
+#include "core/base/mapped_file.h"
 #include "core/client/manifest_check.h"
 
 extern char** environ;
@@ -37,7 +39,20 @@ std::string NewAgentId() {
 }  // namespace
 
 PatternAgent::PatternAgent(PatternAgentOptions options, std::unique_ptr<ManifestVerifier> verifier)
-    : options_(std::move(options)), verifier_(std::move(verifier)) {}
+    : options_(std::move(options)), verifier_(std::move(verifier)) {
+  for (const std::string& server : options_.servers) {
+    std::shared_ptr<grpc::Channel> channel = MakeChannel(server, options_.channel);
+    sources_.push_back(std::make_unique<GrpcSource>(
+        server, [channel]() -> absl::StatusOr<std::shared_ptr<grpc::Channel>> { return channel; },
+        absl::Seconds(30)));
+  }
+}
+
+TransferLimits PatternAgent::Limits() const {
+  TransferLimits limits = options_.transfer;
+  limits.deadline = absl::Now() + absl::Hours(24);
+  return limits;
+}
 
 absl::Status PatternAgent::Prefixed(const std::string& server, const absl::Status& s) const {
   const std::string& proxy = options_.channel.proxy;
@@ -84,9 +99,9 @@ absl::Status PatternAgent::Open() {
   }
   for (const std::string& c : options_.components) {
     Held held;
-    absl::StatusOr<std::string> file = ReadFileToString(PatternPath(c));
+    absl::StatusOr<std::unique_ptr<MappedFile>> file = MappedFile::Open(PatternPath(c));
     if (file.ok()) {
-      const std::string sha = Sha256::Of(*file);
+      const std::string sha = HashMapped(**file);
       for (const v1::InstalledFile& f : state_.installed()) {
         if (f.component() == c && f.sha256() == sha) held = {f.version(), sha};
       }
@@ -99,10 +114,6 @@ absl::Status PatternAgent::Open() {
     held_[c] = held;
   }
   return absl::OkStatus();
-}
-
-std::shared_ptr<grpc::Channel> PatternAgent::Channel(size_t i) const {
-  return MakeChannel(options_.servers[i], options_.channel);
 }
 
 v1::WatchRequest PatternAgent::Report() const {
@@ -119,32 +130,32 @@ v1::WatchRequest PatternAgent::Report() const {
 absl::StatusOr<UpdateResult> PatternAgent::UpdateOnce() {
   std::vector<std::string> errors;
   absl::StatusCode code = absl::StatusCode::kUnavailable;
-  for (size_t i = 0; i < options_.servers.size(); ++i) {
+  for (size_t i = 0; i < sources_.size(); ++i) {
     const std::string& server = options_.servers[i];
-    auto stub = v1::UpdateService::NewStub(Channel(i));
-    v1::SignedManifest manifest;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-    absl::Status got = FromGrpcStatus(stub->GetManifest(&ctx, v1::GetManifestRequest(), &manifest));
+    TransferLimits limits = Limits();
+    limits.deadline = absl::Now() + absl::Seconds(30);
+    absl::StatusOr<v1::SignedManifest> manifest = sources_[i]->Manifest(limits);
     absl::StatusOr<UpdateResult> r =
-        got.ok() ? Apply(stub.get(), server, manifest, nullptr) : Prefixed(server, got);
+        manifest.ok() ? Apply(i, *manifest, nullptr, /*wait_pending=*/false)
+                      : Prefixed(server, manifest.status());
     if (r.ok()) {
       RunOnUpdate(*r);
       return r;
     }
     code = r.status().code();
     errors.push_back(std::string(r.status().message()));
-    if (i + 1 < options_.servers.size()) {
+    if (code == absl::StatusCode::kCancelled) break;  // stopping
+    if (i + 1 < sources_.size()) {
       Log(LogLevel::kWarning, absl::StrCat(r.status().message(), "; trying the next server"));
     }
   }
   return absl::Status(code, absl::StrJoin(errors, "; "));
 }
 
-absl::StatusOr<UpdateResult> PatternAgent::Apply(v1::UpdateService::StubInterface* stub,
-                                                 const std::string& server,
-                                                 const v1::SignedManifest& offered,
-                                                 const v1::WatchResponse* push) {
+absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManifest& offered,
+                                                 const v1::WatchResponse* push,
+                                                 bool wait_pending) {
+  const std::string& server = options_.servers[i];
   absl::StatusOr<OfferedManifest> offer = CheckOfferedManifest(
       *verifier_, offered, state_.has_manifest() ? &state_.manifest() : nullptr, absl::Now());
   if (!offer.ok()) return Prefixed(server, offer.status());
@@ -160,10 +171,21 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(v1::UpdateService::StubInterfac
     if (entry == nullptr) continue;  // not published (yet)
     const Held held = held_[c];
     if (held.version == entry->version() && held.sha256 == entry->sha256()) continue;
+    if (wait_pending &&
+        WaitForPendingIncremental(offer->manifest, *entry, held.version, absl::Now())) {
+      Log(LogLevel::kInfo, absl::StrCat(c, " ", entry->version(), ": the incremental from ",
+                                        held.version, " is still being made; waiting for it"));
+      continue;
+    }
     std::string how;
-    absl::StatusOr<std::string> content = Rebuild(stub, *entry, held, push, &how);
-    if (!content.ok()) return Prefixed(server, content.status());
-    if (absl::Status s = Install(*entry, *content); !s.ok()) return s;
+    if (absl::Status s = Install(sources_[i].get(), *entry, held, push, &how); !s.ok()) {
+      return Prefixed(server, s);
+    }
+    if (absl::Status s = WriteFileAtomically(absl::StrCat(options_.dir, "/", c, ".version"),
+                                             absl::StrCat(entry->version(), "\n"), 0644);
+        !s.ok()) {
+      return s;
+    }
     held_[c] = {entry->version(), entry->sha256()};
     v1::InstalledFile f;
     f.set_component(c);
@@ -180,70 +202,79 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(v1::UpdateService::StubInterfac
     if (absl::Status s = SaveState(); !s.ok()) return s;
     Log(LogLevel::kInfo,
         absl::StrCat("installed ", c, " ", entry->version(), " from ", server, " by ", how, " (",
-                     content->size(), " bytes) in ", options_.dir));
+                     entry->size(), " bytes) in ", options_.dir));
     result.installed.push_back(std::move(f));
   }
   return result;
 }
 
-absl::StatusOr<std::string> PatternAgent::Rebuild(v1::UpdateService::StubInterface* stub,
-                                                  const v1::ComponentEntry& entry, const Held& held,
-                                                  const v1::WatchResponse* push, std::string* how) {
-  const absl::Time deadline = absl::Now() + absl::Hours(24);
+absl::Status PatternAgent::Install(UpdateSource* source, const v1::ComponentEntry& entry,
+                                   const Held& held, const v1::WatchResponse* push,
+                                   std::string* how) {
+  const std::string path = PatternPath(entry.name());
   if (held.version != 0) {
-    absl::StatusOr<std::string> old = ReadFileToString(PatternPath(entry.name()));
-    if (old.ok() && Sha256::Of(*old) == held.sha256) {
-      if (push != nullptr) {
-        for (const v1::FetchResponse& payload : push->payloads()) {
-          if (payload.header().component() != entry.name()) continue;
-          absl::StatusOr<absl::string_view> incr =
-              CheckPushedIncremental(payload, entry, held.version);
-          absl::StatusOr<std::string> rebuilt =
-              incr.ok() ? ApplyVerified(codec_, *old, *incr, entry) : incr.status();
-          if (rebuilt.ok()) {
-            *how = "pushed incremental";
-            return rebuilt;
-          }
-          Log(LogLevel::kWarning, absl::StrCat("pushed incremental for ", entry.name(),
-                                               " not taken: ", rebuilt.status().message()));
-        }
-      }
-      for (const v1::IncrementalEntry& ie : entry.incrementals()) {
-        if (ie.from_version() != held.version) continue;
-        v1::FetchRequest req;
-        req.set_component(entry.name());
-        req.set_have_version(held.version);
-        req.set_want_version(entry.version());
-        absl::StatusOr<FetchedBody> got = FetchToMemory(
-            stub, req, ExpectedBody::Incremental(entry, ie), deadline, options_.stall_timeout);
-        absl::StatusOr<std::string> rebuilt =
-            got.ok() ? ApplyVerified(codec_, *old, got->data, entry) : got.status();
-        if (rebuilt.ok()) {
-          *how = "incremental";
-          return rebuilt;
+    // The installed file is the reference (it is replaced by rename, never
+    // written in place, so the mapping stays whole).
+    absl::StatusOr<std::unique_ptr<MappedFile>> old = MappedFile::Open(path);
+    if (old.ok() && push != nullptr) {
+      for (const v1::FetchResponse& payload : push->payloads()) {
+        if (payload.header().component() != entry.name()) continue;
+        absl::StatusOr<absl::string_view> incr =
+            CheckPushedIncremental(payload, entry, held.version);
+        absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(path);
+        absl::Status s = !incr.ok()  ? incr.status()
+                         : !out.ok() ? out.status()
+                                     : RebuildInto(codec_, **old, *incr, entry, out->get());
+        if (s.ok()) s = (*out)->Commit();
+        if (s.ok()) {
+          *how = "pushed incremental";
+          break;
         }
         Log(LogLevel::kWarning,
-            absl::StrCat("incremental ", entry.name(), " v_", held.version, ".", entry.version(),
-                         " failed (", rebuilt.status().message(), "); fetching the full file"));
+            absl::StrCat("pushed incremental for ", entry.name(), " not taken: ", s.message()));
       }
+      if (!how->empty()) return absl::OkStatus();
+    }
+    for (const v1::IncrementalEntry& ie : entry.incrementals()) {
+      if (!old.ok() || ie.from_version() != held.version) continue;
+      // The incremental goes to a scratch file in the state dir (whatever
+      // its size), then the rebuild maps it.
+      absl::StatusOr<std::unique_ptr<StagedFile>> scratch =
+          StagedFile::Create(options_.state_dir + "/" + entry.name() + ".incr", 0600);
+      if (!scratch.ok()) return scratch.status();
+      absl::Status s =
+          source->Fetch(ExpectedBody::Incremental(entry, ie), 0, Limits(), scratch->get());
+      if (!s.ok() && (IsTransferCut(s) || absl::IsCancelled(s) || absl::IsUnavailable(s) ||
+                      absl::IsDeadlineExceeded(s))) {
+        return s;  // this server cannot deliver now: the next one
+      }
+      absl::StatusOr<std::unique_ptr<MappedFile>> incr =
+          s.ok() ? MappedFile::Open((*scratch)->temp_path())
+                 : absl::StatusOr<std::unique_ptr<MappedFile>>(s);
+      absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(path);
+      s = !incr.ok()  ? incr.status()
+          : !out.ok() ? out.status()
+                      : RebuildInto(codec_, **old, (*incr)->view(), entry, out->get());
+      if (s.ok()) s = (*out)->Commit();
+      if (s.ok()) {
+        *how = "incremental";
+        return absl::OkStatus();
+      }
+      Log(LogLevel::kWarning,
+          absl::StrCat("incremental ", entry.name(), " v_", held.version, ".", entry.version(),
+                       " failed (", s.message(), "); fetching the full file"));
     }
   }
-  v1::FetchRequest req;
-  req.set_component(entry.name());
-  req.set_want_version(entry.version());
-  absl::StatusOr<FetchedBody> got =
-      FetchToMemory(stub, req, ExpectedBody::Full(entry), deadline, options_.stall_timeout);
-  if (!got.ok()) return got.status();
-  *how = "full";
-  return std::move(got->data);
-}
-
-absl::Status PatternAgent::Install(const v1::ComponentEntry& entry, const std::string& content) {
-  if (absl::Status s = WriteFileAtomically(PatternPath(entry.name()), content, 0644); !s.ok()) {
+  // The whole file, verified as it streams to its staged name.
+  absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(path);
+  if (!out.ok()) return out.status();
+  if (absl::Status s = source->Fetch(ExpectedBody::Full(entry), 0, Limits(), out->get());
+      !s.ok()) {
     return s;
   }
-  return WriteFileAtomically(absl::StrCat(options_.dir, "/", entry.name(), ".version"),
-                             absl::StrCat(entry.version(), "\n"), 0644);
+  if (absl::Status s = (*out)->Commit(); !s.ok()) return s;
+  *how = "full";
+  return absl::OkStatus();
 }
 
 absl::Status PatternAgent::SaveState() {
@@ -285,8 +316,17 @@ void PatternAgent::RunOnUpdate(const UpdateResult& result) {
   const absl::Time deadline = absl::Now() + options_.on_update_timeout;
   int status = 0;
   pid_t done = 0;
-  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && absl::Now() < deadline) {
+  const absl::Notification* stop = options_.transfer.stop;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && absl::Now() < deadline &&
+         (stop == nullptr || !stop->HasBeenNotified())) {
     absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (done == 0 && stop != nullptr && stop->HasBeenNotified()) {
+    kill(-pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    Log(LogLevel::kWarning, absl::StrCat("--on-update \"", options_.on_update,
+                                         "\" killed: the agent is stopping"));
+    return;
   }
   if (done == 0) {
     kill(-pid, SIGKILL);
@@ -314,7 +354,8 @@ void PatternAgent::Run(absl::Notification* stop) {
   size_t i = 0;
   while (!stop->HasBeenNotified()) {
     const std::string& server = options_.servers[i];
-    auto stub = v1::UpdateService::NewStub(Channel(i));
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = sources_[i]->Channel();
+    auto stub = v1::UpdateService::NewStub(*channel);
     absl::Status ended;
     {
       WatchStream watch(stub.get(), Report());
@@ -329,7 +370,7 @@ void PatternAgent::Run(absl::Notification* stop) {
           ended = Prefixed(server, push.status());
           break;
         }
-        absl::StatusOr<UpdateResult> r = Apply(stub.get(), server, push->manifest(), &*push);
+        absl::StatusOr<UpdateResult> r = Apply(i, push->manifest(), &*push, /*wait_pending=*/true);
         if (!r.ok()) {
           ended = r.status();  // a refused manifest or a failed transfer: another server
           break;

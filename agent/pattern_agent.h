@@ -27,6 +27,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "core/base/transport.h"
+#include "core/client/grpc_source.h"
+#include "core/client/transfer_watch.h"
 #include "core/client/watch_stream.h"
 #include "core/model/delta_codec.h"
 #include "core/model/manifest.h"
@@ -44,7 +46,9 @@ struct PatternAgentOptions {
   absl::Duration on_update_timeout = absl::Seconds(60);
   ChannelOptions channel;  // TLS, proxy
   absl::Duration max_backoff = absl::Minutes(5);
-  absl::Duration stall_timeout = absl::Seconds(60);
+  // Silence cut, minimum rate, and the process's stop: a stop cuts a
+  // transfer and a running --on-update at once.
+  TransferLimits transfer;
 };
 
 struct UpdateResult {
@@ -62,7 +66,8 @@ class PatternAgent {
   absl::Status Open();
 
   // One update from the first server that can give one: its manifest, then
-  // whatever changed. An error names each server tried and why.
+  // whatever changed (a pending incremental is not waited for: the full
+  // file then). An error names each server tried and why.
   absl::StatusOr<UpdateResult> UpdateOnce();
 
   // Follows the servers' Watch streams until `stop` is notified: every push
@@ -80,26 +85,29 @@ class PatternAgent {
     std::string sha256;
   };
 
-  std::shared_ptr<grpc::Channel> Channel(size_t i) const;
   // Verifies `offered`, installs what changed for our components (taking a
-  // pushed incremental when one checks out), saves the state.
-  absl::StatusOr<UpdateResult> Apply(v1::UpdateService::StubInterface* stub,
-                                     const std::string& server, const v1::SignedManifest& offered,
-                                     const v1::WatchResponse* push);
-  absl::StatusOr<std::string> Rebuild(v1::UpdateService::StubInterface* stub,
-                                      const v1::ComponentEntry& entry, const Held& held,
-                                      const v1::WatchResponse* push, std::string* how);
-  absl::Status Install(const v1::ComponentEntry& entry, const std::string& content);
+  // pushed incremental when one checks out), saves the state. With
+  // `wait_pending`, a component whose incremental from the held version is
+  // still being made is left for the next manifest.
+  absl::StatusOr<UpdateResult> Apply(size_t server, const v1::SignedManifest& offered,
+                                     const v1::WatchResponse* push, bool wait_pending);
+  // Installs `entry`'s file in DIR: rebuilt from a pushed or fetched
+  // incremental when one applies, else downloaded whole; staged beside the
+  // installed file and renamed over it once verified.
+  absl::Status Install(UpdateSource* source, const v1::ComponentEntry& entry, const Held& held,
+                       const v1::WatchResponse* push, std::string* how);
   absl::Status SaveState();
   v1::WatchRequest Report() const;
   void RunOnUpdate(const UpdateResult& result);
   std::string PatternPath(const std::string& component) const;
+  TransferLimits Limits() const;
   // `s` from `server`, saying so (and naming the proxy when it is in the way).
   absl::Status Prefixed(const std::string& server, const absl::Status& s) const;
 
   const PatternAgentOptions options_;
   const std::unique_ptr<ManifestVerifier> verifier_;
   const IncrementalCodec codec_;
+  std::vector<std::unique_ptr<GrpcSource>> sources_;  // one per server
   std::string agent_id_;
   v1::AgentState state_;
   std::map<std::string, Held> held_;

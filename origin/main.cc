@@ -1,6 +1,5 @@
 // sigrelay-origin: the publisher. Accepts new full versions (AdminService
 // Publish), computes incrementals, signs manifests and serves UpdateService.
-#include <dirent.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -19,6 +18,7 @@
 #include "core/base/process.h"
 #include "core/base/transport.h"
 #include "core/client/fetch_client.h"
+#include "core/client/grpc_source.h"
 #include "core/model/manifest.h"
 #include "core/model/trust_root.h"
 #include "core/serve/node.h"
@@ -33,46 +33,25 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
-// Uploads a killed origin left half-written: nothing refers to them.
-void CleanSpool(const std::string& spool) {
-  DIR* dir = opendir(spool.c_str());
-  if (dir == nullptr) return;  // made below; nothing to clean
-  int removed = 0;
-  while (dirent* e = readdir(dir)) {
-    if (absl::StartsWith(e->d_name, "upload-") &&
-        unlink(absl::StrCat(spool, "/", e->d_name).c_str()) == 0) {
-      ++removed;
-    }
-  }
-  closedir(dir);
-  if (removed > 0) {
-    Log(LogLevel::kInfo, absl::StrCat("removed ", removed, " unfinished upload(s) from ", spool));
-  }
-}
-
 // sigrelay-origin --resume-from: the newest manifest `address` holds, and
 // each newer file from it, checked against that manifest.
 absl::Status ResumeFrom(Publisher* publisher, const std::string& address, const TlsFiles& tls) {
   ChannelOptions options;
   options.tls = tls;
-  auto stub = v1::UpdateService::NewStub(MakeChannel(address, options));
-  v1::SignedManifest remote;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  if (absl::Status s = FromGrpcStatus(stub->GetManifest(&ctx, v1::GetManifestRequest(), &remote));
-      !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("--resume-from ", address, ": ", s.message()));
+  std::shared_ptr<grpc::Channel> channel = MakeChannel(address, options);
+  GrpcSource source(address, [channel] { return channel; }, absl::Seconds(30));
+  TransferLimits limits;
+  limits.deadline = absl::Now() + absl::Seconds(30);
+  absl::StatusOr<v1::SignedManifest> remote = source.Manifest(limits);
+  if (!remote.ok()) {
+    return absl::Status(remote.status().code(),
+                        absl::StrCat("--resume-from ", address, ": ", remote.status().message()));
   }
   absl::StatusOr<v1::ResumeResult> r = publisher->ResumeFrom(
-      remote, [&](const v1::ComponentEntry& e) -> absl::StatusOr<std::string> {
-        v1::FetchRequest req;
-        req.set_component(e.name());
-        req.set_want_version(e.version());
-        absl::StatusOr<FetchedBody> got =
-            FetchToMemory(stub.get(), req, ExpectedBody::Full(e), absl::Now() + absl::Hours(1),
-                          absl::Seconds(60));
-        if (!got.ok()) return got.status();
-        return std::move(got->data);
+      *remote, [&](const v1::ComponentEntry& e, ByteSink* sink) {
+        TransferLimits body = limits;
+        body.deadline = absl::Now() + absl::Hours(1);
+        return source.Fetch(ExpectedBody::Full(e), 0, body, sink);
       });
   if (!r.ok())
     return absl::Status(r.status().code(),
@@ -103,6 +82,12 @@ int Main(int argc, char** argv) {
             "version of a component's first publish (default 1)");
   flags.Add("version-step", &options.policy.step, "N",
             "added to the version at each publish (default 2)");
+  flags.Add("zstd-level", &options.zstd_level, "N",
+            "zstd level of the incrementals, 1..22 (default 12)");
+  flags.AddBytes("encode-memory", &options.encode_memory,
+                 "memory the encoders of the incrementals may take at once (zstd's own estimate, "
+                 "beside the mapped files): encodes run in parallel as far as this and the "
+                 "cores allow, at least one (default 512MiB)");
   flags.Add("retain", &options.policy.retain, "K",
             "older versions kept, each with an incremental to the newest (default 8)");
   flags.Add("manifest-validity", &options.manifest_validity,
@@ -129,6 +114,10 @@ int Main(int argc, char** argv) {
   if (!parsed.ok()) return Fail(parsed);
   if (absl::Status s = node_options.Validate(); !s.ok()) return Fail(s);
   if (absl::Status s = options.policy.Validate(); !s.ok()) return Fail(s);
+  if (options.zstd_level < 1 || options.zstd_level > 22) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--zstd-level ", options.zstd_level, " is outside zstd's levels 1..22")));
+  }
   if (options.resign_every < absl::Seconds(10) ||
       options.manifest_validity < 3 * options.resign_every) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
@@ -149,11 +138,18 @@ int Main(int argc, char** argv) {
     options.catalog = std::move(*catalog);
   }
   options.max_file_size = node_options.max_file_size;
-  options.zstd_level = node_options.zstd_level;
   node_options.serve.catalog = &options.catalog;
+  // Uploads a killed origin left half-written and the encoder's scratch
+  // files: nothing refers to them.
   const std::string spool = node_options.data_dir + "/spool";
-  CleanSpool(spool);
-  if (absl::Status s = MakeDirs(spool); !s.ok()) return Fail(s);
+  options.work_dir = node_options.data_dir + "/tmp";
+  for (const std::string& scratch : {spool, options.work_dir}) {
+    absl::StatusOr<int> removed = EmptyDir(scratch);
+    if (!removed.ok()) return Fail(removed.status());
+    if (*removed > 0) {
+      Log(LogLevel::kInfo, absl::StrCat("removed ", *removed, " unfinished file(s) from ", scratch));
+    }
+  }
 
   // Signals are taken by WaitForStopSignal below.
   const sigset_t stop_signals = BlockStopSignals();

@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <limits>
+#include <thread>
+
+#include "absl/strings/str_join.h"
 
 #include "absl/strings/str_cat.h"
 #include "core/base/digest.h"
 #include "core/base/file_util.h"
+#include "core/base/mapped_file.h"
+#include "core/client/rebuild.h"
 #include "core/base/log.h"
 
 namespace sigrelay {
@@ -16,7 +21,27 @@ Publisher::Publisher(VersionStore* store, const ManifestSigner* signer, const Cl
       signer_(signer),
       clock_(clock),
       options_(options),
-      codec_(options.zstd_level) {}
+      codec_(options.zstd_level) {
+  // Incrementals a stopped origin left pending are made now.
+  if (std::shared_ptr<const v1::SignedManifest> held = store_->CurrentManifest()) {
+    if (absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*held); m.ok()) {
+      absl::MutexLock lock(&jobs_mu_);
+      for (const v1::ComponentEntry& e : m->components()) {
+        if (!e.pending_incrementals().empty()) jobs_.push_back({e.name(), e.version(), e.sha256()});
+      }
+    }
+  }
+  background_ = std::thread([this] { Background(); });
+}
+
+Publisher::~Publisher() {
+  {
+    absl::MutexLock lock(&jobs_mu_);
+    stopping_ = true;
+  }
+  stop_encodes_ = true;
+  background_.join();
+}
 
 absl::StatusOr<v1::SignedManifest> Publisher::SignNext(const v1::Manifest* previous,
                                                        const v1::ComponentEntry* replace,
@@ -56,32 +81,163 @@ absl::StatusOr<v1::SignedManifest> Publisher::SignNext(const v1::Manifest* previ
   return signer_->Sign(next);
 }
 
+absl::StatusOr<std::unique_ptr<StagedFile>> Publisher::Scratch(const std::string& name) const {
+  if (absl::Status s = MakeDirs(options_.work_dir); !s.ok()) return s;
+  return StagedFile::Create(options_.work_dir + "/" + name, 0600);
+}
+
 absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& component,
                                                        const std::string& path) {
   absl::StatusOr<ComponentSpec> spec = options_.catalog.Find(component);
   if (!spec.ok()) return spec.status();
-  absl::StatusOr<std::string> content = ReadFileToString(path);
-  if (!content.ok()) return content.status();
-  if (content->empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the ", component, " file is empty; a pattern must have content"));
-  }
-  if (content->size() > options_.max_file_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the ", component, " file is ", content->size(), " bytes, over the limit of ",
-        options_.max_file_size, "; raise the origin's --max-file-size if it is right"));
+  absl::MutexLock lock(&mu_);
+  return PublishLocked(*spec, path, 0, 0);
+}
+
+namespace {
+
+// Incrementals in a manifest entry in ascending order of their versions,
+// whatever order they were made in.
+void SortIncrementals(v1::ComponentEntry* entry) {
+  std::sort(entry->mutable_incrementals()->begin(), entry->mutable_incrementals()->end(),
+            [](const v1::IncrementalEntry& a, const v1::IncrementalEntry& b) {
+              return a.from_version() < b.from_version();
+            });
+}
+
+// Writes to the store and, beside it, to a staged file the verification
+// maps; refuses more once the publisher stops.
+class TeeSink final : public ByteSink {
+ public:
+  TeeSink(ByteSink* a, ByteSink* b, const std::atomic<bool>* stop) : a_(a), b_(b), stop_(stop) {}
+  absl::Status Write(absl::string_view data) override {
+    if (stop_->load()) return absl::CancelledError("the origin is stopping");
+    if (absl::Status s = a_->Write(data); !s.ok()) return s;
+    return b_->Write(data);
   }
 
-  absl::MutexLock lock(&mu_);
-  return PublishLocked(*spec, *content, 0, 0);
+ private:
+  ByteSink* const a_;
+  ByteSink* const b_;
+  const std::atomic<bool>* const stop_;
+};
+
+// Decodes `incremental` against `old` into a mapped scratch file and
+// checks the result is the new version (size and digest).
+absl::Status VerifyIncremental(const IncrementalCodec& codec, const MappedFile& old,
+                               const MappedFile& incremental, uint64_t size,
+                               const std::string& sha256, const std::string& scratch) {
+  absl::StatusOr<uint64_t> decoded = IncrementalCodec::DecodedSize(incremental.view(), size);
+  if (!decoded.ok()) return decoded.status();
+  if (*decoded != size) return absl::InternalError("the incremental made has the wrong size");
+  absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(scratch, 0600);
+  if (!out.ok()) return out.status();
+  absl::StatusOr<std::unique_ptr<MappedFile>> target =
+      MappedFile::Writable((*out)->fd(), (*out)->temp_path(), size);
+  if (!target.ok()) return target.status();
+  MappedFile* t = target->get();
+  absl::Status s = codec.DecodeInto(old.view(), incremental.view(), t->data(), size, [&] {
+    old.Trim();
+    incremental.Trim();
+    t->Trim();
+  });
+  if (s.ok() && HashMapped(*t) != sha256) s = absl::DataLossError("digest differs");
+  if (!s.ok()) {
+    return absl::InternalError(
+        absl::StrCat("the incremental made does not rebuild the new version (", s.message(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<absl::StatusOr<v1::FileRecord>> Publisher::EncodeAll(
+    const StoreView& view, const std::string& component, uint32_t version,
+    const MappedFile& content, const std::vector<uint32_t>& from,
+    std::vector<std::unique_ptr<VersionStore::FileWriter>>* writers) {
+  std::vector<absl::StatusOr<v1::FileRecord>> out(from.size(), absl::UnknownError("not made"));
+  std::vector<std::unique_ptr<VersionStore::FileWriter>> made(from.size());
+  const std::string sha256 = HashMapped(content);
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < from.size(); i = next++) {
+      const std::string name = absl::StrCat(component, ".v_", from[i], ".", version);
+      absl::StatusOr<v1::FileRecord> old_record = view.Full(component, from[i]);
+      absl::StatusOr<std::unique_ptr<MappedFile>> old =
+          old_record.ok() ? CopyOutMapped(view, *old_record, options_.work_dir, name + ".old")
+                          : absl::StatusOr<std::unique_ptr<MappedFile>>(old_record.status());
+      if (!old.ok()) {
+        out[i] = old.status();
+        continue;
+      }
+      (*old)->Trim();
+      absl::StatusOr<std::unique_ptr<StagedFile>> copy =
+          StagedFile::Create(options_.work_dir + "/" + name, 0600);
+      if (!copy.ok()) {
+        out[i] = copy.status();
+        continue;
+      }
+      made[i] = store_->NewFileWriter();
+      TeeSink tee(made[i].get(), copy->get(), &stop_encodes_);
+      const MappedFile* o = old->get();
+      absl::Status s = codec_.Encode(o->view(), content.view(), &tee, [&] {
+        o->Trim();
+        content.Trim();
+      });
+      absl::StatusOr<v1::FileRecord> record = s.ok() ? made[i]->Finish() : s;
+      absl::StatusOr<std::unique_ptr<MappedFile>> incr =
+          record.ok() ? MappedFile::Open((*copy)->temp_path())
+                      : absl::StatusOr<std::unique_ptr<MappedFile>>(record.status());
+      // Never sign an incremental that does not rebuild the file.
+      if (incr.ok()) {
+        s = VerifyIncremental(codec_, *o, **incr, content.size(), sha256,
+                              options_.work_dir + "/" + name + ".check");
+        if (!s.ok()) record = s;
+      } else {
+        record = incr.status();
+      }
+      out[i] = record;
+    }
+  };
+  // As many at once as cores and the encoders' memory allow.
+  uint64_t biggest = content.size();
+  for (uint32_t v : from) {
+    if (absl::StatusOr<v1::FileRecord> r = view.Full(component, v); r.ok()) {
+      biggest = std::max<uint64_t>(biggest, r->size());
+    }
+  }
+  const uint64_t each = std::max<uint64_t>(1, codec_.EncodeMemory(biggest, content.size()));
+  const size_t threads = std::min<size_t>(
+      {std::max<size_t>(1, std::thread::hardware_concurrency()),
+       std::max<uint64_t>(1, options_.encode_memory / each), std::max<size_t>(1, from.size())});
+  std::vector<std::thread> workers;
+  for (size_t t = 1; t < threads; ++t) workers.emplace_back(work);
+  work();
+  for (std::thread& t : workers) t.join();
+  for (auto& w : made) {
+    if (w != nullptr) writers->push_back(std::move(w));
+  }
+  return out;
 }
 
 absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec& spec,
-                                                             const std::string& content_bytes,
+                                                             const std::string& path,
                                                              uint32_t forced_version,
                                                              uint64_t serial_floor) {
   const std::string& component = spec.name;
-  const std::string* content = &content_bytes;
+  absl::StatusOr<std::unique_ptr<MappedFile>> mapped = MappedFile::Open(path);
+  if (!mapped.ok()) return mapped.status();
+  const MappedFile& content = **mapped;
+  if (content.size() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ", component, " file is empty; a pattern must have content"));
+  }
+  if (content.size() > options_.max_file_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the ", component, " file is ", content.size(), " bytes, over the limit of ",
+        options_.max_file_size, "; raise the origin's --max-file-size if it is right"));
+  }
+  if (absl::Status s = MakeDirs(options_.work_dir); !s.ok()) return s;
   std::shared_ptr<const StoreView> view = store_->Snapshot();
   std::optional<v1::Manifest> previous;
   if (view->manifest()) {
@@ -90,7 +246,7 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
     previous = std::move(*m);
   }
   const v1::ComponentEntry* newest = previous ? FindEntry(*previous, component) : nullptr;
-  const std::string sha256 = Sha256::Of(*content);
+  const std::string sha256 = HashMapped(content);
   if (newest != nullptr && newest->sha256() == sha256) {
     return absl::AlreadyExistsError(absl::StrCat("this file is identical to ", component, " ",
                                                  newest->version(), "; nothing was published"));
@@ -102,17 +258,17 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
 
   // Keep every writer alive until the commit so its chunks are not collected.
   std::vector<std::unique_ptr<VersionStore::FileWriter>> writers;
-  auto put = [&](absl::string_view bytes) -> absl::StatusOr<v1::FileRecord> {
-    writers.push_back(store_->NewFileWriter());
-    absl::Status s = writers.back()->Append(bytes);
-    if (!s.ok()) return s;
-    return writers.back()->Finish();
-  };
+  writers.push_back(store_->NewFileWriter());
+  if (absl::Status s = WriteInPieces(content.view(), writers.back().get(), 1 << 20,
+                                     IncrementalCodec::kTrimEvery, [&] { content.Trim(); });
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<v1::FileRecord> full = writers.back()->Finish();
+  if (!full.ok()) return full.status();
   VersionStore::ComponentCommit commit;
   commit.component = component;
   commit.version = *version;
-  absl::StatusOr<v1::FileRecord> full = put(*content);
-  if (!full.ok()) return full.status();
   commit.full = *full;
   commit.retained = options_.policy.Retained(view->FullVersions(component), *version);
 
@@ -120,7 +276,7 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
   entry.set_name(component);
   entry.set_full_only(!spec.incrementals);
   entry.set_version(*version);
-  entry.set_size(content->size());
+  entry.set_size(content.size());
   entry.set_sha256(sha256);
   entry.set_chunk_size(full->chunk_size());
   *entry.mutable_chunk_sha256() = full->chunks();
@@ -129,30 +285,31 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
     for (uint32_t v : commit.retained) {
       if (v != *version) from.push_back(v);
     }
-    // Never sign an incremental that does not rebuild the file: verify.
-    std::vector<absl::StatusOr<std::string>> made = codec_.EncodeEach(
-        from.size(),
-        [&](size_t i) -> absl::StatusOr<std::string> {
-          absl::StatusOr<v1::FileRecord> old_record = view->Full(component, from[i]);
-          if (!old_record.ok()) return old_record.status();
-          return view->ReadAll(*old_record);
-        },
-        *content, /*verify=*/true);
-    for (size_t i = 0; i < from.size(); ++i) {
+    std::sort(from.rbegin(), from.rend());  // nearest first: most nodes hold those
+    const uint64_t each = std::max<uint64_t>(1, codec_.EncodeMemory(content.size(), content.size()));
+    const size_t round = std::min<size_t>(std::max<size_t>(1, std::thread::hardware_concurrency()),
+                                          std::max<uint64_t>(1, options_.encode_memory / each));
+    const size_t now = std::min(from.size(), options_.incrementals_first > 0
+                                                 ? options_.incrementals_first
+                                                 : round);
+    const std::vector<uint32_t> first(from.begin(), from.begin() + now);
+    std::vector<absl::StatusOr<v1::FileRecord>> made =
+        EncodeAll(*view, component, *version, content, first, &writers);
+    for (size_t i = 0; i < first.size(); ++i) {
       if (!made[i].ok()) {
         return absl::Status(
             made[i].status().code(),
-            absl::StrCat("incremental ", component, " v_", from[i], ".", *version, ": ",
+            absl::StrCat("incremental ", component, " v_", first[i], ".", *version, ": ",
                          made[i].status().message(), "; nothing was published"));
       }
-      absl::StatusOr<v1::FileRecord> record = put(*made[i]);
-      if (!record.ok()) return record.status();
-      commit.incrementals.emplace_back(from[i], *record);
+      commit.incrementals.emplace_back(first[i], *made[i]);
       v1::IncrementalEntry* ie = entry.add_incrementals();
-      ie->set_from_version(from[i]);
-      ie->set_size(record->size());
-      ie->set_sha256(record->sha256());
+      ie->set_from_version(first[i]);
+      ie->set_size(made[i]->size());
+      ie->set_sha256(made[i]->sha256());
     }
+    for (size_t i = now; i < from.size(); ++i) entry.add_pending_incrementals(from[i]);
+    SortIncrementals(&entry);
   }
   absl::StatusOr<v1::SignedManifest> signed_manifest =
       SignNext(previous ? &*previous : nullptr, &entry, serial_floor);
@@ -161,19 +318,130 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
   if (!committed.ok()) return committed;
 
   Log(LogLevel::kInfo,
-      absl::StrCat("published ", component, " ", *version, " (", content->size(), " bytes, ",
-                   entry.incrementals_size(), " incrementals)"),
+      absl::StrCat("published ", component, " ", *version, " (", content.size(), " bytes, ",
+                   entry.incrementals_size(), " incrementals",
+                   entry.pending_incrementals().empty()
+                       ? ""
+                       : absl::StrCat(", ", entry.pending_incrementals_size(), " more to follow"),
+                   ")"),
       {{"event", "publish"},
        {"component", component},
        {"version", absl::StrCat(*version)},
-       {"bytes", absl::StrCat(content->size())},
-       {"incrementals", absl::StrCat(entry.incrementals_size())}});
+       {"bytes", absl::StrCat(content.size())},
+       {"incrementals", absl::StrCat(entry.incrementals_size())},
+       {"pending", absl::StrCat(entry.pending_incrementals_size())}});
+  if (!entry.pending_incrementals().empty()) {
+    absl::MutexLock lock(&jobs_mu_);
+    jobs_.push_back({component, *version, sha256});
+  }
   v1::PublishResponse response;
   response.set_component(component);
   response.set_version(*version);
-  response.set_size(content->size());
+  response.set_size(content.size());
   response.set_sha256(sha256);
   return response;
+}
+
+absl::Status Publisher::Finish(const Job& job) {
+  std::shared_ptr<const StoreView> view = store_->Snapshot();
+  if (!view->manifest()) return absl::OkStatus();
+  absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*view->manifest());
+  if (!m.ok()) return m.status();
+  const v1::ComponentEntry* entry = FindEntry(*m, job.component);
+  if (entry == nullptr || entry->version() != job.version || entry->sha256() != job.sha256 ||
+      entry->pending_incrementals().empty()) {
+    return absl::OkStatus();  // superseded by a later publish
+  }
+  const std::vector<uint32_t> from(entry->pending_incrementals().begin(),
+                                   entry->pending_incrementals().end());
+  absl::StatusOr<v1::FileRecord> full = view->Full(job.component, job.version);
+  if (!full.ok()) return full.status();
+  absl::StatusOr<std::unique_ptr<MappedFile>> content = CopyOutMapped(
+      *view, *full, options_.work_dir, absl::StrCat(job.component, ".", job.version));
+  if (!content.ok()) return content.status();
+  std::vector<std::unique_ptr<VersionStore::FileWriter>> writers;
+  std::vector<absl::StatusOr<v1::FileRecord>> made =
+      EncodeAll(*view, job.component, job.version, **content, from, &writers);
+
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<const StoreView> now = store_->Snapshot();
+  absl::StatusOr<v1::Manifest> current = ParseTrustedManifest(*now->manifest());
+  if (!current.ok()) return current.status();
+  const v1::ComponentEntry* still = FindEntry(*current, job.component);
+  if (still == nullptr || still->version() != job.version || still->sha256() != job.sha256) {
+    return absl::OkStatus();  // a publish or withdraw came first
+  }
+  v1::ComponentEntry next = *still;
+  next.clear_pending_incrementals();
+  VersionStore::ComponentCommit commit;
+  commit.component = job.component;
+  commit.version = job.version;
+  commit.full = *full;
+  commit.retained = now->FullVersions(job.component);
+  for (const v1::IncrementalEntry& ie : still->incrementals()) {
+    absl::StatusOr<v1::FileRecord> r =
+        now->Incremental(job.component, ie.from_version(), job.version);
+    if (!r.ok()) return r.status();
+    commit.incrementals.emplace_back(ie.from_version(), *r);
+  }
+  std::vector<std::string> failed;
+  for (size_t i = 0; i < from.size(); ++i) {
+    if (!made[i].ok()) {
+      // Left out: nodes at that version take the full file.
+      failed.push_back(absl::StrCat("v_", from[i], ".", job.version, ": ",
+                                    made[i].status().message()));
+      continue;
+    }
+    commit.incrementals.emplace_back(from[i], *made[i]);
+    v1::IncrementalEntry* ie = next.add_incrementals();
+    ie->set_from_version(from[i]);
+    ie->set_size(made[i]->size());
+    ie->set_sha256(made[i]->sha256());
+  }
+  SortIncrementals(&next);
+  absl::StatusOr<v1::SignedManifest> signed_manifest = SignNext(&*current, &next, 0);
+  if (!signed_manifest.ok()) return signed_manifest.status();
+  if (absl::Status s = store_->Commit({commit}, *signed_manifest); !s.ok()) return s;
+  Log(LogLevel::kInfo, absl::StrCat("signed in ", from.size() - failed.size(),
+                                    " more incrementals of ", job.component, " ", job.version));
+  if (!failed.empty()) {
+    return absl::InternalError(absl::StrCat("incrementals of ", job.component, " left out: ",
+                                            absl::StrJoin(failed, "; ")));
+  }
+  return absl::OkStatus();
+}
+
+void Publisher::Background() {
+  for (;;) {
+    Job job;
+    {
+      absl::MutexLock lock(&jobs_mu_);
+      jobs_mu_.Await(absl::Condition(
+          +[](Publisher* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->jobs_mu_) {
+            return p->stopping_ || !p->jobs_.empty();
+          },
+          this));
+      if (stopping_) return;
+      job = jobs_.front();
+      jobs_.pop_front();
+      busy_ = true;
+    }
+    if (absl::Status s = Finish(job); !s.ok() && !absl::IsCancelled(s)) {
+      Log(LogLevel::kError, absl::StrCat("making the pending incrementals of ", job.component,
+                                         " ", job.version, ": ", s.message()));
+    }
+    absl::MutexLock lock(&jobs_mu_);
+    busy_ = false;
+  }
+}
+
+void Publisher::WaitForPendingIncrementals() {
+  absl::MutexLock lock(&jobs_mu_);
+  jobs_mu_.Await(absl::Condition(
+      +[](Publisher* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->jobs_mu_) {
+        return p->stopping_ || (p->jobs_.empty() && !p->busy_);
+      },
+      this));
 }
 
 absl::Status Publisher::RefreshIfDue() {
@@ -221,16 +489,16 @@ absl::StatusOr<v1::ResumeResult> Publisher::ResumeFrom(const v1::SignedManifest&
   for (const v1::ComponentEntry& e : theirs->components()) {
     const v1::ComponentEntry* mine = ours ? FindEntry(*ours, e.name()) : nullptr;
     if (mine != nullptr && mine->version() >= e.version()) continue;
-    absl::StatusOr<std::string> content = fetch_full(e);
-    if (!content.ok()) {
-      return absl::Status(content.status().code(),
-                          absl::StrCat("fetching ", e.name(), " ", e.version(),
-                                       " to resume from: ", content.status().message()));
+    absl::StatusOr<std::unique_ptr<StagedFile>> file = Scratch(e.name() + ".resume");
+    if (!file.ok()) return file.status();
+    if (absl::Status got = fetch_full(e, file->get()); !got.ok()) {
+      return absl::Status(got.code(), absl::StrCat("fetching ", e.name(), " ", e.version(),
+                                                   " to resume from: ", got.message()));
     }
     absl::StatusOr<ComponentSpec> spec = options_.catalog.Find(e.name());
     ComponentSpec taken = spec.ok() ? *spec : ComponentSpec{e.name(), !e.full_only()};
     absl::StatusOr<v1::PublishResponse> r =
-        PublishLocked(taken, *content, e.version(), theirs->serial());
+        PublishLocked(taken, (*file)->temp_path(), e.version(), theirs->serial());
     if (!r.ok()) return r.status();
     *result.add_taken() = *r;
   }
@@ -297,15 +565,18 @@ absl::StatusOr<v1::WithdrawResponse> Publisher::Withdraw(const std::string& comp
           "no earlier good version of ", component,
           " is retained to roll forward to; publish a fixed file instead (nothing changed)"));
     }
+    // The good version's content, copied out of the store to publish again.
     absl::StatusOr<v1::FileRecord> record = view->Full(component, good);
-    absl::StatusOr<std::string> content =
-        record.ok() ? view->ReadAll(*record) : absl::StatusOr<std::string>(record.status());
+    absl::StatusOr<std::unique_ptr<StagedFile>> file = Scratch(component + ".withdraw");
+    absl::Status copied = !record.ok() ? record.status()
+                          : !file.ok() ? file.status()
+                                       : view->CopyTo(*record, file->get());
     absl::StatusOr<ComponentSpec> spec = options_.catalog.Find(component);
     absl::StatusOr<v1::PublishResponse> r =
-        content.ok()
+        copied.ok()
             ? PublishLocked(spec.ok() ? *spec : ComponentSpec{component, !entry->full_only()},
-                            *content, 0, 0)
-            : absl::StatusOr<v1::PublishResponse>(content.status());
+                            (*file)->temp_path(), 0, 0)
+            : absl::StatusOr<v1::PublishResponse>(copied);
     if (r.ok()) {
       *response.mutable_published() = *r;
       response.set_content_of(good);

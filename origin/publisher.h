@@ -3,18 +3,36 @@
 // checks each incremental rebuilds the file, signs the new manifest and
 // commits everything in one store commit.
 //
+// Memory is bounded by the chunk and the encoders, not the file: the upload
+// is mapped where it was spooled, hashed and stored in chunks as it is read,
+// and each old version is copied out of the store to a mapped file for the
+// encoder; mapped pages are handed back as the work goes. Encodes run in
+// parallel as far as cores and `encode_memory` allow.
+//
+// Time to servable is one round of encodes, not K: a publish signs the full
+// file with the incrementals from the nearest versions (as many as run at
+// once) and lists the others as pending; a background worker makes them and
+// signs them in with one more manifest. Nodes holding a pending version
+// wait for it instead of taking the full file.
+//
 //   Publisher publisher(store, signer, RealClock::Get(), options);
 //   absl::StatusOr<v1::PublishResponse> r = publisher.Publish("virus", path);
 #ifndef SIGRELAY_ORIGIN_PUBLISHER_H_
 #define SIGRELAY_ORIGIN_PUBLISHER_H_
 
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/base/byte_sink.h"
 #include "core/base/clock.h"
+#include "core/base/file_util.h"
+#include "core/base/mapped_file.h"
 #include "core/model/component.h"
 #include "core/model/delta_codec.h"
 #include "core/model/manifest.h"
@@ -32,6 +50,16 @@ struct PublisherOptions {
   // Re-signed (new serial, fresh expiry) this often while nothing is
   // published; signed into the manifest so nodes can tell a stale one.
   absl::Duration resign_every = absl::Hours(1);
+  // Where old versions are copied out of the store for the encoder
+  // (required; emptied by the origin at start).
+  std::string work_dir;
+  // The encoders' own memory (zstd's estimate) of the encodes running at
+  // once: parallel encodes are bounded by this and by the cores.
+  uint64_t encode_memory = 512ull << 20;
+  // Incrementals made before a publish is signed, nearest versions first;
+  // 0: one round (as many as run at once). The rest follow in the
+  // background. Tests that want every incremental at once set it high.
+  size_t incrementals_first = 0;
 };
 
 // Thread-safe; publishes serialize.
@@ -39,6 +67,8 @@ class Publisher {
  public:
   Publisher(VersionStore* store, const ManifestSigner* signer, const Clock* clock,
             const PublisherOptions& options);
+  // Stops the background encodes (a later start finishes them).
+  ~Publisher();
 
   // Publishes the content of the file at `path` as the next version of
   // `component`. InvalidArgument for an unknown component, an empty file or
@@ -57,10 +87,13 @@ class Publisher {
   // Brings an origin restored from an old copy forward: `remote` (the
   // newest manifest a relay or mirror holds) must verify with this origin's
   // key; every component version newer there is fetched with `fetch_full`
-  // (checked against its signed entry) and published here under the same
-  // version, and serials continue after the remote one. Versions and serials
-  // this origin signs afterwards are above everything signed before.
-  using FetchFull = std::function<absl::StatusOr<std::string>(const v1::ComponentEntry&)>;
+  // into the sink it is given (checked against its signed entry) and
+  // published here under the same version, and serials continue after the
+  // remote one. Versions and serials this origin signs afterwards are above
+  // everything signed before.
+  using FetchFull = std::function<absl::Status(const v1::ComponentEntry&, ByteSink*)>;
+  absl::StatusOr<v1::ResumeResult> ResumeFrom(const v1::SignedManifest& remote,
+                                              const FetchFull& fetch_full);
 
   // Withdraws `version` of `component`: signed into the manifest, so no node
   // serves it as a target. When it is the newest, the newest earlier
@@ -69,23 +102,41 @@ class Publisher {
   // NotFound for a version never published; AlreadyExists when withdrawn.
   absl::StatusOr<v1::WithdrawResponse> Withdraw(const std::string& component, uint32_t version,
                                                 const std::string& reason);
-  absl::StatusOr<v1::ResumeResult> ResumeFrom(const v1::SignedManifest& remote,
-                                              const FetchFull& fetch_full);
+
+  // Blocks until no incremental is pending (tests, tools).
+  void WaitForPendingIncrementals();
 
   const PublisherOptions& options() const { return options_; }
 
  private:
+  struct Job {
+    std::string component;
+    uint32_t version = 0;
+    std::string sha256;
+  };
+
   // The next manifest: serial above both `previous` and `serial_floor`;
   // refuses to wrap.
   absl::StatusOr<v1::SignedManifest> SignNext(const v1::Manifest* previous,
                                               const v1::ComponentEntry* replace,
                                               uint64_t serial_floor)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Publishes `content` as `forced_version` (0: the policy's next).
+  // Publishes the file at `path` as `forced_version` (0: the policy's next).
   absl::StatusOr<v1::PublishResponse> PublishLocked(const ComponentSpec& spec,
-                                                    const std::string& content,
+                                                    const std::string& path,
                                                     uint32_t forced_version, uint64_t serial_floor)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Incrementals from each of `from` to `content` (version `version` of
+  // `component`), each verified, in parallel as memory and cores allow.
+  std::vector<absl::StatusOr<v1::FileRecord>> EncodeAll(
+      const StoreView& view, const std::string& component, uint32_t version,
+      const MappedFile& content, const std::vector<uint32_t>& from,
+      std::vector<std::unique_ptr<VersionStore::FileWriter>>* writers);
+  // A file in the work dir, removed unless committed.
+  absl::StatusOr<std::unique_ptr<StagedFile>> Scratch(const std::string& name) const;
+  // Makes a job's pending incrementals and signs them in.
+  absl::Status Finish(const Job& job);
+  void Background();
 
   VersionStore* const store_;
   const ManifestSigner* const signer_;
@@ -95,6 +146,13 @@ class Publisher {
   absl::Mutex mu_;  // one publish or refresh at a time
   // Signed into the next manifest with the previous ones (Withdraw).
   std::optional<v1::Withdrawal> withdrawing_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex jobs_mu_;
+  std::deque<Job> jobs_ ABSL_GUARDED_BY(jobs_mu_);
+  bool busy_ ABSL_GUARDED_BY(jobs_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(jobs_mu_) = false;
+  std::atomic<bool> stop_encodes_{false};
+  std::thread background_;
 };
 
 }  // namespace sigrelay

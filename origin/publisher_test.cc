@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
+#include "core/model/delta_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/fake_clock.h"
@@ -26,6 +27,9 @@ class PublisherTest : public ::testing::Test {
     signer_ = *ManifestSigner::LoadOrCreate(dir_.File("k"), dir_.File("p"));
     verifier_ = *ManifestVerifier::FromPem(signer_->PublicKeyPem());
     options.zstd_level = 3;
+    options.work_dir = dir_.File("tmp");
+    // Every incremental before the publish returns, unless a test says.
+    if (options.incrementals_first == 0) options.incrementals_first = 100;
     publisher_ = std::make_unique<Publisher>(store_.get(), signer_.get(), &clock_, options);
   }
   absl::StatusOr<v1::PublishResponse> Publish(const std::string& component, int seed) {
@@ -69,6 +73,56 @@ TEST_F(PublisherTest, KeepsKOlderVersionsEachWithAnIncrementalToTheNewest) {
   EXPECT_THAT(IncrementalsFrom("virus"), ElementsAre(3u, 5u));
   EXPECT_THAT(store_->Snapshot()->FullVersions("virus"), ElementsAre(3u, 5u, 7u));
   EXPECT_EQ(Current().serial(), 4u);
+}
+
+// A publish is signed and servable after the incrementals from the nearest
+// versions; the others are listed as pending and signed in by one more
+// manifest, each one verified like the first.
+TEST_F(PublisherTest, TheNearestIncrementalsComeFirstAndTheRestInOneMoreManifest) {
+  PublisherOptions options;
+  options.policy.retain = 4;
+  options.incrementals_first = 1;
+  Open(options);
+  for (int seed = 1; seed <= 4; ++seed) {
+    ASSERT_OK(Publish("virus", seed));
+    publisher_->WaitForPendingIncrementals();
+  }
+  const uint64_t before = Current().serial();
+  ASSERT_OK(Publish("virus", 5));
+  // Right after the publish: v_7.9 signed, the rest pending (or already
+  // signed in by the background worker; then one more serial).
+  publisher_->WaitForPendingIncrementals();
+  v1::Manifest m = Current();
+  const v1::ComponentEntry* e = FindEntry(m, "virus");
+  EXPECT_EQ(e->version(), 9u);
+  EXPECT_THAT(IncrementalsFrom("virus"), ElementsAre(1u, 3u, 5u, 7u));
+  EXPECT_EQ(e->pending_incrementals_size(), 0);
+  EXPECT_EQ(m.serial(), before + 2) << "the publish, then one manifest for the rest";
+  auto view = store_->Snapshot();
+  const std::string newest = *view->ReadAll(*view->Full("virus", 9));
+  for (uint32_t from : {1u, 3u, 5u, 7u}) {
+    auto incr = view->ReadAll(*view->Incremental("virus", from, 9));
+    ASSERT_OK(incr);
+    auto old = view->ReadAll(*view->Full("virus", from));
+    ASSERT_OK(old);
+    EXPECT_EQ(*IncrementalCodec().Decode(*old, *incr, newest.size()), newest) << from;
+  }
+}
+
+// A version published while the incrementals of the one before are still
+// being made: those are dropped (they lead to a version no longer newest).
+TEST_F(PublisherTest, APendingJobForASupersededVersionSignsNothing) {
+  PublisherOptions options;
+  options.policy.retain = 4;
+  options.incrementals_first = 1;
+  Open(options);
+  for (int seed = 1; seed <= 6; ++seed) ASSERT_OK(Publish("virus", seed));
+  publisher_->WaitForPendingIncrementals();
+  v1::Manifest m = Current();
+  const v1::ComponentEntry* e = FindEntry(m, "virus");
+  EXPECT_EQ(e->version(), 11u);
+  EXPECT_THAT(IncrementalsFrom("virus"), ElementsAre(3u, 5u, 7u, 9u));
+  EXPECT_EQ(e->pending_incrementals_size(), 0);
 }
 
 TEST_F(PublisherTest, FullOnlyComponentsSayIt) {
@@ -131,7 +185,7 @@ TEST_F(PublisherTest, ResumingRefusesToWrapTheSerialAndAnotherKeysManifest) {
   top.set_serial(std::numeric_limits<uint64_t>::max());
   absl::StatusOr<v1::SignedManifest> forged = signer_->Sign(top);
   ASSERT_OK(forged);
-  auto no_fetch = [](const v1::ComponentEntry&) -> absl::StatusOr<std::string> {
+  auto no_fetch = [](const v1::ComponentEntry&, ByteSink*) {
     return absl::InternalError("not expected");
   };
   absl::StatusOr<v1::ResumeResult> r = publisher_->ResumeFrom(*forged, no_fetch);

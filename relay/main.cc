@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "core/base/clock.h"
 #include "core/base/config_file.h"
 #include "core/base/file_util.h"
@@ -34,7 +35,7 @@ struct RelaySettings {
   std::vector<std::string> upstreams;
   std::string schedule = "60m";
   absl::Duration max_backoff = absl::Minutes(1);
-  absl::Duration upstream_stall_timeout = absl::Seconds(60);
+  UpstreamSyncOptions sync;
   std::string proxy, no_proxy, dns_server;
   TlsFiles upstream_tls;
 };
@@ -59,10 +60,17 @@ int Main(int argc, char** argv) {
             "changes it at run time, and that change wins over this flag)");
   flags.Add("max-backoff", &s.max_backoff,
             "longest wait between retries while the upstream fails (default 1m)");
-  flags.Add("upstream-stall-timeout", &s.upstream_stall_timeout,
-            "cut a download that brings no data this long; a slow link that keeps moving is "
-            "never cut. Data arrives a chunk at a time, so this must exceed one chunk's time on "
-            "the slowest link (default 60s: 1 MiB chunks down to ~140 kbit/s)");
+  flags.Add("upstream-stall-timeout", &s.sync.transfer.stall_timeout,
+            "cut a download that brings no data this long. Data arrives a chunk at a time, so "
+            "this must exceed one chunk's time on the slowest link (default 60s: 1 MiB chunks "
+            "down to ~140 kbit/s)");
+  flags.AddBytes("upstream-min-rate", &s.sync.transfer.min_rate,
+                 "cut a download that moves fewer bytes per second than this over "
+                 "--upstream-min-rate-window (a mirror that dribbles); the upstream is then tried "
+                 "after the others for a while and the verified part is resumed elsewhere "
+                 "(default 1KiB: a 256 kbit/s link passes with 30x room; 0: off)");
+  flags.Add("upstream-min-rate-window", &s.sync.transfer.min_rate_window,
+            "the window --upstream-min-rate is judged over, 1s..1h (default 60s)");
   flags.Add("proxy", &s.proxy, "URL",
             "HTTP CONNECT proxy for upstream traffic: http://[user:password@]HOST:PORT "
             "(`sigrelayctl proxy` changes it at run time, and that change wins over this flag)");
@@ -87,9 +95,7 @@ int Main(int argc, char** argv) {
   if (absl::Status t = CheckTlsFiles(s.upstream_tls, /*server=*/false, "--upstream-tls"); !t.ok()) {
     return Fail(t);
   }
-  if (s.upstream_stall_timeout < absl::Seconds(1)) {
-    return Fail(absl::InvalidArgumentError("--upstream-stall-timeout must be at least 1s"));
-  }
+  if (absl::Status t = s.sync.transfer.Validate(); !t.ok()) return Fail(t);
   absl::StatusOr<absl::Duration> schedule = ParseSchedule(s.schedule);
   if (!schedule.ok()) return Fail(schedule.status());
   if (absl::Status m = MakeDirs(s.node.data_dir); !m.ok()) return Fail(m);
@@ -130,10 +136,15 @@ int Main(int argc, char** argv) {
   dial.dns_server = s.dns_server;
   dial.tls = s.upstream_tls;
   NetworkDialer dialer(dial);
-  UpstreamSyncOptions sync_options;
-  sync_options.zstd_level = s.node.zstd_level;
+  // A stop cuts any transfer at once (the verified part stays for resume).
+  absl::Notification stopping;
+  UpstreamSyncOptions sync_options = s.sync;
   sync_options.max_file_size = s.node.max_file_size;
-  sync_options.stall_timeout = s.upstream_stall_timeout;
+  sync_options.transfer.stop = &stopping;
+  sync_options.work_dir = s.node.data_dir + "/tmp";
+  if (absl::StatusOr<int> emptied = EmptyDir(sync_options.work_dir); !emptied.ok()) {
+    return Fail(emptied.status());
+  }
   UpstreamSync sync((*node)->store(), verifier->get(), RealClock::Get(), &dialer, sync_options);
   SchedulerOptions sched_options;
   sched_options.period = *schedule;
@@ -150,6 +161,7 @@ int Main(int argc, char** argv) {
 
   const int sig = WaitForStopSignal(stop_signals);
   Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": shutting down"));
+  stopping.Notify();
   scheduler.Stop();
   (*node)->Shutdown();
   return 0;

@@ -50,6 +50,8 @@ class InProcessOrigin {
     signer_ = *ManifestSigner::LoadOrCreate(keys + "/origin.key", keys + "/origin.pub");
     PublisherOptions options;
     options.zstd_level = 3;
+    options.work_dir = dir + "/tmp";
+    options.incrementals_first = 100;
     publisher_ = std::make_unique<Publisher>(store_.get(), signer_.get(), clock, options);
     service_ = std::make_unique<UpdateServiceImpl>(store_.get(), &agents_);
     grpc::ServerBuilder builder;
@@ -105,6 +107,9 @@ class HostileUpstream final : public v1::UpdateService::Service {
   std::atomic<bool> corrupt_incrementals{false};
   std::atomic<int> cut_full_after_messages{-1};    // -1: never
   std::atomic<int> stall_full_after_messages{-1};  // -1: never; else go silent until released
+  // -1: never; else after that many messages send the rest a byte per
+  // message every 50 ms (a mirror that dribbles), until the client goes.
+  std::atomic<int> dribble_full_after_messages{-1};
   // -1: never; else after that many messages send unaligned garbage (and a
   // header whose chunk digests would match it) and break the stream.
   std::atomic<int> garbage_full_after_messages{-1};
@@ -160,6 +165,18 @@ class HostileUpstream final : public v1::UpdateService::Service {
         (void)ignored;
         return grpc::Status(grpc::StatusCode::CANCELLED, "released (test)");
       }
+      if (full && dribble_full_after_messages >= 0 && sent >= dribble_full_after_messages) {
+        v1::FetchResponse one;
+        for (char c : m.data()) {
+          one.set_data(std::string(1, c));
+          if (!writer->Write(one)) break;
+          absl::SleepFor(absl::Milliseconds(50));
+        }
+        ctx.TryCancel();
+        grpc::Status ignored = reader->Finish();
+        (void)ignored;
+        return grpc::Status(grpc::StatusCode::CANCELLED, "the client went (test)");
+      }
       if (!full && corrupt_incrementals && !m.data().empty()) (*m.mutable_data())[0] ^= 0x40;
       writer->Write(m);
       ++sent;
@@ -192,13 +209,17 @@ class UpstreamSyncTest : public ::testing::Test {
   }
   std::unique_ptr<UpstreamSync> SyncThrough(std::shared_ptr<grpc::Channel> channel,
                                             absl::Duration stall = absl::Seconds(60),
-                                            std::shared_ptr<grpc::Channel> second = nullptr) {
+                                            std::shared_ptr<grpc::Channel> second = nullptr,
+                                            TransferLimits limits = {.min_rate = 0}) {
     dialer_ = std::make_unique<FixedDialer>();
     dialer_->Add("upstream-under-test", std::move(channel));
     if (second != nullptr) dialer_->Add("honest-upstream", std::move(second));
     UpstreamSyncOptions options;
-    options.zstd_level = 3;
-    options.stall_timeout = stall;
+    options.transfer.stall_timeout = stall;
+    options.transfer.min_rate = limits.min_rate;
+    options.transfer.min_rate_window = limits.min_rate_window;
+    options.work_dir = dir_.File("relay-tmp");
+    EXPECT_OK(MakeDirs(options.work_dir));
     return std::make_unique<UpstreamSync>(relay_store_.get(), verifier_.get(), &clock_,
                                           dialer_.get(), options);
   }
@@ -304,6 +325,51 @@ TEST_F(UpstreamSyncTest, ASilentUpstreamIsCutAfterTheStallTimeout) {
   EXPECT_THAT(cut.status().message(), HasSubstr("no bytes for 1s"));
   ASSERT_OK(sync->SyncOnce());
   EXPECT_EQ(Held("spyware", 1), big);
+}
+
+// A mirror listed first that answers and then dribbles a byte at a time is
+// cut once it falls under the minimum rate over the window; the sync moves
+// on to the next upstream at once, resuming from the last verified chunk
+// (the bytes on the honest one start there), and the dribbler is tried
+// after the others next time, with the reason in status.
+TEST_F(UpstreamSyncTest, ADribblingMirrorIsCutForRateAndTheNextUpstreamResumes) {
+  HostileUpstream dribbler(origin_->Channel());
+  HostileUpstream honest(origin_->Channel());
+  dribbler.dribble_full_after_messages = 6;
+  TransferLimits limits;
+  limits.min_rate = 1024;
+  limits.min_rate_window = absl::Seconds(1);
+  auto sync = SyncThrough(dribbler.Channel(), absl::Seconds(60), honest.Channel(), limits);
+  const std::string big = Content(3, 40000);
+  ASSERT_EQ(origin_->Publish("spyware", big), 1u);
+  absl::StatusOr<v1::SyncNowResponse> r = sync->SyncOnce();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->upstream(), "honest-upstream");
+  EXPECT_EQ(Held("spyware", 1), big);
+  ASSERT_EQ(honest.offsets.size(), 1u);
+  EXPECT_GE(honest.offsets[0], 5u * (16 << 10)) << "resumed from the dribbler's verified chunks";
+  v1::RelayStatus status;
+  sync->FillStatus(&status);
+  EXPECT_EQ(status.upstreams(0).cuts(), 1u);
+  EXPECT_THAT(status.upstreams(0).last_cut(), HasSubstr("below 1 KiB/s over 1s"));
+  EXPECT_THAT(status.upstreams(0).last_cut(), HasSubstr("--upstream-min-rate"));
+  EXPECT_GT(status.upstreams(0).demoted_until_unix(), absl::ToUnixSeconds(clock_.Now()));
+  EXPECT_EQ(status.syncs_failed_by_reason().at("cut"), 1u);
+
+  // Next time the honest one is asked first: the dribbler is not touched.
+  ASSERT_EQ(origin_->Publish("spyware", Content(4, 40000)), 3u);
+  const size_t dribbler_fetches = dribbler.offsets.size();
+  r = sync->SyncOnce();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->upstream(), "honest-upstream");
+  EXPECT_EQ(dribbler.offsets.size(), dribbler_fetches);
+  // Once its backoff is over it is back in its place.
+  clock_.Advance(absl::Minutes(2));
+  ASSERT_EQ(origin_->Publish("spyware", Content(5, 40000)), 5u);
+  dribbler.dribble_full_after_messages = -1;
+  r = sync->SyncOnce();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->upstream(), "upstream-under-test");
 }
 
 TEST_F(UpstreamSyncTest, RefusesAForgedManifestAndKeepsWhatItHolds) {

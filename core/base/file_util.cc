@@ -1,9 +1,11 @@
 #include "core/base/file_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -12,17 +14,16 @@
 #include "absl/strings/string_view.h"
 
 namespace sigrelay {
-namespace {
-
 absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   int err = errno;
   std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
   if (err == ENOENT) return absl::NotFoundError(msg);
   if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(msg);
+  if (err == ENOSPC || err == EDQUOT) {
+    return absl::ResourceExhaustedError(absl::StrCat(msg, " (free some space)"));
+  }
   return absl::FailedPreconditionError(msg);
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -44,48 +45,63 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   return out;
 }
 
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view content, int mode) {
-  // Hidden beside the target ("DIR/.NAME.tmp.PID"): a reader listing the
-  // directory (a scanner loading every pattern file) never takes it.
-  const size_t slash = path.rfind('/');
-  const std::string tmp =
-      slash == std::string::npos
-          ? absl::StrCat(".", path, ".tmp.", getpid())
-          : absl::StrCat(path.substr(0, slash + 1), ".", path.substr(slash + 1), ".tmp.", getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return ErrnoError("cannot create", tmp);
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = write(fd, content.data() + done, content.size() - done);
+absl::StatusOr<std::unique_ptr<StagedFile>> StagedFile::Create(const std::string& final_path,
+                                                               int mode) {
+  static std::atomic<uint64_t> counter{0};
+  const size_t slash = final_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : final_path.substr(0, slash + 1);
+  const std::string name = slash == std::string::npos ? final_path : final_path.substr(slash + 1);
+  const std::string temp = absl::StrCat(dir, ".", name, ".tmp.", getpid(), ".", ++counter);
+  int fd = open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoError("cannot create", temp);
+  return std::unique_ptr<StagedFile>(new StagedFile(final_path, temp, fd, mode));
+}
+
+StagedFile::~StagedFile() {
+  if (fd_ >= 0) close(fd_);
+  if (!committed_) unlink(temp_path_.c_str());
+}
+
+absl::Status StagedFile::Write(absl::string_view data) {
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(temp_path_, " is closed"));
+  while (!data.empty()) {
+    ssize_t n = write(fd_, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      absl::Status s = ErrnoError("cannot write", tmp);
-      close(fd);
-      unlink(tmp.c_str());
-      return s;
-    }
-    done += static_cast<size_t>(n);
+    if (n < 0) return ErrnoError("cannot write", temp_path_);
+    data.remove_prefix(static_cast<size_t>(n));
+    written_ += static_cast<uint64_t>(n);
   }
-  if (fchmod(fd, mode) != 0 || fsync(fd) != 0) {
-    absl::Status s = ErrnoError("cannot sync", tmp);
-    close(fd);
-    unlink(tmp.c_str());
-    return s;
+  return absl::OkStatus();
+}
+
+absl::Status StagedFile::CommitAs(const std::string& final_path) {
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(temp_path_, " is closed"));
+  if (fchmod(fd_, mode_) != 0 || fsync(fd_) != 0) return ErrnoError("cannot sync", temp_path_);
+  if (close(fd_) != 0) {
+    fd_ = -1;
+    return ErrnoError("cannot close", temp_path_);
   }
-  close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    absl::Status s = ErrnoError("cannot rename into", path);
-    unlink(tmp.c_str());
-    return s;
+  fd_ = -1;
+  if (rename(temp_path_.c_str(), final_path.c_str()) != 0) {
+    return ErrnoError("cannot rename into", final_path);
   }
+  committed_ = true;
   // The rename itself survives a power loss once the directory is synced.
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const size_t slash = final_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : final_path.substr(0, slash + 1);
   int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     fsync(dfd);
     close(dfd);
   }
   return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view content, int mode) {
+  absl::StatusOr<std::unique_ptr<StagedFile>> file = StagedFile::Create(path, mode);
+  if (!file.ok()) return file.status();
+  if (absl::Status s = (*file)->Write(content); !s.ok()) return s;
+  return (*file)->Commit();
 }
 
 absl::Status MakeDirs(const std::string& path) {
@@ -104,6 +120,20 @@ absl::Status MakeDirs(const std::string& path) {
     return ErrnoError("cannot create directory", path);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> EmptyDir(const std::string& path) {
+  if (absl::Status s = MakeDirs(path); !s.ok()) return s;
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) return ErrnoError("cannot list", path);
+  int removed = 0;
+  while (dirent* e = readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (unlink(absl::StrCat(path, "/", name).c_str()) == 0) ++removed;
+  }
+  closedir(dir);
+  return removed;
 }
 
 bool FileExists(const std::string& path) {

@@ -2,10 +2,13 @@
 #ifndef SIGRELAY_CORE_BASE_FILE_UTIL_H_
 #define SIGRELAY_CORE_BASE_FILE_UTIL_H_
 
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/base/byte_sink.h"
 
 namespace sigrelay {
 
@@ -20,6 +23,53 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 absl::Status MakeDirs(const std::string& path);
 
 bool FileExists(const std::string& path);
+
+// Makes `path` (mkdir -p) and removes every file directly in it: a scratch
+// directory whose leftovers from a crash are of no use. The number removed.
+absl::StatusOr<int> EmptyDir(const std::string& path);
+
+// The error of a failed system call `what` on `path`, from errno:
+// NotFound, PermissionDenied, ResourceExhausted for a full disk or quota
+// ("... : No space left on device"), FailedPrecondition otherwise.
+absl::Status ErrnoError(absl::string_view what, const std::string& path);
+
+// A file written under a hidden temporary name beside its final one
+// ("DIR/.NAME.tmp.PID.N": a scanner loading every file of DIR never takes
+// it), then synced and renamed into place, so a reader sees the old file or
+// the new one, never a part. Removed unless committed. Not thread-safe.
+//
+//   absl::StatusOr<std::unique_ptr<StagedFile>> f = StagedFile::Create(path);
+//   (*f)->Write(bytes); ...
+//   absl::Status s = (*f)->Commit();
+class StagedFile final : public ByteSink {
+ public:
+  static absl::StatusOr<std::unique_ptr<StagedFile>> Create(const std::string& final_path,
+                                                            int mode = 0644);
+  ~StagedFile() override;
+  StagedFile(const StagedFile&) = delete;
+  StagedFile& operator=(const StagedFile&) = delete;
+
+  absl::Status Write(absl::string_view data) override;
+  // fsync, rename onto the final name, fsync the directory.
+  absl::Status Commit() { return CommitAs(final_path_); }
+  // The same onto another name (in the same file system).
+  absl::Status CommitAs(const std::string& path);
+
+  int fd() const { return fd_; }
+  const std::string& temp_path() const { return temp_path_; }
+  const std::string& final_path() const { return final_path_; }
+  uint64_t written() const { return written_; }
+
+ private:
+  StagedFile(std::string final_path, std::string temp_path, int fd, int mode)
+      : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(fd), mode_(mode) {}
+  const std::string final_path_;
+  const std::string temp_path_;
+  int fd_;
+  const int mode_;
+  uint64_t written_ = 0;
+  bool committed_ = false;
+};
 
 }  // namespace sigrelay
 

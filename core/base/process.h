@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 
 namespace sigrelay {
 
@@ -43,6 +44,16 @@ inline int WaitForStopSignal(const sigset_t& set) {
   int sig = 0;
   sigwait(&set, &sig);
   return sig;
+}
+
+// Waits for SIGINT or SIGTERM, or for `done` to be notified (then 0).
+inline int WaitForStopSignalOr(const sigset_t& set, const absl::Notification& done) {
+  const timespec tick{0, 100 * 1000 * 1000};
+  while (!done.HasBeenNotified()) {
+    const int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig > 0) return sig;
+  }
+  return 0;
 }
 
 }  // namespace sigrelay

@@ -5,77 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/digest.h"
 #include "core/base/grpc_status.h"
-#include "core/client/stall_watch.h"
 
 namespace sigrelay {
-
-ExpectedBody ExpectedBody::Full(const v1::ComponentEntry& entry) {
-  ExpectedBody e;
-  e.kind = v1::PAYLOAD_KIND_FULL;
-  e.component = entry.name();
-  e.version = entry.version();
-  e.size = entry.size();
-  e.sha256 = entry.sha256();
-  e.chunk_size = entry.chunk_size();
-  e.chunk_sha256.assign(entry.chunk_sha256().begin(), entry.chunk_sha256().end());
-  return e;
-}
-
-SignedChunks::SignedChunks(ExpectedBody expect, uint64_t offset)
-    : expect_(std::move(expect)), verified_(offset) {}
-
-absl::StatusOr<std::string> SignedChunks::Add(absl::string_view data) {
-  pending_.append(data.data(), data.size());
-  std::string out;
-  const uint64_t cs = expect_.chunk_size;
-  while (verified_ < expect_.size) {
-    const uint64_t want = std::min<uint64_t>(cs, expect_.size - verified_);
-    if (pending_.size() < want) break;
-    const uint64_t index = verified_ / cs;
-    if (index >= expect_.chunk_sha256.size() ||
-        Sha256::Of(absl::string_view(pending_).substr(0, want)) != expect_.chunk_sha256[index]) {
-      pending_.clear();
-      return absl::DataLossError(absl::StrCat("chunk ", index, " of ", expect_.Describe(),
-                                              " does not match the signed manifest"));
-    }
-    out.append(pending_, 0, want);
-    pending_.erase(0, want);
-    verified_ += want;
-  }
-  if (verified_ >= expect_.size && !pending_.empty()) {
-    pending_.clear();
-    return absl::DataLossError(absl::StrCat("sent bytes past the end of ", expect_.Describe()));
-  }
-  return out;
-}
-
-ExpectedBody ExpectedBody::Incremental(const v1::ComponentEntry& entry,
-                                       const v1::IncrementalEntry& incremental) {
-  ExpectedBody e;
-  e.kind = v1::PAYLOAD_KIND_INCREMENTAL;
-  e.component = entry.name();
-  e.from_version = incremental.from_version();
-  e.version = entry.version();
-  e.size = incremental.size();
-  e.sha256 = incremental.sha256();
-  return e;
-}
-
-ExpectedBody ExpectedBody::Claimed(const v1::ComponentEntry& entry, const v1::FetchHeader& header) {
-  if (header.kind() == v1::PAYLOAD_KIND_INCREMENTAL) {
-    for (const v1::IncrementalEntry& ie : entry.incrementals()) {
-      if (ie.from_version() == header.from_version()) return Incremental(entry, ie);
-    }
-  }
-  return Full(entry);
-}
-
-std::string ExpectedBody::Describe() const {
-  if (kind == v1::PAYLOAD_KIND_INCREMENTAL) {
-    return absl::StrCat("incremental ", component, " v_", from_version, ".", version);
-  }
-  return absl::StrCat(component, " ", version);
-}
 
 FetchStreamCheck::FetchStreamCheck(std::optional<ExpectedBody> expect, uint64_t offset)
     : expect_(std::move(expect)), offset_(offset), received_(offset) {}
@@ -138,29 +69,20 @@ absl::Status FetchStreamCheck::Finish() const {
   return absl::OkStatus();
 }
 
-absl::Status StalledError(const StallWatch& watch, uint64_t received) {
-  return absl::DeadlineExceededError(absl::StrCat(
-      "no bytes for ", absl::FormatDuration(watch.limit()), " after ", received,
-      " bytes: the transfer stalled and was cut (a slow link that keeps moving is not cut)"));
-}
-
 absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub,
                                           const v1::FetchRequest& request,
                                           const std::optional<ExpectedBody>& expect,
-                                          absl::Time deadline, absl::Duration stall_timeout) {
+                                          absl::Time deadline) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(deadline));
   FetchStreamCheck check(expect, request.offset());
   FetchedBody out;
   if (expect) out.data.reserve(expect->size - std::min(expect->size, request.offset()));
-  std::optional<StallWatch> watch;
-  if (stall_timeout > absl::ZeroDuration()) watch.emplace(&ctx, stall_timeout);
   std::unique_ptr<grpc::ClientReaderInterface<v1::FetchResponse>> reader =
       stub->Fetch(&ctx, request);
   v1::FetchResponse message;
   absl::Status problem;
   while (problem.ok() && reader->Read(&message)) {
-    if (watch) watch->Progress();
     absl::StatusOr<absl::string_view> keep = check.Take(message);
     if (!keep.ok()) {
       problem = keep.status();
@@ -178,7 +100,6 @@ absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub
     return problem;
   }
   absl::Status finished = FromGrpcStatus(reader->Finish());
-  if (watch && watch->fired()) return StalledError(*watch, check.received());
   if (!finished.ok()) return finished;
   if (absl::Status s = check.Finish(); !s.ok()) return s;
   out.header = check.header();
@@ -206,15 +127,6 @@ absl::StatusOr<absl::string_view> CheckPushedIncremental(const v1::FetchResponse
   if (!data.ok()) return data.status();
   if (absl::Status s = check.Finish(); !s.ok()) return s;
   return data;
-}
-
-absl::StatusOr<std::string> ApplyVerified(const IncrementalCodec& codec, absl::string_view old,
-                                          absl::string_view incremental,
-                                          const v1::ComponentEntry& entry) {
-  absl::StatusOr<std::string> rebuilt = codec.Decode(old, incremental, entry.size());
-  if (!rebuilt.ok()) return rebuilt.status();
-  if (absl::Status s = VerifyFull(*rebuilt, entry); !s.ok()) return s;
-  return rebuilt;
 }
 
 absl::Status VerifyFull(absl::string_view body, const v1::ComponentEntry& entry) {

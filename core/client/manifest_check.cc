@@ -16,6 +16,16 @@ absl::Status Conflict(const std::string& message) {
 
 }  // namespace
 
+bool WaitForPendingIncremental(const v1::Manifest& manifest, const v1::ComponentEntry& entry,
+                               uint32_t held_version, absl::Time now) {
+  if (held_version == 0 || held_version >= entry.version()) return false;
+  if (now > absl::FromUnixSeconds(manifest.issued_unix()) + kPendingIncrementalWait) return false;
+  for (uint32_t v : entry.pending_incrementals()) {
+    if (v == held_version) return true;
+  }
+  return false;
+}
+
 bool IsManifestConflict(const absl::Status& s) {
   return s.GetPayload(kConflictPayload).has_value();
 }

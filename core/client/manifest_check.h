@@ -42,6 +42,17 @@ absl::StatusOr<OfferedManifest> CheckOfferedManifest(const ManifestVerifier& ver
                                                      const v1::SignedManifest* held,
                                                      absl::Time now);
 
+// How long after a manifest was issued a node holding a version whose
+// incremental is pending (ComponentEntry.pending_incrementals) waits for it
+// before it takes the full file instead.
+inline constexpr absl::Duration kPendingIncrementalWait = absl::Minutes(10);
+
+// Whether a node holding `held_version` of `entry` (from `manifest`) should
+// wait for the next manifest, which brings the incremental from it, rather
+// than download the full file now.
+bool WaitForPendingIncremental(const v1::Manifest& manifest, const v1::ComponentEntry& entry,
+                               uint32_t held_version, absl::Time now);
+
 // Whether `s` (from CheckOfferedManifest) is a conflict: the same serial or
 // version signed over different content.
 bool IsManifestConflict(const absl::Status& s);

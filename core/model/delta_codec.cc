@@ -1,15 +1,17 @@
+#define ZSTD_STATIC_LINKING_ONLY  // stable buffers and the memory estimate (exported by libzstd)
 #include "core/model/delta_codec.h"
 
 #include <zstd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <memory>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
+#include "core/base/mapped_file.h"
 
 namespace sigrelay {
 namespace {
@@ -20,10 +22,9 @@ struct CCtxDeleter {
 struct DCtxDeleter {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
-
-// From zstd.h's static-linking-only section, which Debian's build hides.
-constexpr int kWindowLogMin = 10;
-constexpr int kWindowLogMax = 31;
+struct ParamsDeleter {
+  void operator()(ZSTD_CCtx_params* p) const { ZSTD_freeCCtxParams(p); }
+};
 
 unsigned HighBit(uint64_t v) {
   unsigned bit = 0;
@@ -35,17 +36,26 @@ unsigned HighBit(uint64_t v) {
 // of the larger input), so the frame decodes with the CLI's default limits.
 int PatchWindowLog(uint64_t old_size, uint64_t new_size) {
   int log = static_cast<int>(HighBit(std::max(old_size, new_size))) + 1;
-  return std::clamp(log, kWindowLogMin, kWindowLogMax);
+  return std::clamp(log, ZSTD_WINDOWLOG_MIN, ZSTD_WINDOWLOG_MAX_64);
 }
 
 absl::Status ZstdError(absl::string_view what, size_t code) {
   return absl::InternalError(absl::StrCat("zstd ", what, ": ", ZSTD_getErrorName(code)));
 }
 
+// Input is fed to the decoder this many bytes at a time, so the output one
+// call writes (and the pages it touches) stays small between trims.
+constexpr size_t kDecodePiece = 4 << 10;
+// Output written between trims when decoding: the old regions it copies
+// and the output itself are what a decode holds resident.
+constexpr uint64_t kDecodeTrimEvery = 4 << 20;
+// The encoder's output is drained through a buffer of this size.
+constexpr size_t kEncodeOut = 128 << 10;
+
 }  // namespace
 
-absl::StatusOr<std::string> IncrementalCodec::Encode(absl::string_view old_version,
-                                                     absl::string_view new_version) const {
+absl::Status IncrementalCodec::Encode(absl::string_view old_version, absl::string_view new_version,
+                                      ByteSink* out, const std::function<void()>& trim) const {
   std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
   if (!cctx) return absl::ResourceExhaustedError("zstd: cannot allocate a compression context");
   ZSTD_CCtx* c = cctx.get();
@@ -53,11 +63,75 @@ absl::StatusOr<std::string> IncrementalCodec::Encode(absl::string_view old_versi
   for (auto [param, value] :
        {std::pair{ZSTD_c_compressionLevel, level_}, std::pair{ZSTD_c_enableLongDistanceMatching, 1},
         std::pair{ZSTD_c_windowLog, window_log}, std::pair{ZSTD_c_checksumFlag, 1},
-        std::pair{ZSTD_c_contentSizeFlag, 1}}) {
+        std::pair{ZSTD_c_contentSizeFlag, 1},
+        // The input is read where it lies (a mapped file), never copied
+        // into a window buffer of zstd's own.
+        std::pair{ZSTD_c_stableInBuffer, 1}}) {
     size_t rc = ZSTD_CCtx_setParameter(c, param, value);
     if (ZSTD_isError(rc)) return ZstdError("set parameter", rc);
   }
-  // zstd ignores a prefix that overlaps the input, so alias-free copy first.
+  const char* old_end = old_version.data() + old_version.size();
+  const char* new_end = new_version.data() + new_version.size();
+  if (!old_version.empty() && !new_version.empty() && old_version.data() < new_end &&
+      new_version.data() < old_end) {
+    return absl::InvalidArgumentError("the old and new versions overlap in memory");
+  }
+  size_t rc = ZSTD_CCtx_setPledgedSrcSize(c, new_version.size());
+  if (ZSTD_isError(rc)) return ZstdError("pledge size", rc);
+  if (!old_version.empty()) {
+    rc = ZSTD_CCtx_refPrefix(c, old_version.data(), old_version.size());
+    if (ZSTD_isError(rc)) return ZstdError("reference old version", rc);
+  }
+  std::string buffer(kEncodeOut, '\0');
+  // zstd indexes the whole old version inside its first call (at page
+  // cache speed: 100 MB in tens of ms), so pages are also handed back from
+  // a thread of its own, whenever mapped pages resident in the process grew
+  // by a trim step since the encode began.
+  absl::Notification done;
+  std::thread trimmer;
+  if (trim) {
+    trimmer = std::thread([&] {
+      const uint64_t base = ResidentMappedBytes();
+      while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(2))) {
+        if (ResidentMappedBytes() > base + kTrimEvery) trim(); else continue;
+      }
+    });
+  }
+  struct Joiner {
+    absl::Notification* done;
+    std::thread* t;
+    ~Joiner() {
+      done->Notify();
+      if (t->joinable()) t->join();
+    }
+  } joiner{&done, &trimmer};
+  // The input grows a step at a time (stable buffers allow a growing size),
+  // so the caller can trim between steps.
+  ZSTD_inBuffer in{new_version.data(), 0, 0};
+  for (;;) {
+    in.size = std::min<uint64_t>(new_version.size(), in.size + kTrimEvery);
+    const bool last = in.size == new_version.size();
+    for (;;) {
+      ZSTD_outBuffer o{buffer.data(), buffer.size(), 0};
+      size_t left = ZSTD_compressStream2(c, &o, &in, last ? ZSTD_e_end : ZSTD_e_continue);
+      if (ZSTD_isError(left)) return ZstdError("encode incremental", left);
+      if (o.pos > 0) {
+        if (absl::Status s = out->Write(absl::string_view(buffer.data(), o.pos)); !s.ok()) {
+          return s;
+        }
+      }
+      if (last ? left == 0 : in.pos == in.size) break;
+    }
+    if (trim) trim();
+    if (last) return absl::OkStatus();
+  }
+}
+
+absl::StatusOr<std::string> IncrementalCodec::Encode(absl::string_view old_version,
+                                                     absl::string_view new_version) const {
+  std::string out;
+  StringSink sink(&out);
+  // zstd refuses a prefix that overlaps the input: copy one first.
   std::string old_copy;
   const char* old_end = old_version.data() + old_version.size();
   const char* new_end = new_version.data() + new_version.size();
@@ -66,20 +140,31 @@ absl::StatusOr<std::string> IncrementalCodec::Encode(absl::string_view old_versi
     old_copy.assign(old_version.data(), old_version.size());
     old_version = old_copy;
   }
-  if (!old_version.empty()) {
-    size_t rc = ZSTD_CCtx_refPrefix(c, old_version.data(), old_version.size());
-    if (ZSTD_isError(rc)) return ZstdError("reference old version", rc);
-  }
-  std::string out(ZSTD_compressBound(new_version.size()), '\0');
-  size_t n = ZSTD_compress2(c, out.data(), out.size(), new_version.data(), new_version.size());
-  if (ZSTD_isError(n)) return ZstdError("encode incremental", n);
-  out.resize(n);
+  if (absl::Status s = Encode(old_version, new_version, &sink); !s.ok()) return s;
   return out;
 }
 
-absl::StatusOr<std::string> IncrementalCodec::Decode(absl::string_view old_version,
-                                                     absl::string_view incremental,
-                                                     uint64_t max_size) const {
+uint64_t IncrementalCodec::EncodeMemory(uint64_t old_size, uint64_t new_size) const {
+  std::unique_ptr<ZSTD_CCtx_params, ParamsDeleter> params(ZSTD_createCCtxParams());
+  if (!params) return 0;
+  ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_compressionLevel, level_);
+  ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_enableLongDistanceMatching, 1);
+  const int window_log = PatchWindowLog(old_size, new_size);
+  ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_windowLog, window_log);
+  ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_stableInBuffer, 1);
+  // The long-distance matcher's parameters as zstd resolves them at
+  // compression (libzstd 1.5.4's estimate divides by them unresolved).
+  const int ldm_hash_log = std::max(ZSTD_HASHLOG_MIN, window_log - 7);
+  ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_ldmHashLog, ldm_hash_log);
+  ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_ldmMinMatch, 64);
+  ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_ldmBucketSizeLog, 3);
+  ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_ldmHashRateLog, window_log - ldm_hash_log);
+  const size_t estimate = ZSTD_estimateCStreamSize_usingCCtxParams(params.get());
+  return (ZSTD_isError(estimate) ? 0 : estimate) + 2 * kTrimEvery;
+}
+
+absl::StatusOr<uint64_t> IncrementalCodec::DecodedSize(absl::string_view incremental,
+                                                       uint64_t max_size) {
   unsigned long long size = ZSTD_getFrameContentSize(incremental.data(), incremental.size());
   if (size == ZSTD_CONTENTSIZE_ERROR) {
     return absl::DataLossError(
@@ -94,54 +179,68 @@ absl::StatusOr<std::string> IncrementalCodec::Decode(absl::string_view old_versi
     return absl::FailedPreconditionError(absl::StrCat(
         "incremental would decode to ", size, " bytes, over the limit of ", max_size, " bytes"));
   }
+  return static_cast<uint64_t>(size);
+}
+
+absl::Status IncrementalCodec::DecodeInto(absl::string_view old_version,
+                                          absl::string_view incremental, char* out, uint64_t size,
+                                          const std::function<void()>& trim) const {
   std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
   if (!dctx) return absl::ResourceExhaustedError("zstd: cannot allocate a decompression context");
   ZSTD_DCtx* d = dctx.get();
-  size_t rc = ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, kWindowLogMax);
-  if (ZSTD_isError(rc)) return ZstdError("set parameter", rc);
+  // The output is the window (no buffer of zstd's own as big as the file).
+  for (auto [param, value] : {std::pair{ZSTD_d_windowLogMax, ZSTD_WINDOWLOG_MAX_64},
+                              std::pair{ZSTD_d_stableOutBuffer, 1}}) {
+    size_t rc = ZSTD_DCtx_setParameter(d, param, value);
+    if (ZSTD_isError(rc)) return ZstdError("set parameter", rc);
+  }
   if (!old_version.empty()) {
-    rc = ZSTD_DCtx_refPrefix(d, old_version.data(), old_version.size());
+    size_t rc = ZSTD_DCtx_refPrefix(d, old_version.data(), old_version.size());
     if (ZSTD_isError(rc)) return ZstdError("reference old version", rc);
   }
-  std::string out(size, '\0');
-  size_t n = ZSTD_decompressDCtx(d, out.data(), out.size(), incremental.data(), incremental.size());
-  if (ZSTD_isError(n)) {
-    return absl::DataLossError(
-        absl::StrCat("incremental does not apply to this old version (", ZSTD_getErrorName(n),
-                     "); it is corrupt or made from another version; fetch the full file instead"));
+  ZSTD_outBuffer o{out, size, 0};
+  size_t used = 0;
+  size_t left = 1;
+  uint64_t trimmed_at = 0;
+  while (used < incremental.size() && left != 0) {
+    ZSTD_inBuffer in{incremental.data() + used, std::min(kDecodePiece, incremental.size() - used),
+                     0};
+    left = ZSTD_decompressStream(d, &o, &in);
+    if (ZSTD_isError(left)) {
+      return absl::DataLossError(absl::StrCat(
+          "incremental does not apply to this old version (", ZSTD_getErrorName(left),
+          "); it is corrupt or made from another version; fetch the full file instead"));
+    }
+    used += in.pos;
+    if (trim && o.pos - trimmed_at >= kDecodeTrimEvery) {
+      trim();
+      trimmed_at = o.pos;
+    }
   }
-  if (n != size) {
-    return absl::DataLossError(
-        absl::StrCat("incremental decoded to ", n, " bytes, its header says ", size));
+  if (trim) trim();
+  if (left != 0) {
+    return absl::DataLossError(absl::StrCat("incremental ends inside its frame (", used, " of ",
+                                            incremental.size(), " bytes decoded to ", o.pos,
+                                            "); fetch the full file instead"));
   }
-  return out;
+  if (used != incremental.size()) {
+    return absl::DataLossError(absl::StrCat("incremental has ", incremental.size() - used,
+                                            " bytes past its frame; fetch the full file instead"));
+  }
+  if (o.pos != size) {
+    return absl::DataLossError(
+        absl::StrCat("incremental decoded to ", o.pos, " bytes, its header says ", size));
+  }
+  return absl::OkStatus();
 }
 
-std::vector<absl::StatusOr<std::string>> IncrementalCodec::EncodeEach(
-    size_t count, const std::function<absl::StatusOr<std::string>(size_t)>& load_old,
-    absl::string_view new_version, bool verify) const {
-  std::vector<absl::StatusOr<std::string>> out(count, absl::UnknownError("not encoded"));
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < count; i = next++) {
-      absl::StatusOr<std::string> old = load_old(i);
-      if (!old.ok()) {
-        out[i] = old.status();
-        continue;
-      }
-      out[i] = Encode(*old, new_version);
-      if (!verify || !out[i].ok()) continue;
-      absl::StatusOr<std::string> rebuilt = Decode(*old, *out[i], new_version.size());
-      if (!rebuilt.ok() || *rebuilt != new_version) {
-        out[i] = absl::InternalError("the incremental made does not rebuild the new version");
-      }
-    }
-  };
-  std::vector<std::thread> workers;
-  const size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), count);
-  for (size_t t = 1; t < threads; ++t) workers.emplace_back(work);
-  work();
-  for (std::thread& t : workers) t.join();
+absl::StatusOr<std::string> IncrementalCodec::Decode(absl::string_view old_version,
+                                                     absl::string_view incremental,
+                                                     uint64_t max_size) const {
+  absl::StatusOr<uint64_t> size = DecodedSize(incremental, max_size);
+  if (!size.ok()) return size.status();
+  std::string out(*size, '\0');
+  if (absl::Status s = DecodeInto(old_version, incremental, out.data(), *size); !s.ok()) return s;
   return out;
 }
 

@@ -40,8 +40,6 @@ void NodeOptions::AddFlags(FlagParser* flags) {
              "debug, info, warning or error: lines below it are dropped (default info)");
   flags->Add("admin-token-file", &admin_token_file, "FILE",
              "admin bearer token (default: DIR/admin.token, created on first start)");
-  flags->Add("zstd-level", &zstd_level, "N",
-             "zstd level for incrementals made here, 1..22 (default 12)");
   flags->AddBytes("max-file-size", &max_file_size,
                   "largest file taken (upload or download) (default 1GiB)");
   flags->AddBytes("chunk-size", &chunk_size,
@@ -87,10 +85,6 @@ absl::Status NodeOptions::Validate() const {
   if (serve.max_transfers < 1) {
     return absl::InvalidArgumentError(
         "--max-transfers must be at least 1: with 0 nothing would ever be served");
-  }
-  if (zstd_level < 1 || zstd_level > 22) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--zstd-level ", zstd_level, " is outside zstd's levels 1..22"));
   }
   if (max_file_size < 1) return absl::InvalidArgumentError("--max-file-size must be at least 1");
   if (absl::Status s = limits.Validate(); !s.ok()) return s;

@@ -52,7 +52,6 @@ struct NodeOptions {
   std::string admin_token_file;  // default DATA_DIR/admin.token, created on first start
   uint64_t chunk_size = 1 << 20;
   uint64_t max_file_size = 1ull << 30;
-  int zstd_level = IncrementalCodec::kDefaultLevel;
   UpdateServiceOptions serve;
   uint64_t max_agents = 1 << 20;  // AgentRegistry's bound
   TlsFiles tls;                   // the listeners'; empty: plaintext
@@ -65,7 +64,7 @@ struct NodeOptions {
   void AddFlags(FlagParser* flags);
   // InvalidArgument naming the flag and the accepted range for a missing
   // --data-dir or --listen, a chunk size a stock client cannot take,
-  // --max-transfers 0, a zstd level outside 1..22, a negative duration.
+  // --max-transfers 0, a negative duration.
   absl::Status Validate() const;
 };
 

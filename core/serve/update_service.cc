@@ -271,6 +271,9 @@ absl::StatusOr<FetchPlan> PlanFetch(const StoreView& view, const ComponentCatalo
     for (const v1::IncrementalEntry& ie : entry->incrementals()) {
       if (ie.from_version() != req.have_version()) continue;
       record = view.Incremental(req.component(), ie.from_version(), want);
+      // A relay whose upstream could not give this one intact serves the
+      // full file instead (its next sync fetches it again).
+      if (absl::IsNotFound(record.status())) continue;
       if (!record.ok()) return record.status();
       h.set_kind(v1::PAYLOAD_KIND_INCREMENTAL);
       h.set_from_version(ie.from_version());

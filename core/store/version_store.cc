@@ -164,6 +164,34 @@ absl::StatusOr<std::string> StoreView::ReadAll(const v1::FileRecord& record) con
   return out;
 }
 
+absl::Status StoreView::CopyTo(const v1::FileRecord& record, ByteSink* sink) const {
+  Sha256 sha;
+  uint64_t size = 0;
+  for (int i = 0; i < record.chunks_size(); ++i) {
+    absl::StatusOr<std::string> chunk = ReadChunk(record, i);
+    if (!chunk.ok()) return chunk.status();
+    sha.Update(*chunk);
+    size += chunk->size();
+    if (absl::Status s = sink->Write(*chunk); !s.ok()) return s;
+  }
+  if (size != record.size() || sha.Finish() != record.sha256()) {
+    return absl::DataLossError("stored file does not match its digest");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<MappedFile>> CopyOutMapped(const StoreView& view,
+                                                          const v1::FileRecord& record,
+                                                          const std::string& dir,
+                                                          const std::string& name) {
+  absl::StatusOr<std::unique_ptr<StagedFile>> file = StagedFile::Create(dir + "/" + name, 0600);
+  if (!file.ok()) return file.status();
+  if (absl::Status s = view.CopyTo(record, file->get()); !s.ok()) return s;
+  // Mapped under its temporary name, which goes with the StagedFile; the
+  // mapping keeps the bytes until it is unmapped.
+  return MappedFile::Open((*file)->temp_path());
+}
+
 // ---------------------------------------------------------------- FileWriter
 
 struct VersionStore::FileWriter::HashState {

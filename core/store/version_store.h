@@ -32,6 +32,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "core/base/byte_sink.h"
+#include "core/base/mapped_file.h"
 #include "core/store/chunk_cache.h"
 #include "sigrelay/v1/store.pb.h"
 #include "sigrelay/v1/update.pb.h"
@@ -71,8 +73,11 @@ class StoreView {
   // served to many clients, not for one-off whole-file reads).
   absl::StatusOr<std::string> ReadChunk(const v1::FileRecord& record, int index,
                                         bool cache = false) const;
-  // The whole file, checked against its digest.
+  // The whole file, checked against its digest (small files).
   absl::StatusOr<std::string> ReadAll(const v1::FileRecord& record) const;
+  // The file chunk by chunk into `sink` (each chunk checked as it is read,
+  // the whole digest at the end): memory is one chunk.
+  absl::Status CopyTo(const v1::FileRecord& record, ByteSink* sink) const;
 
  private:
   friend class VersionStore;
@@ -85,14 +90,23 @@ class StoreView {
   std::optional<v1::SignedManifest> manifest_;
 };
 
+// `record` copied out of the store to a file in `dir` (named after `name`,
+// removed once unmapped) and mapped: for the incremental codec, which needs
+// a file whole and in place, without holding it in memory.
+absl::StatusOr<std::unique_ptr<MappedFile>> CopyOutMapped(const StoreView& view,
+                                                          const v1::FileRecord& record,
+                                                          const std::string& dir,
+                                                          const std::string& name);
+
 class VersionStore {
  public:
   // Writes the chunks of one file. Chunks are protected from collection while
   // the writer lives, so keep it until the record is committed.
-  class FileWriter {
+  class FileWriter final : public ByteSink {
    public:
-    ~FileWriter();
+    ~FileWriter() override;
     absl::Status Append(absl::string_view data);
+    absl::Status Write(absl::string_view data) override { return Append(data); }
     // The record of everything appended; the writer takes no more data.
     absl::StatusOr<v1::FileRecord> Finish();
     // The record of the whole chunks written so far (what SavePartial keeps).

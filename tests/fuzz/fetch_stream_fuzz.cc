@@ -1,6 +1,6 @@
 // Fetch stream reassembly as a downloader sees it: a sequence of
 // FetchResponse messages from an untrusted upstream, held to a signed entry
-// (FetchStreamCheck) and cut into signed chunks (SignedChunks).
+// (FetchStreamCheck) and passed on in verified signed chunks (VerifyingWriter).
 #include "core/base/digest.h"
 #include "core/client/fetch_client.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -24,18 +24,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   const uint64_t offset = static_cast<uint8_t>(parts[0].empty() ? 0 : parts[0][0]) % 5 * 64;
   sigrelay::FetchStreamCheck check(sigrelay::ExpectedBody::Full(entry), offset);
-  sigrelay::SignedChunks chunks(sigrelay::ExpectedBody::Full(entry), offset);
-  uint64_t kept = offset;
+  std::string kept;
+  sigrelay::StringSink sink(&kept);
+  sigrelay::VerifyingWriter chunks(sigrelay::ExpectedBody::Full(entry), offset, &sink);
   for (size_t i = 1; i < parts.size(); ++i) {
     sigrelay::v1::FetchResponse m;
     if (!m.ParseFromString(parts[i])) continue;
     absl::StatusOr<absl::string_view> taken = check.Take(m);
     if (!taken.ok()) break;
-    absl::StatusOr<std::string> verified = chunks.Add(*taken);
-    if (!verified.ok()) break;
-    kept += verified->size();
-    if (kept > entry.size()) __builtin_trap();  // kept more than signed
+    if (!chunks.Write(*taken).ok()) break;
+    if (offset + kept.size() > entry.size()) __builtin_trap();  // kept more than signed
+    if (kept.find_first_not_of('a') != std::string::npos) __builtin_trap();  // unverified
+    if (kept.size() % 64 != 0 && offset + kept.size() != entry.size()) __builtin_trap();
   }
   (void)check.Finish();
+  (void)chunks.Finish();
   return 0;
 }
