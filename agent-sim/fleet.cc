@@ -1,12 +1,12 @@
 #include "agent-sim/fleet.h"
 
-#include <algorithm>
-#include <cmath>
-#include <optional>
-
 #include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "core/base/digest.h"
@@ -16,8 +16,8 @@
 #include "core/client/client_state.h"
 #include "core/client/fetch_client.h"
 #include "core/client/grpc_source.h"
-#include "core/client/rebuild.h"
 #include "core/client/manifest_check.h"
+#include "core/client/rebuild.h"
 #include "core/model/component.h"
 
 namespace sigrelay {
@@ -281,10 +281,10 @@ class FetchCall final : public grpc::ClientReadReactor<v1::FetchResponse> {
   const uint32_t have_;
   const v1::ComponentEntry entry_;
   std::optional<FetchStreamCheck> check_;
-  std::string body_;             // an incremental
-  Fleet::Bytes known_;           // a full file the fleet held already
+  std::string body_;                    // an incremental
+  Fleet::Bytes known_;                  // a full file the fleet held already
   std::unique_ptr<StagedFile> staged_;  // a full file new to the fleet
-  absl::Status problem_;  // set when the stream broke the signed bounds or was cut
+  absl::Status problem_;                // set when the stream broke the signed bounds or was cut
 
  private:
   Agent* const agent_;
@@ -711,8 +711,7 @@ absl::StatusOr<Fleet::Bytes> Fleet::FetchWhole(const std::string& component, uin
     GrpcSource source(options_.start_source, [channel] { return channel; });
     TransferLimits limits = options_.transfer;
     limits.deadline = absl::Now() + absl::Minutes(5);
-    absl::Status s =
-        source.Fetch(ExpectedBody::Full(*verify_against), 0, limits, staged->get());
+    absl::Status s = source.Fetch(ExpectedBody::Full(*verify_against), 0, limits, staged->get());
     if (!s.ok()) return fail(s);
     sha256 = verify_against->sha256();
   } else {
@@ -721,11 +720,10 @@ absl::StatusOr<Fleet::Bytes> Fleet::FetchWhole(const std::string& component, uin
     v1::FetchRequest req;
     req.set_component(component);
     req.set_want_version(version);
-    absl::StatusOr<FetchedBody> fetched =
-        FetchToMemory(stub.get(), req, std::nullopt, absl::Now() + absl::Minutes(5));
-    if (!fetched.ok()) return fail(fetched.status());
-    if (absl::Status s = (*staged)->Write(fetched->data); !s.ok()) return s;
-    sha256 = fetched->header.sha256();
+    absl::StatusOr<v1::FetchHeader> header =
+        FetchToSink(stub.get(), req, std::nullopt, absl::Now() + absl::Minutes(5), staged->get());
+    if (!header.ok()) return fail(header.status());
+    sha256 = header->sha256();
   }
   return Remember(component, version, sha256, std::move(*staged));
 }
@@ -734,8 +732,8 @@ absl::Status Fleet::Start() {
   started_ = absl::Now();
   if (options_.work_dir.empty()) {
     const char* tmp = getenv("TMPDIR");
-    std::string pattern = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp",
-                                       "/sigrelay-agent-sim.XXXXXX");
+    std::string pattern =
+        absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp", "/sigrelay-agent-sim.XXXXXX");
     if (mkdtemp(pattern.data()) == nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat("cannot make a work directory ", pattern, ": ", strerror(errno)));

@@ -23,10 +23,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "agent-sim/timer_queue.h"
-#include "absl/container/flat_hash_set.h"
 #include "core/base/file_util.h"
 #include "core/base/mapped_file.h"
 #include "core/base/transport.h"
@@ -147,7 +147,7 @@ class Fleet {
   // The newest manifest accepted (loaded from and saved to --state-dir).
   std::optional<v1::SignedManifest> floor_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Bytes> files_ ABSL_GUARDED_BY(mu_);  // "comp/ver/sha"
-  absl::flat_hash_set<FetchCall*> fetches_ ABSL_GUARDED_BY(mu_);         // under way
+  absl::flat_hash_set<FetchCall*> fetches_ ABSL_GUARDED_BY(mu_);        // under way
   // Inputs are compared byte for byte, so a cache hit is as strong as a
   // rebuild and digest check: key "comp/from/to/old-bytes-address".
   struct Rebuilt {

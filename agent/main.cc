@@ -183,8 +183,8 @@ int Main(int argc, char** argv) {
       stopped.Notify();
     });
   } else {
-    Log(LogLevel::kInfo, absl::StrCat("sigrelay-agent ", agent.agent_id(), " keeping ",
-                                      components, " current in ", o.dir));
+    Log(LogLevel::kInfo, absl::StrCat("sigrelay-agent ", agent.agent_id(), " keeping ", components,
+                                      " current in ", o.dir));
     runner = std::thread([&] {
       agent.Run(&stop);
       stopped.Notify();
@@ -203,8 +203,7 @@ int Main(int argc, char** argv) {
   runner.join();
   if (sig != 0) return once ? 1 : 0;
   if (!result.ok()) {
-    return Fail(
-        absl::Status(result.code(), absl::StrCat("cannot update: ", result.message())));
+    return Fail(absl::Status(result.code(), absl::StrCat("cannot update: ", result.message())));
   }
   return 0;
 }

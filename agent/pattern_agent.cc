@@ -18,11 +18,11 @@
 #include "core/base/file_util.h"
 #include "core/base/grpc_status.h"
 #include "core/base/log.h"
+#include "core/base/mapped_file.h"
 #include "core/client/client_state.h"
 #include "core/client/fetch_client.h"
-#include "core/client/rebuild.h"
-#include "core/base/mapped_file.h"
 #include "core/client/manifest_check.h"
+#include "core/client/rebuild.h"
 
 extern char** environ;
 
@@ -135,9 +135,9 @@ absl::StatusOr<UpdateResult> PatternAgent::UpdateOnce() {
     TransferLimits limits = Limits();
     limits.deadline = absl::Now() + absl::Seconds(30);
     absl::StatusOr<v1::SignedManifest> manifest = sources_[i]->Manifest(limits);
-    absl::StatusOr<UpdateResult> r =
-        manifest.ok() ? Apply(i, *manifest, nullptr, /*wait_pending=*/false)
-                      : Prefixed(server, manifest.status());
+    absl::StatusOr<UpdateResult> r = manifest.ok()
+                                         ? Apply(i, *manifest, nullptr, /*wait_pending=*/false)
+                                         : Prefixed(server, manifest.status());
     if (r.ok()) {
       RunOnUpdate(*r);
       return r;
@@ -153,8 +153,7 @@ absl::StatusOr<UpdateResult> PatternAgent::UpdateOnce() {
 }
 
 absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManifest& offered,
-                                                 const v1::WatchResponse* push,
-                                                 bool wait_pending) {
+                                                 const v1::WatchResponse* push, bool wait_pending) {
   const std::string& server = options_.servers[i];
   absl::StatusOr<OfferedManifest> offer = CheckOfferedManifest(
       *verifier_, offered, state_.has_manifest() ? &state_.manifest() : nullptr, absl::Now());
@@ -268,8 +267,7 @@ absl::Status PatternAgent::Install(UpdateSource* source, const v1::ComponentEntr
   // The whole file, verified as it streams to its staged name.
   absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(path);
   if (!out.ok()) return out.status();
-  if (absl::Status s = source->Fetch(ExpectedBody::Full(entry), 0, Limits(), out->get());
-      !s.ok()) {
+  if (absl::Status s = source->Fetch(ExpectedBody::Full(entry), 0, Limits(), out->get()); !s.ok()) {
     return s;
   }
   if (absl::Status s = (*out)->Commit(); !s.ok()) return s;
@@ -324,8 +322,8 @@ void PatternAgent::RunOnUpdate(const UpdateResult& result) {
   if (done == 0 && stop != nullptr && stop->HasBeenNotified()) {
     kill(-pid, SIGKILL);
     waitpid(pid, &status, 0);
-    Log(LogLevel::kWarning, absl::StrCat("--on-update \"", options_.on_update,
-                                         "\" killed: the agent is stopping"));
+    Log(LogLevel::kWarning,
+        absl::StrCat("--on-update \"", options_.on_update, "\" killed: the agent is stopping"));
     return;
   }
   if (done == 0) {

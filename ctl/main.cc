@@ -241,10 +241,11 @@ absl::Status Status(const Options& o) {
         incrs.push_back(absl::StrCat("{\"from\":", ie.from_version(), ",\"size\":", ie.size(),
                                      ",\"sha256\":\"", ToHex(ie.sha256()), "\"}"));
       }
-      std::string c = absl::StrCat("{\"name\":", JsonQuote(e.name()), ",\"version\":", e.version(),
-                                   ",\"size\":", e.size(), ",\"sha256\":\"", ToHex(e.sha256()),
-                                   "\",\"incrementals_from\":[", absl::StrJoin(from, ","),
-                                   "],\"incrementals\":[", absl::StrJoin(incrs, ","), "]");
+      std::string c = absl::StrCat(
+          "{\"name\":", JsonQuote(e.name()), ",\"version\":", e.version(), ",\"size\":", e.size(),
+          ",\"sha256\":\"", ToHex(e.sha256()), "\",\"incrementals_from\":[",
+          absl::StrJoin(from, ","), "],\"incrementals\":[", absl::StrJoin(incrs, ","),
+          "],\"incrementals_pending\":[", absl::StrJoin(e.pending_incrementals(), ","), "]");
       if (have_node) {
         absl::StrAppend(&c, ",\"retained_versions\":[", absl::StrJoin(retained(e.name()), ","),
                         "]");
@@ -321,9 +322,12 @@ absl::Status Status(const Options& o) {
   for (const v1::ComponentEntry& e : manifest.components()) {
     std::vector<uint32_t> from;
     for (const v1::IncrementalEntry& ie : e.incrementals()) from.push_back(ie.from_version());
-    std::cout << absl::StrFormat("%-22s %8d %12d  %-16s %s\n", e.name(), e.version(), e.size(),
-                                 ToHex(e.sha256()).substr(0, 16),
-                                 from.empty() ? "-" : absl::StrJoin(from, ","));
+    std::cout << absl::StrFormat(
+        "%-22s %8d %12d  %-16s %s%s\n", e.name(), e.version(), e.size(),
+        ToHex(e.sha256()).substr(0, 16), from.empty() ? "-" : absl::StrJoin(from, ","),
+        e.pending_incrementals().empty()
+            ? ""
+            : absl::StrCat(" (being made: ", absl::StrJoin(e.pending_incrementals(), ","), ")"));
   }
   for (const v1::Withdrawal& w : manifest.withdrawn()) {
     std::cout << "withdrawn: " << w.component() << " " << w.version() << " (" << w.reason()
@@ -554,7 +558,8 @@ int Main(int argc, char** argv) {
   flags.Add("seed", &o.seed, "S", "gen-pattern: random seed (default 1)");
   flags.Add("from", &o.from, "FILE", "gen-pattern: make the next version of FILE");
   flags.Add("churn", &o.churn, "PCT", "gen-pattern: percent of records replaced (default 0.5)");
-  flags.Add("level", &o.level, "N", "delta: zstd level (default 12, as the origin)");
+  flags.Add("level", &o.level, "N",
+            "delta: zstd level, 1..22, or 0 for the origin's choice by size (default 0)");
   flags.Add("no-proxy", &o.no_proxy, "HOSTS",
             "proxy: comma list of upstream hosts reached directly");
   flags.AddBool("clear", &o.clear, "proxy: no proxy any more");

@@ -39,7 +39,8 @@ absl::Status ResumeFrom(Publisher* publisher, const std::string& address, const 
   ChannelOptions options;
   options.tls = tls;
   std::shared_ptr<grpc::Channel> channel = MakeChannel(address, options);
-  GrpcSource source(address, [channel] { return channel; }, absl::Seconds(30));
+  GrpcSource source(
+      address, [channel] { return channel; }, absl::Seconds(30));
   TransferLimits limits;
   limits.deadline = absl::Now() + absl::Seconds(30);
   absl::StatusOr<v1::SignedManifest> remote = source.Manifest(limits);
@@ -47,8 +48,8 @@ absl::Status ResumeFrom(Publisher* publisher, const std::string& address, const 
     return absl::Status(remote.status().code(),
                         absl::StrCat("--resume-from ", address, ": ", remote.status().message()));
   }
-  absl::StatusOr<v1::ResumeResult> r = publisher->ResumeFrom(
-      *remote, [&](const v1::ComponentEntry& e, ByteSink* sink) {
+  absl::StatusOr<v1::ResumeResult> r =
+      publisher->ResumeFrom(*remote, [&](const v1::ComponentEntry& e, ByteSink* sink) {
         TransferLimits body = limits;
         body.deadline = absl::Now() + absl::Hours(1);
         return source.Fetch(ExpectedBody::Full(e), 0, body, sink);
@@ -83,11 +84,13 @@ int Main(int argc, char** argv) {
   flags.Add("version-step", &options.policy.step, "N",
             "added to the version at each publish (default 2)");
   flags.Add("zstd-level", &options.zstd_level, "N",
-            "zstd level of the incrementals, 1..22 (default 12)");
+            "zstd level of the incrementals, 1..22, or 0 for auto: 12 for files under 48 MiB, "
+            "1 from there on, where it makes smaller incrementals faster (default 0)");
   flags.AddBytes("encode-memory", &options.encode_memory,
-                 "memory the encoders of the incrementals may take at once (zstd's own estimate, "
-                 "beside the mapped files): encodes run in parallel as far as this and the "
-                 "cores allow, at least one (default 512MiB)");
+                 "memory the encodes of incrementals may take at once (each: zstd's tables and "
+                 "the old version it searches): encodes run in parallel as far as this and the "
+                 "cores allow, at least one (default 256MiB: two 20 MB patterns at once, one "
+                 "150 MB pattern)");
   flags.Add("retain", &options.policy.retain, "K",
             "older versions kept, each with an incremental to the newest (default 8)");
   flags.Add("manifest-validity", &options.manifest_validity,
@@ -114,9 +117,9 @@ int Main(int argc, char** argv) {
   if (!parsed.ok()) return Fail(parsed);
   if (absl::Status s = node_options.Validate(); !s.ok()) return Fail(s);
   if (absl::Status s = options.policy.Validate(); !s.ok()) return Fail(s);
-  if (options.zstd_level < 1 || options.zstd_level > 22) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--zstd-level ", options.zstd_level, " is outside zstd's levels 1..22")));
+  if (options.zstd_level < 0 || options.zstd_level > 22) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--zstd-level ", options.zstd_level, " is outside zstd's levels 1..22 (or 0: auto)")));
   }
   if (options.resign_every < absl::Seconds(10) ||
       options.manifest_validity < 3 * options.resign_every) {
@@ -147,7 +150,8 @@ int Main(int argc, char** argv) {
     absl::StatusOr<int> removed = EmptyDir(scratch);
     if (!removed.ok()) return Fail(removed.status());
     if (*removed > 0) {
-      Log(LogLevel::kInfo, absl::StrCat("removed ", *removed, " unfinished file(s) from ", scratch));
+      Log(LogLevel::kInfo,
+          absl::StrCat("removed ", *removed, " unfinished file(s) from ", scratch));
     }
   }
 

@@ -4,24 +4,19 @@
 #include <limits>
 #include <thread>
 
-#include "absl/strings/str_join.h"
-
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/base/digest.h"
 #include "core/base/file_util.h"
+#include "core/base/log.h"
 #include "core/base/mapped_file.h"
 #include "core/client/rebuild.h"
-#include "core/base/log.h"
 
 namespace sigrelay {
 
 Publisher::Publisher(VersionStore* store, const ManifestSigner* signer, const Clock* clock,
                      const PublisherOptions& options)
-    : store_(store),
-      signer_(signer),
-      clock_(clock),
-      options_(options),
-      codec_(options.zstd_level) {
+    : store_(store), signer_(signer), clock_(clock), options_(options), codec_(options.zstd_level) {
   // Incrementals a stopped origin left pending are made now.
   if (std::shared_ptr<const v1::SignedManifest> held = store_->CurrentManifest()) {
     if (absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*held); m.ok()) {
@@ -136,11 +131,9 @@ absl::Status VerifyIncremental(const IncrementalCodec& codec, const MappedFile& 
       MappedFile::Writable((*out)->fd(), (*out)->temp_path(), size);
   if (!target.ok()) return target.status();
   MappedFile* t = target->get();
-  absl::Status s = codec.DecodeInto(old.view(), incremental.view(), t->data(), size, [&] {
-    old.Trim();
-    incremental.Trim();
-    t->Trim();
-  });
+  absl::Status s = codec.DecodeInto(
+      old.view(), incremental.view(), t->data(), size,
+      TrimAbove(ResidentMappedBytes() + kRebuildMappedCap, {&old, &incremental, t}));
   if (s.ok() && HashMapped(*t) != sha256) s = absl::DataLossError("digest differs");
   if (!s.ok()) {
     return absl::InternalError(
@@ -151,6 +144,22 @@ absl::Status VerifyIncremental(const IncrementalCodec& codec, const MappedFile& 
 
 }  // namespace
 
+size_t Publisher::Parallel(uint64_t old_size, uint64_t new_size, uint64_t* mapped_cap) const {
+  // Each encode needs zstd's tables and its window mapped: the old version
+  // and the new one so far. At the small-file level matches reach all of
+  // it (capping it would refault without end); at the big-file level they
+  // stay near, so 64 MiB of it is enough. The cap covers all encodes.
+  const uint64_t tables = std::max<uint64_t>(1, codec_.EncodeMemory(old_size, new_size));
+  const uint64_t window = codec_.LevelFor(new_size) == IncrementalCodec::kBigFileLevel
+                              ? uint64_t{64} << 20
+                              : old_size + new_size;
+  const size_t parallel = static_cast<size_t>(
+      std::clamp<uint64_t>(options_.encode_memory / (tables + window), 1,
+                           std::max<unsigned>(1, std::thread::hardware_concurrency())));
+  *mapped_cap = ResidentMappedBytes() + parallel * window;
+  return parallel;
+}
+
 std::vector<absl::StatusOr<v1::FileRecord>> Publisher::EncodeAll(
     const StoreView& view, const std::string& component, uint32_t version,
     const MappedFile& content, const std::vector<uint32_t>& from,
@@ -158,6 +167,7 @@ std::vector<absl::StatusOr<v1::FileRecord>> Publisher::EncodeAll(
   std::vector<absl::StatusOr<v1::FileRecord>> out(from.size(), absl::UnknownError("not made"));
   std::vector<std::unique_ptr<VersionStore::FileWriter>> made(from.size());
   const std::string sha256 = HashMapped(content);
+  uint64_t cap = 0;  // set below, before any encode starts
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next++; i < from.size(); i = next++) {
@@ -170,7 +180,6 @@ std::vector<absl::StatusOr<v1::FileRecord>> Publisher::EncodeAll(
         out[i] = old.status();
         continue;
       }
-      (*old)->Trim();
       absl::StatusOr<std::unique_ptr<StagedFile>> copy =
           StagedFile::Create(options_.work_dir + "/" + name, 0600);
       if (!copy.ok()) {
@@ -180,10 +189,8 @@ std::vector<absl::StatusOr<v1::FileRecord>> Publisher::EncodeAll(
       made[i] = store_->NewFileWriter();
       TeeSink tee(made[i].get(), copy->get(), &stop_encodes_);
       const MappedFile* o = old->get();
-      absl::Status s = codec_.Encode(o->view(), content.view(), &tee, [&] {
-        o->Trim();
-        content.Trim();
-      });
+      absl::Status s =
+          codec_.Encode(o->view(), content.view(), &tee, TrimAbove(cap, {o, &content}));
       absl::StatusOr<v1::FileRecord> record = s.ok() ? made[i]->Finish() : s;
       absl::StatusOr<std::unique_ptr<MappedFile>> incr =
           record.ok() ? MappedFile::Open((*copy)->temp_path())
@@ -206,10 +213,7 @@ std::vector<absl::StatusOr<v1::FileRecord>> Publisher::EncodeAll(
       biggest = std::max<uint64_t>(biggest, r->size());
     }
   }
-  const uint64_t each = std::max<uint64_t>(1, codec_.EncodeMemory(biggest, content.size()));
-  const size_t threads = std::min<size_t>(
-      {std::max<size_t>(1, std::thread::hardware_concurrency()),
-       std::max<uint64_t>(1, options_.encode_memory / each), std::max<size_t>(1, from.size())});
+  const size_t threads = std::min(Parallel(biggest, content.size(), &cap), from.size());
   std::vector<std::thread> workers;
   for (size_t t = 1; t < threads; ++t) workers.emplace_back(work);
   work();
@@ -286,12 +290,12 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
       if (v != *version) from.push_back(v);
     }
     std::sort(from.rbegin(), from.rend());  // nearest first: most nodes hold those
-    const uint64_t each = std::max<uint64_t>(1, codec_.EncodeMemory(content.size(), content.size()));
+    const uint64_t each =
+        std::max<uint64_t>(1, codec_.EncodeMemory(content.size(), content.size()));
     const size_t round = std::min<size_t>(std::max<size_t>(1, std::thread::hardware_concurrency()),
                                           std::max<uint64_t>(1, options_.encode_memory / each));
-    const size_t now = std::min(from.size(), options_.incrementals_first > 0
-                                                 ? options_.incrementals_first
-                                                 : round);
+    const size_t now = std::min(
+        from.size(), options_.incrementals_first > 0 ? options_.incrementals_first : round);
     const std::vector<uint32_t> first(from.begin(), from.begin() + now);
     std::vector<absl::StatusOr<v1::FileRecord>> made =
         EncodeAll(*view, component, *version, content, first, &writers);
@@ -356,8 +360,8 @@ absl::Status Publisher::Finish(const Job& job) {
                                    entry->pending_incrementals().end());
   absl::StatusOr<v1::FileRecord> full = view->Full(job.component, job.version);
   if (!full.ok()) return full.status();
-  absl::StatusOr<std::unique_ptr<MappedFile>> content = CopyOutMapped(
-      *view, *full, options_.work_dir, absl::StrCat(job.component, ".", job.version));
+  absl::StatusOr<std::unique_ptr<MappedFile>> content =
+      CopyOutMapped(*view, *full, options_.work_dir, absl::StrCat(job.component, ".", job.version));
   if (!content.ok()) return content.status();
   std::vector<std::unique_ptr<VersionStore::FileWriter>> writers;
   std::vector<absl::StatusOr<v1::FileRecord>> made =
@@ -388,8 +392,8 @@ absl::Status Publisher::Finish(const Job& job) {
   for (size_t i = 0; i < from.size(); ++i) {
     if (!made[i].ok()) {
       // Left out: nodes at that version take the full file.
-      failed.push_back(absl::StrCat("v_", from[i], ".", job.version, ": ",
-                                    made[i].status().message()));
+      failed.push_back(
+          absl::StrCat("v_", from[i], ".", job.version, ": ", made[i].status().message()));
       continue;
     }
     commit.incrementals.emplace_back(from[i], *made[i]);
@@ -405,8 +409,8 @@ absl::Status Publisher::Finish(const Job& job) {
   Log(LogLevel::kInfo, absl::StrCat("signed in ", from.size() - failed.size(),
                                     " more incrementals of ", job.component, " ", job.version));
   if (!failed.empty()) {
-    return absl::InternalError(absl::StrCat("incrementals of ", job.component, " left out: ",
-                                            absl::StrJoin(failed, "; ")));
+    return absl::InternalError(absl::StrCat("incrementals of ", job.component,
+                                            " left out: ", absl::StrJoin(failed, "; ")));
   }
   return absl::OkStatus();
 }
@@ -427,8 +431,8 @@ void Publisher::Background() {
       busy_ = true;
     }
     if (absl::Status s = Finish(job); !s.ok() && !absl::IsCancelled(s)) {
-      Log(LogLevel::kError, absl::StrCat("making the pending incrementals of ", job.component,
-                                         " ", job.version, ": ", s.message()));
+      Log(LogLevel::kError, absl::StrCat("making the pending incrementals of ", job.component, " ",
+                                         job.version, ": ", s.message()));
     }
     absl::MutexLock lock(&jobs_mu_);
     busy_ = false;

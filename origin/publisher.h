@@ -53,9 +53,10 @@ struct PublisherOptions {
   // Where old versions are copied out of the store for the encoder
   // (required; emptied by the origin at start).
   std::string work_dir;
-  // The encoders' own memory (zstd's estimate) of the encodes running at
-  // once: parallel encodes are bounded by this and by the cores.
-  uint64_t encode_memory = 512ull << 20;
+  // Memory the encodes running at once may take (IncrementalCodec::
+  // EncodeMemory: zstd's estimate and the old version each one holds):
+  // parallel encodes are bounded by this and by the cores, at least one.
+  uint64_t encode_memory = 256ull << 20;
   // Incrementals made before a publish is signed, nearest versions first;
   // 0: one round (as many as run at once). The rest follow in the
   // background. Tests that want every incremental at once set it high.
@@ -126,6 +127,10 @@ class Publisher {
                                                     const std::string& path,
                                                     uint32_t forced_version, uint64_t serial_floor)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How many encodes of files of these sizes run at once within
+  // options_.encode_memory, and the cap on the mapped pages they may hold
+  // all together.
+  size_t Parallel(uint64_t old_size, uint64_t new_size, uint64_t* mapped_cap) const;
   // Incrementals from each of `from` to `content` (version `version` of
   // `component`), each verified, in parallel as memory and cores allow.
   std::vector<absl::StatusOr<v1::FileRecord>> EncodeAll(

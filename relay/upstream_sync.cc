@@ -11,6 +11,7 @@
 #include "core/base/mapped_file.h"
 #include "core/base/transport.h"
 #include "core/client/grpc_source.h"
+#include "core/client/rebuild.h"
 #include "core/console/metrics.h"
 #include "core/model/component.h"
 
@@ -149,9 +150,9 @@ absl::Status UpstreamSync::UpstreamError(size_t i, const absl::Status& s,
   } else {
     std::string via =
         proxy.empty() ? "" : absl::StrCat(" (through proxy ", ProxyDisplay(proxy), ")");
-    out = absl::Status(s.code(), absl::StrCat("upstream ", upstream, via, " ", doing, ": ",
-                                              GrpcCodeName(static_cast<grpc::StatusCode>(s.code())),
-                                              ": ", msg));
+    out = absl::Status(
+        s.code(), absl::StrCat("upstream ", upstream, via, " ", doing, ": ",
+                               GrpcCodeName(static_cast<grpc::StatusCode>(s.code())), ": ", msg));
   }
   s.ForEachPayload([&](absl::string_view url, const absl::Cord& p) { out.SetPayload(url, p); });
   return out;
@@ -313,8 +314,7 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncEachUpstream() {
   return last;
 }
 
-absl::StatusOr<OfferedManifest> UpstreamSync::TakeOffer(size_t i,
-                                                        const v1::SignedManifest& offered,
+absl::StatusOr<OfferedManifest> UpstreamSync::TakeOffer(size_t i, const v1::SignedManifest& offered,
                                                         const StoreView& view) {
   const std::string& upstream = dialer_->upstreams()[i];
   absl::StatusOr<OfferedManifest> offer = CheckOfferedManifest(
@@ -344,13 +344,12 @@ absl::StatusOr<OfferedManifest> UpstreamSync::TakeOffer(size_t i,
     // upstream may have a fresher one (the store keeps serving meanwhile).
     const v1::Manifest& m = offer->manifest;
     return Prefixed(
-        upstream,
-        absl::FailedPreconditionError(absl::StrCat(
-            "offers only a stale manifest (serial ", m.serial(), ", issued ",
-            absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixSeconds(m.issued_unix()),
-                             absl::UTCTimeZone()),
-            ", re-signed every ", m.resign_seconds(),
-            "s): is the origin running? trying the other upstreams")));
+        upstream, absl::FailedPreconditionError(absl::StrCat(
+                      "offers only a stale manifest (serial ", m.serial(), ", issued ",
+                      absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixSeconds(m.issued_unix()),
+                                       absl::UTCTimeZone()),
+                      ", re-signed every ", m.resign_seconds(),
+                      "s): is the origin running? trying the other upstreams")));
   }
   return offer;
 }
@@ -368,8 +367,8 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchToStore(
   if (!record.ok()) return record.status();
   if (record->sha256() != want.sha256) {
     return Prefixed(dialer_->upstreams()[i],
-                    absl::DataLossError(absl::StrCat(want.Describe(),
-                                                     " as stored does not match its signed digest")));
+                    absl::DataLossError(absl::StrCat(
+                        want.Describe(), " as stored does not match its signed digest")));
   }
   return record;
 }
@@ -383,8 +382,8 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::Rebuild(
       CopyOutMapped(view, old, options_.work_dir, entry.name() + ".old");
   if (!old_file.ok()) return old_file.status();
   // Written by this sync, after `view` was taken.
-  absl::StatusOr<std::unique_ptr<MappedFile>> incr_file = CopyOutMapped(
-      *store_->Snapshot(), incremental, options_.work_dir, entry.name() + ".incr");
+  absl::StatusOr<std::unique_ptr<MappedFile>> incr_file =
+      CopyOutMapped(*store_->Snapshot(), incremental, options_.work_dir, entry.name() + ".incr");
   if (!incr_file.ok()) return incr_file.status();
   absl::StatusOr<uint64_t> size = IncrementalCodec::DecodedSize((*incr_file)->view(), entry.size());
   if (!size.ok()) return size.status();
@@ -402,11 +401,8 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::Rebuild(
   MappedFile* ref = old_file->get();
   MappedFile* incr = incr_file->get();
   absl::Status decoded =
-      codec_.DecodeInto(ref->view(), incr->view(), target->data(), *size, [&] {
-        ref->Trim();
-        incr->Trim();
-        target->Trim();
-      });
+      codec_.DecodeInto(ref->view(), incr->view(), target->data(), *size,
+                        TrimAbove(ResidentMappedBytes() + kRebuildMappedCap, {ref, incr, target}));
   if (!decoded.ok()) return decoded;
   writers->push_back(store_->NewFileWriter());
   VersionStore::FileWriter* writer = writers->back().get();
@@ -459,9 +455,9 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
     if (resumed.ok()) {
       *writer = std::move(*resumed);
       if (kept.size() > 0) {
-        Log(LogLevel::kInfo, absl::StrCat("resuming ", entry.name(), " ", entry.version(),
-                                          " at byte ", kept.size(), " from upstream ",
-                                          dialer_->upstreams()[i]));
+        Log(LogLevel::kInfo,
+            absl::StrCat("resuming ", entry.name(), " ", entry.version(), " at byte ", kept.size(),
+                         " from upstream ", dialer_->upstreams()[i]));
       }
     } else {
       Log(LogLevel::kWarning,
@@ -474,10 +470,10 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
   CountingSink counted([this](uint64_t n) { CountBytes(false, n); }, &keep_partial);
   absl::Status s = sources_[i]->Fetch(want, offset, Limits(), &counted);
   if (!s.ok()) {
-    return UpstreamError(i, s,
-                         absl::StrCat("downloading ", entry.name(), " ", entry.version(), " (",
-                                      (*writer)->Flushed().size(), " of ", entry.size(),
-                                      " bytes kept)"));
+    return UpstreamError(
+        i, s,
+        absl::StrCat("downloading ", entry.name(), " ", entry.version(), " (",
+                     (*writer)->Flushed().size(), " of ", entry.size(), " bytes kept)"));
   }
   absl::StatusOr<v1::FileRecord> record = (*writer)->Finish();
   if (!record.ok()) return record.status();
@@ -529,10 +525,9 @@ absl::StatusOr<UpstreamSync::Fetched> UpstreamSync::FetchComponent(
       // the next one; a corrupt or refused incremental falls back to the full file.
       if (!incr.ok() && !UpstreamsFault(incr.status())) return incr.status();
       absl::StatusOr<v1::FileRecord> old = view.Full(e.name(), held->version());
-      absl::StatusOr<v1::FileRecord> rebuilt =
-          !incr.ok()  ? incr.status()
-          : !old.ok() ? old.status()
-                      : Rebuild(e, *old, *incr, view, writers);
+      absl::StatusOr<v1::FileRecord> rebuilt = !incr.ok()  ? incr.status()
+                                               : !old.ok() ? old.status()
+                                                           : Rebuild(e, *old, *incr, view, writers);
       if (rebuilt.ok()) {
         full = *rebuilt;
         incrementals[ie.from_version()] = *incr;
@@ -575,8 +570,7 @@ absl::StatusOr<UpstreamSync::Fetched> UpstreamSync::FetchComponent(
       }
     }
     if (it == incrementals.end()) {
-      absl::StatusOr<v1::FileRecord> r =
-          FetchToStore(i, ExpectedBody::Incremental(e, ie), writers);
+      absl::StatusOr<v1::FileRecord> r = FetchToStore(i, ExpectedBody::Incremental(e, ie), writers);
       if (!r.ok() && !UpstreamsFault(r.status())) return r.status();
       if (!r.ok()) {
         Log(LogLevel::kWarning,

@@ -99,7 +99,7 @@ class UpstreamSync {
   struct Fetched {
     VersionStore::ComponentCommit commit;
     v1::ComponentUpdate update;
-    bool resumed_full = false;  // a partial download to drop after the commit
+    bool resumed_full = false;         // a partial download to drop after the commit
     std::vector<std::string> missing;  // incrementals left out ("virus v_1.3")
   };
 
@@ -110,17 +110,14 @@ class UpstreamSync {
   // Steps of SyncFrom.
   absl::StatusOr<OfferedManifest> TakeOffer(size_t i, const v1::SignedManifest& offered,
                                             const StoreView& view);
-  absl::StatusOr<Fetched> FetchComponent(size_t i, const v1::ComponentEntry& entry,
-                                         const v1::ComponentEntry* held, const StoreView& view,
-                                         std::vector<std::unique_ptr<VersionStore::FileWriter>>*
-                                             writers);
+  absl::StatusOr<Fetched> FetchComponent(
+      size_t i, const v1::ComponentEntry& entry, const v1::ComponentEntry* held,
+      const StoreView& view, std::vector<std::unique_ptr<VersionStore::FileWriter>>* writers);
   // The new full version from the incremental `ie` and the held `old`, into
   // the store; DataLoss or the transfer's error when it cannot be.
-  absl::StatusOr<v1::FileRecord> Rebuild(const v1::ComponentEntry& entry,
-                                         const v1::FileRecord& old,
-                                         const v1::FileRecord& incremental, const StoreView& view,
-                                         std::vector<std::unique_ptr<VersionStore::FileWriter>>*
-                                             writers);
+  absl::StatusOr<v1::FileRecord> Rebuild(
+      const v1::ComponentEntry& entry, const v1::FileRecord& old, const v1::FileRecord& incremental,
+      const StoreView& view, std::vector<std::unique_ptr<VersionStore::FileWriter>>* writers);
   // The full file, resuming a partial download of the same signed file.
   absl::StatusOr<v1::FileRecord> FetchFull(size_t i, const v1::ComponentEntry& entry,
                                            std::unique_ptr<VersionStore::FileWriter>* writer);

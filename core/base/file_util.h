@@ -62,7 +62,10 @@ class StagedFile final : public ByteSink {
 
  private:
   StagedFile(std::string final_path, std::string temp_path, int fd, int mode)
-      : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(fd), mode_(mode) {}
+      : final_path_(std::move(final_path)),
+        temp_path_(std::move(temp_path)),
+        fd_(fd),
+        mode_(mode) {}
   const std::string final_path_;
   const std::string temp_path_;
   int fd_;

@@ -70,6 +70,13 @@ uint64_t ResidentMappedBytes() {
   return static_cast<uint64_t>(shared) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
+std::function<void()> TrimAbove(uint64_t cap, std::vector<const MappedFile*> files) {
+  return [cap, files = std::move(files)] {
+    if (ResidentMappedBytes() <= cap) return;
+    for (const MappedFile* f : files) f->Trim();
+  };
+}
+
 absl::Status WriteInPieces(absl::string_view bytes, ByteSink* sink, size_t piece,
                            uint64_t trim_every, const std::function<void()>& trim) {
   uint64_t since_trim = 0;

@@ -15,8 +15,10 @@
 #define SIGRELAY_CORE_BASE_MAPPED_FILE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -53,8 +55,14 @@ class MappedFile {
 };
 
 // Bytes of mapped files resident in this process now (/proc/self/statm's
-// shared pages): cheap enough to read every few milliseconds.
+// shared pages, the executable's and libraries' among them): cheap enough
+// to read every few milliseconds.
 uint64_t ResidentMappedBytes();
+
+// A trim callback for the codec that hands back the pages of `files` only
+// when the process's resident mapped pages pass `cap` bytes: cheap when
+// under it, so it can be offered every few milliseconds. Thread-safe.
+std::function<void()> TrimAbove(uint64_t cap, std::vector<const MappedFile*> files);
 
 // Feeds `bytes` to `sink` in pieces of `piece` bytes, calling `trim` (when
 // given) after every `trim_every` bytes: copying a mapped file into a store

@@ -69,28 +69,24 @@ absl::Status FetchStreamCheck::Finish() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub,
-                                          const v1::FetchRequest& request,
-                                          const std::optional<ExpectedBody>& expect,
-                                          absl::Time deadline) {
+absl::StatusOr<v1::FetchHeader> FetchToSink(v1::UpdateService::StubInterface* stub,
+                                            const v1::FetchRequest& request,
+                                            const std::optional<ExpectedBody>& expect,
+                                            absl::Time deadline, ByteSink* sink) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(deadline));
   FetchStreamCheck check(expect, request.offset());
-  FetchedBody out;
-  if (expect) out.data.reserve(expect->size - std::min(expect->size, request.offset()));
+  Sha256 sha;
   std::unique_ptr<grpc::ClientReaderInterface<v1::FetchResponse>> reader =
       stub->Fetch(&ctx, request);
   v1::FetchResponse message;
   absl::Status problem;
   while (problem.ok() && reader->Read(&message)) {
     absl::StatusOr<absl::string_view> keep = check.Take(message);
-    if (!keep.ok()) {
-      problem = keep.status();
-    } else if (out.data.empty() && keep->size() == message.data().size() &&
-               message.data().size() > (1 << 16)) {
-      out.data.swap(*message.mutable_data());  // one big message: no copy
-    } else {
-      out.data.append(keep->data(), keep->size());
+    problem = keep.status();
+    if (problem.ok()) {
+      sha.Update(*keep);
+      problem = sink->Write(*keep);
     }
   }
   if (!problem.ok()) {
@@ -102,13 +98,24 @@ absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub
   absl::Status finished = FromGrpcStatus(reader->Finish());
   if (!finished.ok()) return finished;
   if (absl::Status s = check.Finish(); !s.ok()) return s;
-  out.header = check.header();
   if (request.offset() == 0 &&
-      Sha256::Of(out.data) != (expect ? expect->sha256 : out.header.sha256())) {
+      sha.Finish() != (expect ? expect->sha256 : check.header().sha256())) {
     return absl::DataLossError(absl::StrCat(expect ? expect->Describe() : request.component(),
                                             " as received does not match its ",
                                             expect ? "signed" : "announced", " digest"));
   }
+  return check.header();
+}
+
+absl::StatusOr<FetchedBody> FetchToMemory(v1::UpdateService::StubInterface* stub,
+                                          const v1::FetchRequest& request,
+                                          const std::optional<ExpectedBody>& expect,
+                                          absl::Time deadline) {
+  FetchedBody out;
+  StringSink sink(&out.data);
+  absl::StatusOr<v1::FetchHeader> header = FetchToSink(stub, request, expect, deadline, &sink);
+  if (!header.ok()) return header.status();
+  out.header = std::move(*header);
   return out;
 }
 

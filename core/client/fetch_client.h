@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/base/byte_sink.h"
 #include "core/client/verifying_writer.h"
 #include "sigrelay/v1/update.grpc.pb.h"
 
@@ -57,6 +58,14 @@ struct FetchedBody {
   v1::FetchHeader header;
   std::string data;  // from the request's offset to the end
 };
+
+// Runs one Fetch to the end into `sink` (each message as it arrives) and
+// returns the header. For tools and start-up loads; downloads that keep what
+// they fetch go through UpdateSource.
+absl::StatusOr<v1::FetchHeader> FetchToSink(v1::UpdateService::StubInterface* stub,
+                                            const v1::FetchRequest& request,
+                                            const std::optional<ExpectedBody>& expect,
+                                            absl::Time deadline, ByteSink* sink);
 
 // Runs one Fetch to the end and keeps the body in memory: for tools and
 // small bodies. When `expect` is given the body is checked against its signed

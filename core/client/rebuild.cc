@@ -38,18 +38,17 @@ absl::Status RebuildInto(const IncrementalCodec& codec, const MappedFile& old,
   absl::StatusOr<uint64_t> size = IncrementalCodec::DecodedSize(incremental, entry.size());
   if (!size.ok()) return size.status();
   if (*size != entry.size()) {
-    return absl::DataLossError(absl::StrCat("incremental for ", entry.name(), " ",
-                                            entry.version(), " decodes to ", *size,
+    return absl::DataLossError(absl::StrCat("incremental for ", entry.name(), " ", entry.version(),
+                                            " decodes to ", *size,
                                             " bytes where the signed file has ", entry.size()));
   }
   absl::StatusOr<std::unique_ptr<MappedFile>> mapped =
       MappedFile::Writable(out->fd(), out->temp_path(), *size);
   if (!mapped.ok()) return mapped.status();
   MappedFile* target = mapped->get();
-  absl::Status s = codec.DecodeInto(old.view(), incremental, target->data(), *size, [&] {
-    old.Trim();
-    target->Trim();
-  });
+  absl::Status s =
+      codec.DecodeInto(old.view(), incremental, target->data(), *size,
+                       TrimAbove(ResidentMappedBytes() + kRebuildMappedCap, {&old, target}));
   if (!s.ok()) return s;
   return VerifyMapped(*target, entry);
 }

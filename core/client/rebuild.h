@@ -21,6 +21,10 @@
 
 namespace sigrelay {
 
+// Mapped pages a rebuild holds at most (the old version's matched regions
+// and the output), beside what was mapped before it began.
+inline constexpr uint64_t kRebuildMappedCap = 8 << 20;
+
 // The SHA-256 of a mapped file, read in pieces and trimmed as it goes.
 std::string HashMapped(const MappedFile& file);
 

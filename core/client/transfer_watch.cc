@@ -31,11 +31,9 @@ std::string FormatRate(uint64_t r) {
 }
 
 absl::Status TransferLimits::Validate() const {
-  if (min_rate > 0 &&
-      (min_rate_window < absl::Seconds(1) || min_rate_window > absl::Hours(1))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        rate_flags, ": the window must be 1s..1h (got ", absl::FormatDuration(min_rate_window),
-        ")"));
+  if (min_rate > 0 && (min_rate_window < absl::Seconds(1) || min_rate_window > absl::Hours(1))) {
+    return absl::InvalidArgumentError(absl::StrCat(rate_flags, ": the window must be 1s..1h (got ",
+                                                   absl::FormatDuration(min_rate_window), ")"));
   }
   if (stall_timeout != absl::ZeroDuration() && stall_timeout < absl::Seconds(1)) {
     return absl::InvalidArgumentError(absl::StrCat(stall_flag, " must be at least 1s"));
@@ -79,10 +77,9 @@ absl::Status TransferMeter::Check(absl::Time now) const {
   }
   if (limits_.stall_timeout > absl::ZeroDuration() &&
       now - last_progress_ > limits_.stall_timeout) {
-    return Cut(
-        absl::StrCat("no bytes for ", absl::FormatDuration(limits_.stall_timeout), " after ",
-                     total_, " bytes: the transfer stalled and was cut (", limits_.stall_flag,
-                     ")"));
+    return Cut(absl::StrCat("no bytes for ", absl::FormatDuration(limits_.stall_timeout), " after ",
+                            total_, " bytes: the transfer stalled and was cut (",
+                            limits_.stall_flag, ")"));
   }
   if (limits_.min_rate > 0 && now - start_ >= limits_.min_rate_window) {
     // The slices wholly inside the last window, and the current one.
@@ -91,13 +88,12 @@ absl::Status TransferMeter::Check(absl::Time now) const {
     for (int i = 0; i < kBuckets; ++i) {
       if (slice_[i] > current - kBuckets && slice_[i] <= current) recent += bytes_[i];
     }
-    const double need = static_cast<double>(limits_.min_rate) *
-                        absl::ToDoubleSeconds(limits_.min_rate_window);
+    const double need =
+        static_cast<double>(limits_.min_rate) * absl::ToDoubleSeconds(limits_.min_rate_window);
     if (static_cast<double>(recent) < need) {
-      return Cut(
-          absl::StrCat("below ", FormatRate(limits_.min_rate), " over ",
-                       absl::FormatDuration(limits_.min_rate_window), ": ", recent,
-                       " bytes; the transfer was cut (", limits_.rate_flags, ")"));
+      return Cut(absl::StrCat("below ", FormatRate(limits_.min_rate), " over ",
+                              absl::FormatDuration(limits_.min_rate_window), ": ", recent,
+                              " bytes; the transfer was cut (", limits_.rate_flags, ")"));
     }
   }
   return absl::OkStatus();

@@ -47,8 +47,8 @@ class BoundedSink final : public ByteSink {
   explicit BoundedSink(std::string* out) : out_(out) {}
   absl::Status Write(absl::string_view data) override {
     if (out_->size() + data.size() > UpdateSource::kMaxManifestBytes) {
-      return absl::DataLossError(absl::StrCat("sent a manifest over ",
-                                              UpdateSource::kMaxManifestBytes, " bytes"));
+      return absl::DataLossError(
+          absl::StrCat("sent a manifest over ", UpdateSource::kMaxManifestBytes, " bytes"));
     }
     out_->append(data.data(), data.size());
     return absl::OkStatus();

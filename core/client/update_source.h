@@ -71,8 +71,8 @@ class UpdateSource {
   virtual absl::Status ReadManifest(TransferControl* control, ByteSink* out) = 0;
   // One read of `want` from `offset`: each piece as it arrives to `out`
   // (which meters and verifies it). Stop when a write fails.
-  virtual absl::Status ReadBody(const ExpectedBody& want, uint64_t offset,
-                                TransferControl* control, ByteSink* out) = 0;
+  virtual absl::Status ReadBody(const ExpectedBody& want, uint64_t offset, TransferControl* control,
+                                ByteSink* out) = 0;
 
  private:
   // Runs `read` under a TransferWatch; the cut's reason wins over the

@@ -13,8 +13,8 @@
 namespace sigrelay {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::FakeSource;
+using ::testing::HasSubstr;
 
 // A full file of `size` bytes in 4 KiB signed chunks.
 v1::ComponentEntry Entry(const std::string& file) {

@@ -75,7 +75,7 @@ class VerifyingWriter final : public ByteSink {
   ByteSink* const sink_;
   uint64_t received_;
   uint64_t passed_;
-  std::string pending_;  // short of a signed chunk
+  std::string pending_;            // short of a signed chunk
   std::unique_ptr<Sha256> whole_;  // from offset 0 only
   absl::Status failed_;
 };

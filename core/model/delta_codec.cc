@@ -7,11 +7,9 @@
 #include <memory>
 #include <thread>
 
-#include "absl/synchronization/notification.h"
-
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "core/base/mapped_file.h"
+#include "absl/synchronization/notification.h"
 
 namespace sigrelay {
 namespace {
@@ -43,12 +41,16 @@ absl::Status ZstdError(absl::string_view what, size_t code) {
   return absl::InternalError(absl::StrCat("zstd ", what, ": ", ZSTD_getErrorName(code)));
 }
 
-// Input is fed to the decoder this many bytes at a time, so the output one
-// call writes (and the pages it touches) stays small between trims.
-constexpr size_t kDecodePiece = 4 << 10;
-// Output written between trims when decoding: the old regions it copies
-// and the output itself are what a decode holds resident.
-constexpr uint64_t kDecodeTrimEvery = 4 << 20;
+// Input is fed to the decoder this many bytes at a time: a few bytes of an
+// incremental can stand for a whole 128 KiB block (a long match), so a
+// piece may write up to a few MiB.
+constexpr size_t kDecodePiece = 256;
+// `trim` is offered after this much output, or this much input (whose
+// matches may read pages all over the old version).
+constexpr uint64_t kOfferOut = 256 << 10;
+constexpr uint64_t kOfferIn = 16 << 10;
+// New input the encoder takes between trims.
+constexpr uint64_t kEncodeStep = 4 << 20;
 // The encoder's output is drained through a buffer of this size.
 constexpr size_t kEncodeOut = 128 << 10;
 
@@ -61,9 +63,9 @@ absl::Status IncrementalCodec::Encode(absl::string_view old_version, absl::strin
   ZSTD_CCtx* c = cctx.get();
   const int window_log = PatchWindowLog(old_version.size(), new_version.size());
   for (auto [param, value] :
-       {std::pair{ZSTD_c_compressionLevel, level_}, std::pair{ZSTD_c_enableLongDistanceMatching, 1},
-        std::pair{ZSTD_c_windowLog, window_log}, std::pair{ZSTD_c_checksumFlag, 1},
-        std::pair{ZSTD_c_contentSizeFlag, 1},
+       {std::pair{ZSTD_c_compressionLevel, LevelFor(new_version.size())},
+        std::pair{ZSTD_c_enableLongDistanceMatching, 1}, std::pair{ZSTD_c_windowLog, window_log},
+        std::pair{ZSTD_c_checksumFlag, 1}, std::pair{ZSTD_c_contentSizeFlag, 1},
         // The input is read where it lies (a mapped file), never copied
         // into a window buffer of zstd's own.
         std::pair{ZSTD_c_stableInBuffer, 1}}) {
@@ -83,18 +85,15 @@ absl::Status IncrementalCodec::Encode(absl::string_view old_version, absl::strin
     if (ZSTD_isError(rc)) return ZstdError("reference old version", rc);
   }
   std::string buffer(kEncodeOut, '\0');
-  // zstd indexes the whole old version inside its first call (at page
-  // cache speed: 100 MB in tens of ms), so pages are also handed back from
-  // a thread of its own, whenever mapped pages resident in the process grew
-  // by a trim step since the encode began.
+  // zstd indexes the whole old version inside its first call, and one
+  // call's search may touch any page of the window: `trim` is also offered
+  // from a thread of its own every 10 ms, so a caller that caps its
+  // resident pages can enforce the cap within any call.
   absl::Notification done;
-  std::thread trimmer;
+  std::thread offer;
   if (trim) {
-    trimmer = std::thread([&] {
-      const uint64_t base = ResidentMappedBytes();
-      while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(2))) {
-        if (ResidentMappedBytes() > base + kTrimEvery) trim(); else continue;
-      }
+    offer = std::thread([&] {
+      while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(10))) trim();
     });
   }
   struct Joiner {
@@ -104,12 +103,12 @@ absl::Status IncrementalCodec::Encode(absl::string_view old_version, absl::strin
       done->Notify();
       if (t->joinable()) t->join();
     }
-  } joiner{&done, &trimmer};
+  } joiner{&done, &offer};
   // The input grows a step at a time (stable buffers allow a growing size),
   // so the caller can trim between steps.
   ZSTD_inBuffer in{new_version.data(), 0, 0};
   for (;;) {
-    in.size = std::min<uint64_t>(new_version.size(), in.size + kTrimEvery);
+    in.size = std::min<uint64_t>(new_version.size(), in.size + kEncodeStep);
     const bool last = in.size == new_version.size();
     for (;;) {
       ZSTD_outBuffer o{buffer.data(), buffer.size(), 0};
@@ -147,7 +146,7 @@ absl::StatusOr<std::string> IncrementalCodec::Encode(absl::string_view old_versi
 uint64_t IncrementalCodec::EncodeMemory(uint64_t old_size, uint64_t new_size) const {
   std::unique_ptr<ZSTD_CCtx_params, ParamsDeleter> params(ZSTD_createCCtxParams());
   if (!params) return 0;
-  ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_compressionLevel, level_);
+  ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_compressionLevel, LevelFor(new_size));
   ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_enableLongDistanceMatching, 1);
   const int window_log = PatchWindowLog(old_size, new_size);
   ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_windowLog, window_log);
@@ -160,7 +159,7 @@ uint64_t IncrementalCodec::EncodeMemory(uint64_t old_size, uint64_t new_size) co
   ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_ldmBucketSizeLog, 3);
   ZSTD_CCtxParams_setParameter(params.get(), ZSTD_c_ldmHashRateLog, window_log - ldm_hash_log);
   const size_t estimate = ZSTD_estimateCStreamSize_usingCCtxParams(params.get());
-  return (ZSTD_isError(estimate) ? 0 : estimate) + 2 * kTrimEvery;
+  return ZSTD_isError(estimate) ? 0 : estimate;
 }
 
 absl::StatusOr<uint64_t> IncrementalCodec::DecodedSize(absl::string_view incremental,
@@ -201,7 +200,7 @@ absl::Status IncrementalCodec::DecodeInto(absl::string_view old_version,
   ZSTD_outBuffer o{out, size, 0};
   size_t used = 0;
   size_t left = 1;
-  uint64_t trimmed_at = 0;
+  uint64_t offered_out = 0, offered_in = 0;
   while (used < incremental.size() && left != 0) {
     ZSTD_inBuffer in{incremental.data() + used, std::min(kDecodePiece, incremental.size() - used),
                      0};
@@ -212,9 +211,10 @@ absl::Status IncrementalCodec::DecodeInto(absl::string_view old_version,
           "); it is corrupt or made from another version; fetch the full file instead"));
     }
     used += in.pos;
-    if (trim && o.pos - trimmed_at >= kDecodeTrimEvery) {
+    if (trim && (o.pos - offered_out >= kOfferOut || used - offered_in >= kOfferIn)) {
       trim();
-      trimmed_at = o.pos;
+      offered_out = o.pos;
+      offered_in = used;
     }
   }
   if (trim) trim();

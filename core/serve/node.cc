@@ -11,6 +11,7 @@
 #include "core/base/connection_cap.h"
 #include "core/base/file_util.h"
 #include "core/base/log.h"
+#include "core/base/process.h"
 #include "core/base/transport.h"
 
 namespace sigrelay {
@@ -196,6 +197,7 @@ absl::Status Node::StartAgentsServer(const std::vector<std::string>& listen) {
 void Node::WatchListeners() {
   int failures = 0;
   while (!stop_watchdog_.WaitForNotificationWithTimeout(kListenerProbePeriod)) {
+    ReturnFreeMemory();
     std::string silent;
     for (const std::string& address : bound_) {
       if (absl::StartsWith(address, "unix:")) continue;

@@ -47,7 +47,9 @@ namespace sigrelay {
 
 struct StoreOptions {
   uint32_t chunk_size = 1 << 20;
-  size_t chunk_cache_bytes = 64 << 20;  // verified chunks kept in memory
+  // Verified chunks kept in memory for serving: the hot incrementals and
+  // the start of a full file many agents fetch at once.
+  size_t chunk_cache_bytes = 16 << 20;
 };
 
 class VersionStore;

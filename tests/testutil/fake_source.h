@@ -32,8 +32,8 @@ class FakeSource final : public UpdateSource {
   }
 
   // Faults, applied to body reads.
-  std::atomic<bool> flip_byte{false};    // flip one byte in the middle
-  std::atomic<int64_t> cut_after{-1};    // end early (Unavailable) after this many bytes
+  std::atomic<bool> flip_byte{false};  // flip one byte in the middle
+  std::atomic<int64_t> cut_after{-1};  // end early (Unavailable) after this many bytes
   // Send the rest one byte per this interval once `dribble_after` bytes went.
   std::atomic<int64_t> dribble_after{-1};
   absl::Duration dribble_every = absl::Milliseconds(100);
