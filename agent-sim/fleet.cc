@@ -546,6 +546,11 @@ Fleet::Fleet(FleetOptions options, std::unique_ptr<ManifestVerifier> verifier)
 
 Fleet::~Fleet() {
   Stop();
+  if (live_reactors_.load() > 0) {
+    // A server that never ended some streams within Stop's wait: their
+    // reactors may still call into their agents, which are left alive.
+    for (auto& a : agents_) a.release();
+  }
   {
     absl::MutexLock lock(&mu_);
     files_.clear();

@@ -8,6 +8,10 @@
 # the relay, all holding the current version; a new version (0.5 % churn) is
 # published at the origin; we measure publish -> 100 % converged and
 # verified, payload bytes, relay RSS (idle per agent and peak) and relay CPU.
+# Server CPU per delivered update is measured over the push alone: pushes
+# are paused (sigrelayctl pushing off) while the relay syncs, then resumed;
+# the peers' CPU is read from /proc over the same work (grpc_floor from its
+# first call, nginx's worker over the wrk run, per response).
 # Peers, same run: nginx on loopback serving the full file and the
 # incremental, driven by wrk with N connections (its time for N downloads is
 # N x file size / the transfer rate wrk measured); and bench/grpc_floor, a
@@ -60,7 +64,7 @@ ORIGIN=$(head -1 "$W/origin/listening")
 start_relay() {  # a fresh relay for each N, so RSS per agent is the agents' alone
   rm -rf "$W/relay"
   $SERVER_CPU "$B/sigrelay-relay" --data-dir "$W/relay" --listen 127.0.0.1:0 --upstream "$ORIGIN" \
-    --origin-pubkey "$W/origin/origin.pub" 2>"$W/relay.log" &
+    --origin-pubkey "$W/origin/origin.pub" ${RELAY_FLAGS:-} 2>"$W/relay.log" &
   RELAY_PID=$!
   PIDS+=($RELAY_PID)
   wait_file "$W/relay/listening"
@@ -91,6 +95,7 @@ http {
 NGINX
 $SERVER_CPU nginx -c "$W/nginx.conf" -p "$W"
 
+nginx_cpu() { local t=0; for p in $(pgrep -f "nginx: worker process" ); do t=$(awk -v t="$t" -v hz="$(getconf CLK_TCK)" '{printf "%.2f", t+($14+$15)/hz}' "/proc/$p/stat"); done; echo "$t"; }
 nginx_time() {  # FILE N -> seconds to deliver N copies at concurrency N
   # N x size / measured transfer rate: with 10,000 concurrent 20 MB
   # downloads none completes within the run, but the rate is measured.
@@ -103,6 +108,7 @@ nginx_time() {  # FILE N -> seconds to deliver N copies at concurrency N
     if (u=="GB") n*=1073741824; else if (u=="MB") n*=1048576; else if (u=="KB") n*=1024;
     print n}' <<<"$out")
   size=$(stat -c %s "$W/www/$1")
+  awk '/requests in/{print $1}' <<<"$out" >"$W/nginx.requests"
   awk -v n="$2" -v s="$size" -v r="$rate" 'BEGIN{ if (r > 0) printf "%.2f", n * s / r; else print "inf" }'
 }
 
@@ -126,11 +132,24 @@ for N in "${NS[@]}"; do
     sleep 0.1
   done
   IDLE_RSS=$(rss_kb $RELAY_PID)
-  CPU0=$(cpu_s $RELAY_PID)
+  "$B/sigrelayctl" --data-dir "$W/relay" pushing off >/dev/null
   PUBLISHED=$(date +%s.%N)
   "$B/sigrelayctl" --data-dir "$W/origin" publish virus "$W/v$NEW" >/dev/null
-  wait $SIM || { echo "agent-sim failed:" >&2; cat "$W/sim.err" >&2; exit 1; }
+  for _ in $(seq 1 600); do status | grep -q "\"version\":$NEWV," && break; sleep 0.05; done
+  CPU0=$(cpu_s $RELAY_PID)
+  # FANOUT_PERF=FILE: a CPU profile of the relay during the push.
+  [ -n "${FANOUT_PERF:-}" ] && { perf record -F 2999 -g -p $RELAY_PID -o "$FANOUT_PERF" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
+  "$B/sigrelayctl" --data-dir "$W/relay" pushing on >/dev/null
+  # The push is over when every agent reported the new version (before
+  # agent-sim ends its streams, which is not the push's cost).
+  for _ in $(seq 1 2400); do
+    status | grep -q "{\"component\":\"virus\",\"version\":$NEWV,\"agents\":$N}" && break;
+    kill -0 $SIM 2>/dev/null || break
+    sleep 0.05
+  done
   CPU1=$(cpu_s $RELAY_PID)
+  [ -n "${FANOUT_PERF:-}" ] && { kill -INT $PERF_PID; wait $PERF_PID || true; }
+  wait $SIM || { echo "agent-sim failed:" >&2; cat "$W/sim.err" >&2; exit 1; }
   SIMJ=$(cat "$W/sim.json")
   # Publish (upload, incrementals, signing at the origin) -> relay sync ->
   # push -> every agent fetched, rebuilt and verified.
@@ -143,21 +162,28 @@ for N in "${NS[@]}"; do
   chmod 644 "$W/www/full" "$W/www/incr"
   FULL=$(stat -c %s "$W/www/full")
   INCR=$(stat -c %s "$W/www/incr")
+  NGX_CPU0=$(nginx_cpu)
   T_NGX_INCR=$(nginx_time incr "$N")
+  NGX_CPU=$(awk -v a="$(nginx_cpu)" -v b="$NGX_CPU0" -v n="$(cat "$W/nginx.requests")" 'BEGIN{printf "%.1f", (a-b)/n*1e6}')
   T_NGX_FULL=$(nginx_time full "$N")
-  $SERVER_CPU "$B/grpc_floor" serve --size "$INCR" >"$W/floor.port" &
+  $SERVER_CPU "$B/grpc_floor" serve --size "$INCR" --expect "$N" >"$W/floor.port" 2>"$W/floor.cpu" &
   FLOOR_PID=$!
   PIDS+=($FLOOR_PID)
   wait_file "$W/floor.port"
   T_FLOOR=$(json_num "$($CLIENT_CPU "$B/grpc_floor" load --server "127.0.0.1:$(cat "$W/floor.port")" --clients "$N")" seconds)
   kill $FLOOR_PID; wait $FLOOR_PID 2>/dev/null || true
+  FLOOR_CPU=$(json_num "$(cat "$W/floor.cpu")" cpu_seconds)
   rm -f "$W/floor.port"
   PER_AGENT=$(( (IDLE_RSS - BASE_RSS) * 1024 / N ))
-  ROWS+=("$(printf '| %6d | %8.2f | %8.2f | %10d | %8.2f | %8.2f | %8.2f | %6.2fx | %6.2fx | %8d | %9d | %7.2f |' \
+  RELAY_CPU_US=$(awk -v a="$CPU0" -v b="$CPU1" -v n="$N" 'BEGIN{printf "%.1f", (b-a)/n*1e6}')
+  FLOOR_CPU_US=$(awk -v c="$FLOOR_CPU" -v n="$N" 'BEGIN{printf "%.1f", c/n*1e6}')
+  ROWS+=("$(printf '| %6d | %8.2f | %8.2f | %10d | %8.2f | %8.2f | %8.2f | %6.2fx | %6.2fx | %8d | %9d | %7.1f | %7.1f | %7.1f | %5.2fx | %5.2fx |' \
     "$N" "$T_RELAY" "$T_PUSH" "$BYTES" "$T_NGX_INCR" "$T_NGX_FULL" "$T_FLOOR" \
     "$(awk -v a="$T_PUSH" -v b="$T_NGX_INCR" 'BEGIN{printf "%.2f", a/b}')" \
     "$(awk -v a="$T_PUSH" -v b="$T_FLOOR" 'BEGIN{printf "%.2f", a/b}')" \
-    "$((PEAK / 1024))" "$PER_AGENT" "$(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN{print b-a}')")")
+    "$((PEAK / 1024))" "$PER_AGENT" "$RELAY_CPU_US" "$FLOOR_CPU_US" "$NGX_CPU" \
+    "$(awk -v a="$RELAY_CPU_US" -v b="$FLOOR_CPU_US" 'BEGIN{printf "%.2f", a/b}')" \
+    "$(awk -v a="$RELAY_CPU_US" -v b="$NGX_CPU" 'BEGIN{printf "%.2f", a/b}')")")
   V=$NEW
   kill $RELAY_PID; wait $RELAY_PID 2>/dev/null || true
 done
@@ -165,6 +191,6 @@ done
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); pattern $FULL bytes ($RECORDS records), incremental $INCR bytes (0.5 % churn)"
 echo
-echo "| agents | publish -> all converged s | relay push -> all converged s | bytes to agents | nginx s, N x incremental | nginx s, N x full | bare gRPC s, N x incremental | push / nginx (same bytes) | push / bare gRPC | relay peak RSS MiB | relay RSS bytes per idle agent | relay CPU s |"
-echo "|-------:|---------:|---------:|-----------:|---------:|---------:|---------:|-------:|-------:|---------:|----------:|--------:|"
+echo "| agents | publish -> all converged s | relay push -> all converged s | bytes to agents | nginx s, N x incremental | nginx s, N x full | bare gRPC s, N x incremental | push / nginx (same bytes) | push / bare gRPC | relay peak RSS MiB | relay RSS bytes per idle agent | relay CPU us per update (push) | bare gRPC CPU us per update | nginx CPU us per response | CPU / bare gRPC | CPU / nginx |"
+echo "|-------:|---------:|---------:|-----------:|---------:|---------:|---------:|-------:|-------:|---------:|----------:|--------:|--------:|--------:|------:|------:|"
 for r in "${ROWS[@]}"; do echo "$r"; done

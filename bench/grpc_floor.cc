@@ -9,6 +9,7 @@
 //   grpc_floor serve --size 76295            (prints the port, serves until killed)
 //   grpc_floor load --server 127.0.0.1:P --clients 10000
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -29,6 +30,19 @@ using sigrelay::v1::FetchRequest;
 using sigrelay::v1::FetchResponse;
 using sigrelay::v1::UpdateService;
 
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// Server CPU from the first Fetch on: the calls' cost, not the connections'.
+// And until the `--expect`th call ended, when given.
+std::atomic<bool> first_call{true};
+double cpu_at_first_call = 0;
+std::atomic<int> calls_left{-1};
+std::atomic<double> cpu_at_last_call{0};
+
 class FloorService final : public UpdateService::CallbackService {
  public:
   explicit FloorService(size_t size) {
@@ -38,12 +52,16 @@ class FloorService final : public UpdateService::CallbackService {
   }
   grpc::ServerWriteReactor<FetchResponse>* Fetch(grpc::CallbackServerContext*,
                                                  const FetchRequest*) override {
+    if (first_call.exchange(false)) cpu_at_first_call = CpuSeconds();
     class Reactor final : public grpc::ServerWriteReactor<FetchResponse> {
      public:
       explicit Reactor(const FetchResponse* r) {
         StartWriteAndFinish(r, grpc::WriteOptions(), grpc::Status::OK);
       }
-      void OnDone() override { delete this; }
+      void OnDone() override {
+        if (calls_left.fetch_sub(1) == 1) cpu_at_last_call = CpuSeconds();
+        delete this;
+      }
     };
     return new Reactor(&response_);
   }
@@ -79,7 +97,8 @@ class Call final : public grpc::ClientReadReactor<FetchResponse> {
   std::atomic<uint64_t>* bytes_;
 };
 
-int Serve(size_t size, const sigset_t& stop) {
+int Serve(size_t size, int expect, const sigset_t& stop) {
+  if (expect > 0) calls_left = expect;
   FloorService service(size);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -90,6 +109,10 @@ int Serve(size_t size, const sigset_t& stop) {
   std::printf("%d\n", port);
   std::fflush(stdout);
   sigrelay::WaitForStopSignal(stop);
+  // Printed before shutting down, so it counts the calls alone.
+  const double end = cpu_at_last_call.load() > 0 ? cpu_at_last_call.load() : CpuSeconds();
+  std::fprintf(stderr, "{\"cpu_seconds\":%.3f}\n",
+               first_call.load() ? 0.0 : end - cpu_at_first_call);
   server->Shutdown();
   return 0;
 }
@@ -136,6 +159,8 @@ int main(int argc, char** argv) {
   std::string server;
   sigrelay::FlagParser flags("grpc_floor", "bare gRPC fan-out: serve | load");
   flags.Add("size", &size, "BYTES", "serve: bytes in the one message each Fetch gets");
+  int expect = 0;
+  flags.Add("expect", &expect, "N", "serve: CPU is counted until this many calls ended");
   flags.Add("server", &server, "HOST:PORT", "load: the grpc_floor server");
   flags.Add("clients", &clients, "N", "load: connections, one Fetch each");
   std::vector<std::string> command;
@@ -147,7 +172,7 @@ int main(int argc, char** argv) {
   }
   if (command[0] == "serve") {
     sigset_t stop = sigrelay::BlockStopSignals();
-    return Serve(size, stop);
+    return Serve(size, expect, stop);
   }
   if (command[0] == "load") return Load(server, clients);
   std::fprintf(stderr, "unknown command \"%s\"; use serve or load\n", command[0].c_str());

@@ -43,6 +43,9 @@ commands:
                                 good one is published again as the next version (needs
                                 --token-file)
   update                        relay: sync from the upstream now (needs --token-file)
+  pushing on|off                hold new manifests back from Watch streams (off) or push the
+                                newest at once (on); not kept across restarts (needs
+                                --token-file)
   schedule PERIOD               relay: sync every PERIOD (15m, 2h) besides pushes; applied at
                                 once and kept across restarts (needs --token-file)
   proxy URL [--no-proxy HOSTS]  relay: reach upstreams through http://[user:password@]HOST:PORT;
@@ -407,6 +410,23 @@ absl::Status Schedule(const Options& o, const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
+absl::Status Pushing(const Options& o, const std::vector<std::string>& args) {
+  if (args.size() != 1 || (args[0] != "on" && args[0] != "off")) {
+    return absl::InvalidArgumentError("usage: sigrelayctl pushing on|off");
+  }
+  AdminCall call;
+  if (absl::Status a = OpenAdmin(o, absl::Seconds(15), &call); !a.ok()) return a;
+  v1::SetPushingRequest req;
+  req.set_paused(args[0] == "off");
+  v1::SetPushingResponse r;
+  grpc::Status s = call.stub->SetPushing(&call.ctx, req, &r);
+  if (!s.ok()) return WithServer(o, s);
+  std::cout << (r.paused() ? "pushes paused: new manifests wait for `pushing on`"
+                           : "pushing: watchers get each new manifest at once")
+            << std::endl;
+  return absl::OkStatus();
+}
+
 absl::Status Withdraw(const Options& o, const std::vector<std::string>& args) {
   uint32_t version = 0;
   if (args.size() != 2 || !absl::SimpleAtoi(args[1], &version) || version == 0) {
@@ -598,6 +618,8 @@ int Main(int argc, char** argv) {
       result = Schedule(o, args);
     } else if (command == "withdraw") {
       result = Withdraw(o, args);
+    } else if (command == "pushing") {
+      result = Pushing(o, args);
     } else if (command == "proxy") {
       result = Proxy(o, args);
     } else if (command == "fetch") {

@@ -121,7 +121,9 @@ Node::Node(NodeOptions options, AdminToken token, std::unique_ptr<VersionStore> 
       token_(std::move(token)),
       store_(std::move(store)),
       agents_(options_.max_agents) {
-  update_ = std::make_unique<UpdateServiceImpl>(store_.get(), &agents_, options_.serve);
+  UpdateServiceOptions serve = options_.serve;
+  serve.client_certificates = !options_.tls.ca.empty();
+  update_ = std::make_unique<UpdateServiceImpl>(store_.get(), &agents_, serve);
 }
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {

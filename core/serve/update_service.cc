@@ -71,8 +71,10 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
         End(ToGrpcStatus(held.status()));
         return;
       }
+      std::string key = HeldKey(*held);
       absl::MutexLock lock(&mu_);
       held_ = std::move(*held);
+      held_key_ = std::move(key);
       started_ = true;
     } else {
       absl::MutexLock lock(&mu_);
@@ -138,7 +140,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
         return;
       }
       std::shared_ptr<const PushParts> parts = std::move(pending_);
-      std::shared_ptr<const WatchPush> response = service_->PushFor(*parts, held_);
+      std::shared_ptr<const WatchPush> response = service_->PushFor(*parts, held_, held_key_);
       if (response->payloads > 0) {
         switch (service_->gate_.Enter(peer_, &ticket_, [this] { GateOpened(); })) {
           case TransferGate::Admit::kNow:
@@ -150,7 +152,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
             return;
           case TransferGate::Admit::kRefused:
             // Full: the manifest alone; the watcher fetches when it can.
-            response = service_->PushFor(*parts, {});
+            response = service_->PushFor(*parts, {}, "");
             break;
         }
       }
@@ -209,6 +211,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   absl::Mutex mu_;
   std::shared_ptr<StallSweeper::Guard> guard_ ABSL_GUARDED_BY(mu_);  // once it held a slot
   HeldVersions held_ ABSL_GUARDED_BY(mu_);
+  std::string held_key_ ABSL_GUARDED_BY(mu_);  // HeldKey(held_)
   std::shared_ptr<const WatchPush> in_flight_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const WatchPush> gated_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const PushParts> pending_ ABSL_GUARDED_BY(mu_);
@@ -450,6 +453,7 @@ UpdateServiceImpl::UpdateServiceImpl(VersionStore* store, AgentRegistry* agents,
     : store_(store),
       agents_(agents),
       catalog_(options.catalog),
+      client_certificates_(options.client_certificates),
       push_memory_budget_(options.push_memory_budget),
       max_transfers_(options.max_transfers),
       gate_(options.max_transfers, options.max_queued, options.max_transfers_per_connection),
@@ -563,10 +567,10 @@ std::string CertificateIdentity(const grpc::ServerContextBase& context) {
 // The report to record for `agent_id` and `versions`, the id taken from the
 // client certificate when there is one.
 v1::ReportStatusRequest Attributed(
-    const grpc::ServerContextBase& context, const std::string& agent_id,
+    const grpc::ServerContextBase& context, bool client_certificates, const std::string& agent_id,
     const google::protobuf::RepeatedPtrField<v1::ComponentVersion>& versions) {
   v1::ReportStatusRequest report;
-  const std::string identity = CertificateIdentity(context);
+  const std::string identity = client_certificates ? CertificateIdentity(context) : "";
   report.set_agent_id(identity.empty() ? agent_id : identity);
   *report.mutable_versions() = versions;
   return report;
@@ -592,7 +596,8 @@ absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
   }
   // A follower (a relay) says nothing about itself and is not an agent.
   if (!request.agent_id().empty() || !request.versions().empty()) {
-    v1::ReportStatusRequest report = Attributed(context, request.agent_id(), request.versions());
+    v1::ReportStatusRequest report =
+        Attributed(context, client_certificates_, request.agent_id(), request.versions());
     if (!report.agent_id().empty()) {
       absl::Status s = agents_->Report(report);
       if (!s.ok()) return s;
@@ -660,13 +665,25 @@ struct CountedBytes {
 
 }  // namespace
 
-std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(const PushParts& parts,
-                                                            const HeldVersions& held) {
+std::string HeldKey(const HeldVersions& held) {
   std::string key;
   for (const auto& [component, version] : held) {
     absl::StrAppend(&key, component, "=", version, ";");
   }
-  absl::MutexLock lock(&parts.mu);  // this manifest's pushes only; no store reads
+  return key;
+}
+
+std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(const PushParts& parts,
+                                                            const HeldVersions& held,
+                                                            const std::string& key) {
+  {
+    // Ten thousand watchers share a few pushes: looked up under a shared
+    // lock, no store reads.
+    absl::ReaderMutexLock lock(&parts.mu);
+    auto it = parts.pushes.find(key);
+    if (it != parts.pushes.end()) return it->second;
+  }
+  absl::MutexLock lock(&parts.mu);  // this manifest's pushes only
   auto it = parts.pushes.find(key);
   if (it != parts.pushes.end()) return it->second;
   v1::WatchResponse built;
@@ -714,8 +731,8 @@ grpc::ServerUnaryReactor* UpdateServiceImpl::ReportStatus(grpc::CallbackServerCo
                                                           const v1::ReportStatusRequest* request,
                                                           v1::ReportStatusResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(
-      agents_->Report(Attributed(*context, request->agent_id(), request->versions()))));
+  reactor->Finish(ToGrpcStatus(agents_->Report(
+      Attributed(*context, client_certificates_, request->agent_id(), request->versions()))));
   return reactor;
 }
 

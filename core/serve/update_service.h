@@ -33,6 +33,8 @@ class WatchReactor;
 
 // What a watcher holds, from its WatchRequest: (component, version) pairs.
 using HeldVersions = std::vector<std::pair<std::string, uint32_t>>;
+// "virus=3;spyware=5;": what pushes are cached by.
+std::string HeldKey(const HeldVersions& held);
 
 // A WatchResponse serialized once and written to every watcher it suits:
 // each write takes references to the same bytes, not a copy.
@@ -75,6 +77,9 @@ struct UpdateServiceOptions {
   // A transfer whose write makes no progress this long is cancelled
   // (zero: never).
   absl::Duration stall_timeout = absl::Seconds(60);
+  // The listeners require client certificates (mutual TLS): an agent's id
+  // is its certificate's identity, not what it says.
+  bool client_certificates = false;
   // An origin's catalog: a Fetch of a component outside it is told so.
   // Null on relays, which carry whatever the signed manifest names.
   const ComponentCatalog* catalog = nullptr;
@@ -129,13 +134,16 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   // Under mutual TLS the agent's id is its certificate's identity.
   absl::StatusOr<HeldVersions> OnWatchRequest(const grpc::ServerContextBase& context,
                                               const v1::WatchRequest& request);
-  // The push of `manifest` to a watcher holding `held`: one shared response
-  // per distinct `held`, with the incrementals that fit in one message.
-  std::shared_ptr<const WatchPush> PushFor(const PushParts& parts, const HeldVersions& held);
+  // The push of `manifest` to a watcher holding `held` (`key`: HeldKey of
+  // it): one shared response per distinct `held`, with the incrementals
+  // that fit in one message.
+  std::shared_ptr<const WatchPush> PushFor(const PushParts& parts, const HeldVersions& held,
+                                           const std::string& key);
 
   VersionStore* const store_;
   AgentRegistry* const agents_;
   const ComponentCatalog* const catalog_;
+  const bool client_certificates_;
   const uint64_t push_memory_budget_;
   // Bytes of serialized pushes alive (cached or in flight), shared with
   // their deleters, which may run after a reaction ends.

