@@ -269,7 +269,8 @@ absl::Status Status(const Options& o) {
     if (have_node) {
       absl::StrAppend(&out, ",\"listener_security\":", JsonQuote(node.listener_security()));
       absl::StrAppend(&out, ",\"role\":", JsonQuote(node.role()), ",\"watchers\":", node.watchers(),
-                      ",\"agents_reported\":", node.agents_reported());
+                      ",\"agents_reported\":", node.agents_reported(),
+                      ",\"agents_stale\":", node.agents_stale());
       std::vector<std::string> counts;
       for (const v1::AgentVersionCount& c : node.agent_versions()) {
         counts.push_back(absl::StrCat("{\"component\":", JsonQuote(c.component()),
@@ -277,6 +278,17 @@ absl::Status Status(const Options& o) {
                                       c.other_versions() ? ",\"other_versions\":true" : "", "}"));
       }
       absl::StrAppend(&out, ",\"agent_versions\":[", absl::StrJoin(counts, ","), "]");
+      std::vector<std::string> stale, refused;
+      for (const v1::AgentVersionCount& c : node.stale_versions()) {
+        stale.push_back(absl::StrCat("{\"component\":", JsonQuote(c.component()),
+                                     ",\"version\":", c.version(), ",\"agents\":", c.agents(),
+                                     c.other_versions() ? ",\"other_versions\":true" : "", "}"));
+      }
+      for (const auto& [reason, n] : node.connections_refused()) {
+        refused.push_back(absl::StrCat(JsonQuote(reason), ":", n));
+      }
+      absl::StrAppend(&out, ",\"stale_versions\":[", absl::StrJoin(stale, ","),
+                      "],\"connections_refused\":{", absl::StrJoin(refused, ","), "}");
       const v1::TransferStatus& t = node.transfers();
       absl::StrAppend(&out, ",\"transfers\":{\"active\":", t.active(), ",\"queued\":", t.queued(),
                       ",\"max_active\":", t.max_active(), ",\"peak_active\":", t.peak_active(),
@@ -362,7 +374,8 @@ absl::Status Status(const Options& o) {
               << (r.skipped().empty() ? ""
                                       : "not carried: " + absl::StrJoin(r.skipped(), "; ") + "\n")
               << "watch streams: " << node.watchers()
-              << ", agents reported: " << node.agents_reported() << "\n";
+              << ", agents reported: " << node.agents_reported() << " (" << node.agents_stale()
+              << " stale)\n";
   }
   if (have_node) {
     const v1::TransferStatus& t = node.transfers();
@@ -370,6 +383,13 @@ absl::Status Status(const Options& o) {
               << t.max_active() << " at once); " << t.fetches() << " fetches served, " << t.pushed()
               << " incrementals pushed, " << t.stalled() << " stalled and cancelled, "
               << t.refused() << " refused\n";
+    if (!node.connections_refused().empty()) {
+      std::vector<std::string> parts;
+      for (const auto& [reason, n] : node.connections_refused()) {
+        parts.push_back(absl::StrCat(reason, " ", n));
+      }
+      std::cout << "connections refused or cut: " << absl::StrJoin(parts, ", ") << "\n";
+    }
   }
   return absl::OkStatus();
 }

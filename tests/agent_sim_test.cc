@@ -318,5 +318,44 @@ TEST_F(AgentSimTest, FailuresNameTheirCause) {
   EXPECT_THAT(out, HasSubstr("signature"));
 }
 
+// The fleet view counts only agents that are there: 40 agents converge
+// through a relay and leave; once --agent-stale-after has passed they count
+// as stale, not as holding the version; 10 of them come back (the same
+// ids) and count again at once. Before (checked: the registry's sweep off)
+// the 40 were counted as holding it for good.
+TEST_F(AgentSimTest, AgentsThatLeaveCountAsStaleAndAgainWhenBack) {
+  std::unique_ptr<Daemon> relay = StartRelay({"--agent-stale-after", "2s"});
+  std::string out;
+  ASSERT_EQ(testing::RunCommand({testing::BinDir() + "/sigrelay-agent-sim", "--server",
+                                 relay->address(), "--agents", "40", "--start", "none",
+                                 "--origin-pubkey", pub_, "--json", "--timeout", "30s"},
+                                &out),
+            0)
+      << out;
+  v1::GetStatusResponse status;
+  ASSERT_TRUE(WaitFor([&] {
+    status = AdminStatus(*relay);
+    return status.agents_stale() == 40;
+  })) << status.DebugString();
+  EXPECT_EQ(status.agents_reported(), 0u);
+  EXPECT_EQ(status.agent_versions_size(), 0) << "no live agent holds it";
+  ASSERT_EQ(status.stale_versions_size(), 1);
+  EXPECT_EQ(status.stale_versions(0).version(), 3u);
+  EXPECT_EQ(status.stale_versions(0).agents(), 40u);
+  // 10 come back and stay (waiting for a version not published).
+  testing::ChildProcess back({testing::BinDir() + "/sigrelay-agent-sim", "--server",
+                              relay->address(), "--agents", "10", "--start", "current",
+                              "--origin-pubkey", pub_, "--until", "virus=99", "--timeout", "30s"});
+  ASSERT_TRUE(WaitFor([&] {
+    status = AdminStatus(*relay);
+    return status.agents_reported() == 10;
+  })) << status.DebugString();
+  EXPECT_EQ(status.agents_stale(), 30u);
+  ASSERT_EQ(status.agent_versions_size(), 1);
+  EXPECT_EQ(status.agent_versions(0).agents(), 10u);
+  back.Kill(SIGTERM);
+  back.Wait();
+}
+
 }  // namespace
 }  // namespace sigrelay

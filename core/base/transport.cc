@@ -4,6 +4,7 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <grpcpp/support/server_interceptor.h>
 #include <netdb.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
@@ -18,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/base/connection_guard.h"
 #include "core/base/file_util.h"
 
 namespace sigrelay {
@@ -230,6 +232,25 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   return grpc::CreateCustomChannel(target, credentials, args);
 }
 
+namespace {
+
+// Creates no interceptor: it only tells the connection guard of each call.
+class CallGuardFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    grpc::ServerContextBase* ctx = info->server_context();
+    if (ctx != nullptr) {
+      const std::string peer = ctx->peer();
+      if (!NoteCall(peer)) ctx->TryCancel();
+      if (ctx->IsCancelled()) NoteCancel(peer);
+    }
+    return nullptr;
+  }
+};
+
+}  // namespace
+
 absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen,
                                           const std::vector<grpc::Service*>& services,
                                           const std::string& listening_file, const TlsFiles& tls,
@@ -260,6 +281,12 @@ absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5 * 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  // Every call, before it reaches a handler (one a client cancels at once
+  // never does), passes the connection guard: a rapid reset is seen as it
+  // starts.
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> guards;
+  guards.push_back(std::make_unique<CallGuardFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(guards));
   grpc::ResourceQuota quota("sigrelay-server");
   quota.Resize(static_cast<size_t>(limits.memory_quota_bytes));
   builder.SetResourceQuota(quota);

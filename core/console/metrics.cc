@@ -74,10 +74,20 @@ std::string PrometheusText(const v1::GetStatusResponse& s, absl::Time now) {
         s.watchers());
   w.One("sigrelay_pushes_paused", "gauge", "1 while an operator paused pushes to watchers.",
         s.pushes_paused() ? 1 : 0);
-  w.One("sigrelay_agents_reported", "gauge", "Agents known from their reports.",
+  w.One("sigrelay_agents_reported", "gauge",
+        "Live agents: an open Watch stream, or heard from within --agent-stale-after.",
         s.agents_reported());
+  w.One("sigrelay_agents_stale", "gauge",
+        "Agents not heard from within --agent-stale-after (not counted in sigrelay_agents).",
+        s.agents_stale());
+  w.Family("sigrelay_connections_refused_total", "counter",
+           "Connections on the agents' port refused at accept or cut, by reason.");
+  for (const auto& [reason, n] : s.connections_refused()) {
+    w.Sample("sigrelay_connections_refused_total", absl::StrCat("reason=\"", Label(reason), "\""),
+             n);
+  }
   w.Family("sigrelay_agents", "gauge",
-           "Agents per component and version reported (version=\"other\": the rest).");
+           "Live agents per component and version reported (version=\"other\": the rest).");
   for (const v1::AgentVersionCount& a : s.agent_versions()) {
     w.Sample("sigrelay_agents",
              absl::StrCat("component=\"", Label(a.component()), "\",version=\"",

@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/base/connection_cap.h"
+#include "core/base/connection_guard.h"
 #include "core/base/file_util.h"
 #include "core/base/log.h"
 #include "core/base/process.h"
@@ -69,6 +69,20 @@ void NodeOptions::AddFlags(FlagParser* flags) {
   flags->Add("max-agents", &max_agents, "N",
              "agents remembered for status (their reported versions); past it the one heard "
              "from longest ago is forgotten (default 1048576)");
+  flags->Add("agent-stale-after", &agent_stale_after,
+             "an agent without an open Watch stream counts as stale, not as holding its "
+             "versions, this long after it was last heard from (default 5m: an agent's stream "
+             "ends within 80s of it going, keepalive; one polling with --once reports each run)");
+  flags->Add("max-conns-per-peer", &connections.max_per_peer, "N",
+             "connections one address may hold on the agents' port (never more than half the "
+             "descriptor cap); a site of agents behind one NAT address needs one each "
+             "(default 1024)");
+  flags->Add("first-call-timeout", &connections.first_call_timeout,
+             "close a connection that starts no call this long after it connected "
+             "(default 10s)");
+  flags->Add("max-agents-per-connection", &connections.max_agents_per_connection, "N",
+             "distinct agent ids one connection may report; past it the connection is cut "
+             "(default 1024; agent-sim puts 32 agents on a shared connection)");
   flags->Add("stall-timeout", &serve.stall_timeout,
              "cancel a transfer whose write makes no progress this long, freeing its slot "
              "(default 60s, 0s: never)");
@@ -83,6 +97,16 @@ absl::Status NodeOptions::Validate() const {
     return absl::InvalidArgumentError("--max-transfers-per-connection must be at least 1");
   }
   if (max_agents < 1) return absl::InvalidArgumentError("--max-agents must be at least 1");
+  if (agent_stale_after < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--agent-stale-after must be at least 1s");
+  }
+  if (connections.max_per_peer < 1 || connections.max_agents_per_connection < 1) {
+    return absl::InvalidArgumentError(
+        "--max-conns-per-peer and --max-agents-per-connection must be at least 1");
+  }
+  if (connections.first_call_timeout < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--first-call-timeout must be at least 1s");
+  }
   if (serve.max_transfers < 1) {
     return absl::InvalidArgumentError(
         "--max-transfers must be at least 1: with 0 nothing would ever be served");
@@ -120,7 +144,7 @@ Node::Node(NodeOptions options, AdminToken token, std::unique_ptr<VersionStore> 
     : options_(std::move(options)),
       token_(std::move(token)),
       store_(std::move(store)),
-      agents_(options_.max_agents) {
+      agents_({.max_agents = options_.max_agents, .stale_after = options_.agent_stale_after}) {
   UpdateServiceOptions serve = options_.serve;
   serve.client_certificates = !options_.tls.ca.empty();
   update_ = std::make_unique<UpdateServiceImpl>(store_.get(), &agents_, serve);
@@ -148,7 +172,7 @@ Node::~Node() { Shutdown(); }
 absl::Status Node::Serve(grpc::Service* admin) {
   // gRPC health checking and server reflection on every listener: load
   // balancers and operators' tools see what is served.
-  InstallConnectionCap();
+  InstallConnectionGuard(options_.connections);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   absl::StatusOr<RunningServer> admin_server =
@@ -193,12 +217,22 @@ absl::Status Node::StartAgentsServer(const std::vector<std::string>& listen) {
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   bound_ = std::move(server->bound);
+  for (const std::string& address : bound_) {
+    if (absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(address); hp.ok()) {
+      GuardListener(hp->second);
+    }
+  }
   return absl::OkStatus();
 }
 
 void Node::WatchListeners() {
   int failures = 0;
-  while (!stop_watchdog_.WaitForNotificationWithTimeout(kListenerProbePeriod)) {
+  int tick = 0;
+  const int probe_every = static_cast<int>(kListenerProbePeriod / kSweepPeriod);
+  while (!stop_watchdog_.WaitForNotificationWithTimeout(kSweepPeriod)) {
+    SweepConnections();
+    agents_.Sweep();
+    if (++tick % probe_every != 0) continue;
     ReturnFreeMemory();
     std::string silent;
     for (const std::string& address : bound_) {

@@ -27,6 +27,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "core/base/admin_token.h"
+#include "core/base/connection_guard.h"
 #include "core/base/flags.h"
 #include "core/base/transport.h"
 #include "core/console/console.h"
@@ -54,7 +55,9 @@ struct NodeOptions {
   uint64_t max_file_size = 1ull << 30;
   UpdateServiceOptions serve;
   uint64_t max_agents = 1 << 20;  // AgentRegistry's bound
-  TlsFiles tls;                   // the listeners'; empty: plaintext
+  absl::Duration agent_stale_after = absl::Minutes(5);
+  ConnectionLimits connections;  // the agents' listeners
+  TlsFiles tls;                  // the listeners'; empty: plaintext
   ServerLimits limits;
 
   // "TLS", "mutual TLS" or "plaintext": what the listeners speak.
@@ -90,6 +93,8 @@ class Node {
   // own, ListenerAnswers), and how many failed probes in a row rebuild the
   // server: a gRPC listener that stopped accepting is never re-armed.
   static constexpr absl::Duration kListenerProbePeriod = absl::Seconds(5);
+  // How often idle connections are closed and agents move to stale.
+  static constexpr absl::Duration kSweepPeriod = absl::Seconds(1);
   static constexpr int kListenerProbeFailures = 2;
 
   const NodeOptions& options() const { return options_; }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/base/connection_guard.h"
 #include "core/model/manifest.h"
 
 namespace sigrelay {
@@ -39,6 +40,34 @@ void FillComponentStatus(const StoreView& view, v1::GetStatusResponse* response)
   }
 }
 
+// The most common versions of each component, newest first among equals;
+// the rest summed into one entry.
+void AddVersionCounts(const std::map<std::string, std::map<uint32_t, uint64_t>>& counts,
+                      google::protobuf::RepeatedPtrField<v1::AgentVersionCount>* out) {
+  for (const auto& [component, versions] : counts) {
+    std::vector<std::pair<uint64_t, uint32_t>> by_count;
+    for (const auto& [version, count] : versions) by_count.emplace_back(count, version);
+    std::sort(by_count.rbegin(), by_count.rend());
+    uint64_t other = 0;
+    for (size_t i = 0; i < by_count.size(); ++i) {
+      if (i >= kTopVersions) {
+        other += by_count[i].first;
+        continue;
+      }
+      v1::AgentVersionCount* c = out->Add();
+      c->set_component(component);
+      c->set_version(by_count[i].second);
+      c->set_agents(by_count[i].first);
+    }
+    if (other > 0) {
+      v1::AgentVersionCount* c = out->Add();
+      c->set_component(component);
+      c->set_agents(other);
+      c->set_other_versions(true);
+    }
+  }
+}
+
 void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& agents,
                        v1::GetStatusResponse* response) {
   response->set_watchers(update.WatcherCount());
@@ -55,28 +84,11 @@ void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& age
   ts->set_pushed(update.pushed());
   ts->set_stalled(update.stalled());
   response->set_agents_reported(agents.AgentCount());
-  for (const auto& [component, versions] : agents.VersionCounts()) {
-    // The most common versions, newest first among equals; the rest summed.
-    std::vector<std::pair<uint64_t, uint32_t>> by_count;
-    for (const auto& [version, count] : versions) by_count.emplace_back(count, version);
-    std::sort(by_count.rbegin(), by_count.rend());
-    uint64_t other = 0;
-    for (size_t i = 0; i < by_count.size(); ++i) {
-      if (i >= kTopVersions) {
-        other += by_count[i].first;
-        continue;
-      }
-      v1::AgentVersionCount* c = response->add_agent_versions();
-      c->set_component(component);
-      c->set_version(by_count[i].second);
-      c->set_agents(by_count[i].first);
-    }
-    if (other > 0) {
-      v1::AgentVersionCount* c = response->add_agent_versions();
-      c->set_component(component);
-      c->set_agents(other);
-      c->set_other_versions(true);
-    }
+  response->set_agents_stale(agents.StaleCount());
+  AddVersionCounts(agents.VersionCounts(), response->mutable_agent_versions());
+  AddVersionCounts(agents.StaleVersionCounts(), response->mutable_stale_versions());
+  for (const auto& [reason, n] : ConnectionsRefused()) {
+    (*response->mutable_connections_refused())[reason] = n;
   }
 }
 

@@ -3,6 +3,7 @@
 #include <grpcpp/support/proto_buffer_reader.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "core/base/connection_guard.h"
 #include "core/base/grpc_status.h"
 #include "core/base/log.h"
 #include "core/base/transport.h"
@@ -64,7 +66,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
       grpc::ProtoBufferReader reader(&request_);
       absl::StatusOr<HeldVersions> held =
           request.ParseFromZeroCopyStream(&reader)
-              ? service_->OnWatchRequest(*ctx_, request)
+              ? service_->OnWatchRequest(*ctx_, request, &agent_)
               : absl::InvalidArgumentError("WatchRequest is not a valid sigrelay.v1.WatchRequest");
       request_.Clear();
       if (!held.ok()) {
@@ -105,6 +107,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   }
 
   void OnCancel() override {
+    NoteCancel(peer_);
     {
       absl::MutexLock lock(&mu_);
       if (waiting_gate_ && service_->gate_.Cancel(ticket_)) {
@@ -117,6 +120,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 
   void OnDone() override {
     service_->Remove(this);
+    if (agent_.has_value()) service_->agents_->StreamEnded(*agent_);
     {
       absl::MutexLock lock(&mu_);
       if (guard_ != nullptr) {
@@ -208,6 +212,9 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   grpc::CallbackServerContext* const ctx_;
   const std::string peer_;    // the connection: its share of transfer slots
   grpc::ByteBuffer request_;  // the read in progress
+  // The agent this stream reports for, once it did (reads are one at a
+  // time and OnDone comes after the last).
+  std::optional<AgentKey> agent_;
   absl::Mutex mu_;
   std::shared_ptr<StallSweeper::Guard> guard_ ABSL_GUARDED_BY(mu_);  // once it held a slot
   HeldVersions held_ ABSL_GUARDED_BY(mu_);
@@ -358,6 +365,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<v1::FetchResponse> {
   }
 
   void OnCancel() override {
+    NoteCancel(peer_);
     absl::MutexLock lock(&mu_);
     if (!begun_ && gate_->Cancel(ticket_)) {
       cancelled_ = true;
@@ -524,6 +532,7 @@ grpc::ServerUnaryReactor* UpdateServiceImpl::GetManifest(grpc::CallbackServerCon
                                                          const v1::GetManifestRequest*,
                                                          v1::SignedManifest* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (context->IsCancelled()) NoteCancel(context->peer());  // a rapid reset
   std::shared_ptr<const v1::SignedManifest> m = store_->CurrentManifest();
   if (m == nullptr) {
     reactor->Finish(ToGrpcStatus(NoManifestYet()));
@@ -564,22 +573,24 @@ std::string CertificateIdentity(const grpc::ServerContextBase& context) {
   return "";
 }
 
-// The report to record for `agent_id` and `versions`, the id taken from the
-// client certificate when there is one.
-v1::ReportStatusRequest Attributed(
-    const grpc::ServerContextBase& context, bool client_certificates, const std::string& agent_id,
-    const google::protobuf::RepeatedPtrField<v1::ComponentVersion>& versions) {
-  v1::ReportStatusRequest report;
-  const std::string identity = client_certificates ? CertificateIdentity(context) : "";
-  report.set_agent_id(identity.empty() ? agent_id : identity);
-  *report.mutable_versions() = versions;
-  return report;
+// The first 8 bytes of an agent's key: what connections count agents by.
+uint64_t KeyHash(const AgentKey& key) {
+  uint64_t h = 0;
+  std::memcpy(&h, key.data(), sizeof h);
+  return h;
+}
+
+absl::Status TooManyAgents() {
+  return absl::ResourceExhaustedError(
+      "this connection reported too many agent ids (--max-agents-per-connection); a client "
+      "that plays many agents opens a connection per group of them");
 }
 
 }  // namespace
 
 absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
-    const grpc::ServerContextBase& context, const v1::WatchRequest& request) {
+    const grpc::ServerContextBase& context, const v1::WatchRequest& request,
+    std::optional<AgentKey>* agent) {
   HeldVersions held;
   for (const v1::ComponentVersion& cv : request.versions()) {
     if (absl::Status s = ValidateComponentName(cv.component()); !s.ok()) return s;
@@ -595,15 +606,33 @@ absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
     }
   }
   // A follower (a relay) says nothing about itself and is not an agent.
-  if (!request.agent_id().empty() || !request.versions().empty()) {
-    v1::ReportStatusRequest report =
-        Attributed(context, client_certificates_, request.agent_id(), request.versions());
-    if (!report.agent_id().empty()) {
-      absl::Status s = agents_->Report(report);
-      if (!s.ok()) return s;
-    }
+  const std::string id = Identity(context, request.agent_id());
+  if (id.empty()) return held;
+  absl::StatusOr<AgentKey> key = AgentRegistry::KeyOf(id);
+  if (!key.ok()) return key.status();
+  if (agent->has_value() && **agent != *key) {
+    return absl::InvalidArgumentError(
+        "a Watch stream reports for one agent: this one named another agent than before; open "
+        "a stream per agent");
+  }
+  const bool first = !agent->has_value();
+  if (first && !NoteAgent(context.peer(), KeyHash(*key))) return TooManyAgents();
+  absl::Status s =
+      agents_->Report(*key, request.versions(),
+                      first ? AgentRegistry::Via::kStreamOpened : AgentRegistry::Via::kStream);
+  if (s.ok()) {
+    if (first) *agent = *key;
+  } else if (!absl::IsResourceExhausted(s)) {
+    return s;  // a full registry records nothing, but pushes go on
   }
   return held;
+}
+
+std::string UpdateServiceImpl::Identity(const grpc::ServerContextBase& context,
+                                        const std::string& agent_id) const {
+  if (!client_certificates_) return agent_id;
+  const std::string identity = CertificateIdentity(context);
+  return identity.empty() ? agent_id : identity;
 }
 
 std::shared_ptr<const PushParts> UpdateServiceImpl::BuildPushParts(
@@ -731,8 +760,11 @@ grpc::ServerUnaryReactor* UpdateServiceImpl::ReportStatus(grpc::CallbackServerCo
                                                           const v1::ReportStatusRequest* request,
                                                           v1::ReportStatusResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(agents_->Report(
-      Attributed(*context, client_certificates_, request->agent_id(), request->versions()))));
+  absl::StatusOr<AgentKey> key = AgentRegistry::KeyOf(Identity(*context, request->agent_id()));
+  absl::Status s = key.status();
+  if (s.ok() && !NoteAgent(context->peer(), KeyHash(*key))) s = TooManyAgents();
+  if (s.ok()) s = agents_->Report(*key, request->versions(), AgentRegistry::Via::kCall);
+  reactor->Finish(ToGrpcStatus(s));
   return reactor;
 }
 

@@ -15,6 +15,8 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -129,11 +131,15 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   std::shared_ptr<const PushParts> BuildPushParts(
       std::shared_ptr<const v1::SignedManifest> manifest) const;
   void Remove(WatchReactor* watcher);
-  // A watcher's report: checked, recorded when it names an agent, and
+  // A watcher's report: checked, recorded when it names an agent (`agent`:
+  // the agent the stream reported for before, set at its first report), and
   // returned as the versions its pushes are made for.
-  // Under mutual TLS the agent's id is its certificate's identity.
   absl::StatusOr<HeldVersions> OnWatchRequest(const grpc::ServerContextBase& context,
-                                              const v1::WatchRequest& request);
+                                              const v1::WatchRequest& request,
+                                              std::optional<AgentKey>* agent);
+  // The agent's id: under mutual TLS its certificate's identity, whatever
+  // it says.
+  std::string Identity(const grpc::ServerContextBase& context, const std::string& agent_id) const;
   // The push of `manifest` to a watcher holding `held` (`key`: HeldKey of
   // it): one shared response per distinct `held`, with the incrementals
   // that fit in one message.

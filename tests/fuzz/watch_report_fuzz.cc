@@ -5,7 +5,7 @@
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static sigrelay::AgentRegistry* registry = new sigrelay::AgentRegistry(64);
+  static sigrelay::AgentRegistry* registry = new sigrelay::AgentRegistry({.max_agents = 64});
   for (const std::string& part : sigrelay::fuzz::Split(data, size)) {
     sigrelay::v1::ReportStatusRequest report;
     if (!report.ParseFromString(part)) continue;

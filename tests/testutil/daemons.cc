@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "core/base/admin_token.h"
 #include "core/base/file_util.h"
+#include "core/base/transport.h"
 #include "core/client/fetch_client.h"
 #include "core/model/manifest.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
@@ -159,9 +160,10 @@ std::string Daemon::console_address() const { return FirstLine(data_dir_ + "/con
 
 std::string Daemon::token() const { return FirstLine(token_file()); }
 
-v1::GetStatusResponse AdminStatus(const Daemon& node) {
-  auto stub = v1::AdminService::NewStub(
-      grpc::CreateChannel(node.admin_address(), grpc::InsecureChannelCredentials()));
+v1::GetStatusResponse AdminStatus(const Daemon& node, const std::string& tls_ca) {
+  ChannelOptions options;
+  options.tls.ca = tls_ca;
+  auto stub = v1::AdminService::NewStub(MakeChannel(node.admin_address(), options));
   grpc::ClientContext ctx;
   absl::StatusOr<std::string> token = ReadTokenFile(node.token_file());
   ctx.AddMetadata("authorization", "Bearer " + (token.ok() ? *token : ""));

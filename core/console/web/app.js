@@ -121,6 +121,7 @@ function renderRelay(r) {
 function renderAgents(s) {
   text($('watchers'), s.watchers);
   text($('agents'), s.agentsReported);
+  text($('agents-stale'), s.agentsStale || 0);
   text($('pushing'), s.pushesPaused ? 'paused' : 'on');
   text($('pause'), s.pushesPaused ? 'Resume pushing' : 'Pause pushing');
   const labels = [];
