@@ -195,9 +195,12 @@ TEST(IncrementalCodecTest, MappedFilesTrimmedAsTheCodecGoesKeepMemoryBounded) {
   const uint64_t decode_peak = PeakResident() - before_decode;
   EXPECT_TRUE((*out)->view() == (*new_file)->view());
   // Cap, zstd state and what a 10 ms offer interval lets through (measured
-  // 71 MiB; without trimming 136 MiB).
+  // 71-80 MiB; without trimming 136 MiB). The decode: 16 MiB cap, what one
+  // piece between offers writes and reads, the zstd state (measured 22 MiB
+  // here, 35 MiB once on a loaded CI machine); without trimming it holds the
+  // whole 64 MiB output and what it read of the old version.
   EXPECT_LT(encode_peak, 96u << 20) << "encode peak " << encode_peak;
-  EXPECT_LT(decode_peak, 24u << 20) << "decode peak " << decode_peak;
+  EXPECT_LT(decode_peak, 48u << 20) << "decode peak " << decode_peak;
 }
 
 TEST(IncrementalCodecTest, TruncatedOrPaddedIncrementalsAreRefused) {
