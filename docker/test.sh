@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Brings up docker/compose.yaml (two sites: origin and relay A on an IPv4
 # network, relay B behind relay A over IPv6, 20 simulated agents behind each
-# relay), publishes two versions at the origin, checks that the agents at
+# relay, 20 more through the hardened nginx front of relay A: the "front"
+# profile), publishes two versions at the origin, checks that the agents at
 # both sites converge and that the second version travelled by incremental
-# (relays and agents), that each relay's console answers, then tears it all
+# (relays and agents), that the front holds one address to 32 connections,
+# that each relay's console answers, then tears it all
 # down, removing what it made (containers, networks, volumes, images). As
 # root; starts dockerd when none runs (and stops it after), with
 # addresses only in 198.18.0.0/15 and fd00::/8. Builds the base image with
@@ -27,6 +29,8 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 project=sigrelaytest
+# The hardened front in front of relay A, with agents through it.
+export COMPOSE_PROFILES=front
 compose=(docker-compose -p "$project" -f docker/compose.yaml)
 cleanup() {
   local rc=$?
@@ -36,7 +40,7 @@ cleanup() {
   fi
   "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
   if [ -z "${REUSE_IMAGE:-}" ]; then
-    docker image rm sigrelay:test >/dev/null 2>&1 || true
+    docker image rm sigrelay:test sigrelay-front:test >/dev/null 2>&1 || true
     docker image prune -f --filter label=sigrelay-build-stage=1 >/dev/null 2>&1 || true
     [ -z "$built_base" ] || docker image rm "$BASE" >/dev/null 2>&1 || true
   fi
@@ -94,12 +98,13 @@ publish "sigrelayctl gen-pattern --records 30000 --seed 1 --out /var/lib/sigrela
 for relay in relay-a relay-b; do wait_for "$relay" 120 "$version_of == 1"; done
 # The agents start once their relay is ready (/readyz: it holds a manifest).
 "${compose[@]}" up -d >>"$log/up.log" 2>&1 || { cat "$log/up.log"; exit 1; }
-for relay in relay-a relay-b; do wait_for "$relay" 120 "${agents_on}1) == 20"; done
-echo "docker/test.sh: version 1 at both sites, 20 agents on it behind each relay"
+wait_for relay-a 120 "${agents_on}1) == 40"
+wait_for relay-b 120 "${agents_on}1) == 20"
+echo "docker/test.sh: version 1 at both sites, 20 agents on it behind each relay and 20 through the front"
 
 publish "sigrelayctl gen-pattern --from /var/lib/sigrelay/p1 --seed 3 --out /var/lib/sigrelay/p3" \
   /var/lib/sigrelay/p3
-for agents in agents-a agents-b; do
+for agents in agents-a agents-b agents-front; do
   id=$("${compose[@]}" ps -q "$agents")
   rc=$(docker wait "$id")
   docker logs "$id" >"$log/$agents.json" 2>&1
@@ -111,9 +116,26 @@ for relay in relay-a relay-b; do
   # inside the pushes (20 incrementals pushed, no full file fetched again).
   wait_for "$relay" 30 'any(u["component"] == "virus" and u["version"] == 3 and u["how"] == "incremental" for u in s["relay"]["lastUpdates"])'
   wait_for "$relay" 30 'int(s["transfers"]["pushed"]) >= 20'
-  wait_for "$relay" 30 "${agents_on}3) == 20"
 done
-echo "docker/test.sh: version 3 reached both sites by incremental; 40 agents converged"
+wait_for relay-a 30 "${agents_on}3) == 40"
+wait_for relay-b 30 "${agents_on}3) == 20"
+echo "docker/test.sh: version 3 reached both sites by incremental; 60 agents converged, 20 through the front"
+
+# The front holds one address to 32 connections: 100 idle ones from the
+# host, and all but 32 are closed at once.
+python3 - <<'PY'
+import select, socket, time
+conns = [socket.create_connection(("198.18.20.11", 443), timeout=5) for _ in range(100)]
+pending, closed, deadline = set(conns), 0, time.time() + 5
+while pending and time.time() < deadline:
+    readable, _, _ = select.select(list(pending), [], [], max(0, deadline - time.time()))
+    for c in readable:
+        pending.discard(c)
+        closed += 1  # a refused connection reads EOF (or a reset)
+for c in conns: c.close()
+assert closed >= 68, f"only {closed} of 100 idle connections closed by the front"
+print(f"docker/test.sh: the front closed {closed} of 100 idle connections from one address")
+PY
 
 # Each relay's console, from the host: the page and the health endpoints
 # (relay B only over IPv6 from its site; checked inside its container).

@@ -118,6 +118,8 @@ TEST(ConfigTest, NumericFlagsAreChecked) {
   EXPECT_THAT(out, HasSubstr("--zstd-level 99 is outside zstd's levels 1..22"));
   EXPECT_EQ(run({"--stall-timeout", "-5s"}), 1);
   EXPECT_THAT(out, HasSubstr("--stall-timeout=\"-5s\""));
+  EXPECT_EQ(run({"--front", "nginx.local"}), 1);
+  EXPECT_THAT(out, HasSubstr("--front nginx.local is not an IP address"));
 }
 
 }  // namespace

@@ -30,52 +30,13 @@ using testing::Daemon;
 using testing::TempDir;
 using testing::WaitFor;
 
-int ConnectTo(const std::string& address, const std::string& from = "") {
-  std::vector<std::string> hp = absl::StrSplit(address, ':');
-  int port = 0;
-  if (hp.size() != 2 || !absl::SimpleAtoi(hp[1], &port)) return -1;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (!from.empty()) {
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    inet_pton(AF_INET, from.c_str(), &src.sin_addr);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
-      close(fd);
-      return -1;
-    }
-  }
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, hp[0].c_str(), &sa.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// True once the peer closed `fd` (read returns 0 or an error), within `limit`.
-bool ClosedWithin(int fd, absl::Duration limit) {
-  const absl::Time deadline = absl::Now() + limit;
-  char buf[4096];
-  while (absl::Now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    int ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())));
-    if (ready <= 0) continue;
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) return true;  // closed (GOAWAY and frames before it are read and dropped)
-  }
-  return false;
-}
-
 // A client that sends the HTTP/2 preface and its SETTINGS and then nothing
 // holds a connection (and a descriptor) until the idle limit closes it.
 TEST(HostileClientTest, AConnectionThatOnlySendsAPrefaceIsClosedAtTheIdleLimit) {
   TempDir work;
   Daemon origin("sigrelay-origin", work.File("origin"), {"--idle-timeout", "1s"});
   ASSERT_FALSE(origin.address().empty()) << origin.output();
-  int fd = ConnectTo(origin.address());
+  int fd = testing::ConnectTo(origin.address());
   ASSERT_GE(fd, 0);
   static const char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   static const unsigned char kSettings[] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
@@ -84,7 +45,7 @@ TEST(HostileClientTest, AConnectionThatOnlySendsAPrefaceIsClosedAtTheIdleLimit) 
   const absl::Time start = absl::Now();
   // Bound: the 1 s idle limit plus gRPC's timer slack; default (5m) would
   // keep it open far past this.
-  EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(10)));
+  EXPECT_TRUE(testing::ClosedWithin(fd, absl::Seconds(10)));
   RecordProperty("closed_after_ms",
                  static_cast<int>(absl::ToInt64Milliseconds(absl::Now() - start)));
   close(fd);
@@ -230,20 +191,6 @@ std::string AgentsConverge(const Daemon& node, int agents, const std::string& ti
   return out;
 }
 
-// Opens `count` connections (from `from`) that each send an HTTP/2 preface
-// and SETTINGS and nothing else; the fds.
-std::vector<int> Flood(const std::string& address, int count, const std::string& from = "") {
-  std::vector<int> fds;
-  static constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
-  for (int i = 0; i < count; ++i) {
-    int fd = ConnectTo(address, from);
-    if (fd < 0) break;
-    (void)!write(fd, kPreface, sizeof kPreface - 1);
-    fds.push_back(fd);
-  }
-  return fds;
-}
-
 // A flood of connections past the node's descriptor limit: the connections
 // over the cap are closed at once, the listener keeps accepting (gRPC 1.51
 // alone stops accepting for good after EMFILE, CVE-2023-4785), and agents
@@ -254,11 +201,11 @@ TEST(HostileClientTest, AConnectionFloodPastTheDescriptorLimitLeavesTheListenerA
                 {"prlimit", "--nofile=256:256"});
   ASSERT_FALSE(origin.address().empty()) << origin.output();
   ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work.path(), "p", 500, 1)), 1u);
-  std::vector<int> flood = Flood(origin.address(), 400);
+  std::vector<int> flood = testing::IdleConnections(origin.address(), 400);
   ASSERT_EQ(flood.size(), 400u) << "the kernel's backlog takes them all";
   // The newest ones are over the cap: the node closes them instead of
   // running out of descriptors.
-  EXPECT_TRUE(ClosedWithin(flood.back(), absl::Seconds(10)));
+  EXPECT_TRUE(testing::ClosedWithin(flood.back(), absl::Seconds(10)));
   EXPECT_TRUE(WaitFor([&] {
     return origin.output().find("refusing connections (") != std::string::npos;
   })) << origin.output();
@@ -299,7 +246,7 @@ TEST(HostileClientTest, OnePeersIdleConnectionsCannotKeepAgentsOut) {
                {"127.0.0.1:0"}, {"prlimit", "--nofile=1024:1024"});
   ASSERT_FALSE(relay.address().empty()) << relay.output();
   ASSERT_TRUE(WaitFor([&] { return testing::ServedVersion(relay.address(), "virus") == 1; }));
-  std::vector<int> flood = Flood(relay.address(), 1100, "127.0.0.2");
+  std::vector<int> flood = testing::IdleConnections(relay.address(), 1100, "127.0.0.2");
   ASSERT_EQ(flood.size(), 1100u) << "the kernel's backlog takes them all";
   // Agents from another address during the flood (the flood's connections
   // are still held open by this test).
@@ -490,6 +437,63 @@ TEST(HostileClientTest, AFakeAgentIdFloodIsBoundedAndStatusKeepsWorking) {
   std::string out = AgentsConverge(origin, 3, "20s", "", origin.addresses()[1]);
   EXPECT_THAT(out, ::testing::HasSubstr("\"converged\":3")) << out;
   EXPECT_EQ(testing::AdminStatus(origin).agents_reported(), fakes + 3);
+}
+
+// Behind a front (the shipped nginx front connects from 127.0.0.1) every
+// agent arrives from the front's address, many agents' calls over each of
+// its connections: with --front that address is not limited per address,
+// its connections are not capped in agent ids, and a cut for abuse (the
+// front relaying a rapid reset) closes that one connection without
+// refusing the address, which would refuse every agent behind the front.
+// Without --front (checked) each of the three fails.
+TEST(HostileClientTest, AFrontsAddressCarriesManyAgentsAndIsNeverRefused) {
+  TempDir work;
+  Daemon origin(
+      "sigrelay-origin", work.File("origin"),
+      {"--front", "127.0.0.1", "--max-conns-per-peer", "4", "--max-agents-per-connection", "10"});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work.path(), "p", 500, 1)), 1u);
+  auto report = [](v1::UpdateService::Stub* stub, const std::string& id) {
+    v1::ReportStatusRequest r;
+    r.set_agent_id(id);
+    v1::ComponentVersion* v = r.add_versions();
+    v->set_component("virus");
+    v->set_version(1);
+    v1::ReportStatusResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    return stub->ReportStatus(&ctx, r, &resp);
+  };
+  ChannelOptions own;
+  own.own_connection = true;
+  // Eight connections at once, over the limit of 4 per address.
+  std::vector<std::unique_ptr<v1::UpdateService::Stub>> stubs;
+  for (int i = 0; i < 8; ++i) {
+    stubs.push_back(v1::UpdateService::NewStub(MakeChannel(origin.address(), own)));
+    grpc::Status s = report(stubs.back().get(), absl::StrCat("agent-", i));
+    EXPECT_TRUE(s.ok()) << "connection " << i << ": " << s.error_message();
+  }
+  // 50 agents' reports over one connection, over the cap of 10.
+  for (int i = 0; i < 50; ++i) {
+    grpc::Status s = report(stubs[0].get(), absl::StrCat("behind-the-front-", i));
+    ASSERT_TRUE(s.ok()) << "agent " << i << ": " << s.error_message();
+  }
+  // A rapid reset relayed by the front: that connection is cut, the address
+  // is not refused.
+  testing::RapidResetOptions attack_options;
+  attack_options.with_body = true;
+  testing::RapidResetResult attack = testing::RapidReset(origin.address(), "127.0.0.1", false,
+                                                         absl::Seconds(2), 2000, attack_options);
+  ASSERT_TRUE(attack.error.empty()) << attack.error;
+  auto fresh = v1::UpdateService::NewStub(MakeChannel(origin.address(), own));
+  grpc::Status after = report(fresh.get(), "after-the-cut");
+  EXPECT_TRUE(after.ok()) << after.error_message();
+  v1::GetStatusResponse status = testing::AdminStatus(origin);
+  EXPECT_TRUE(status.connections_refused().contains("abuse")) << "the attack was cut";
+  EXPECT_FALSE(status.connections_refused().contains("penalty"));
+  EXPECT_FALSE(status.connections_refused().contains("per_peer"));
+  EXPECT_FALSE(status.connections_refused().contains("agents"));
+  EXPECT_EQ(status.agents_reported(), 8u + 50u + 1u);
 }
 
 // HTTP/2 rapid reset (CVE-2023-44487) in its cheap form, HEADERS and

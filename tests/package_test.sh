@@ -18,7 +18,9 @@ contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/sigrelay-origin ./usr/bin/sigrelay-relay ./usr/bin/sigrelay-agent \
          ./usr/bin/sigrelayctl ./lib/systemd/system/sigrelay-origin.service \
          ./lib/systemd/system/sigrelay-relay.service ./lib/systemd/system/sigrelay-agent.service \
-         ./etc/sigrelay/origin.textpb ./etc/sigrelay/relay.textpb ./etc/sigrelay/agent.textpb; do
+         ./etc/sigrelay/origin.textpb ./etc/sigrelay/relay.textpb ./etc/sigrelay/agent.textpb \
+         ./usr/share/sigrelay/nginx/sigrelay-front.conf \
+         ./usr/share/sigrelay/nginx/sigrelay-front-stream.conf; do
   grep -q " $f\$" <<<"$contents" || { echo "missing in the package: $f"; fail=1; }
 done
 dpkg-deb -f "$deb" Depends | grep -q libgrpc++ || { echo "Depends lacks libgrpc++"; fail=1; }

@@ -68,6 +68,7 @@ struct Conn {
   bool cut = false;
   PerSecond calls, cancels;
   absl::flat_hash_set<uint64_t> agents;
+  bool front = false;  // from one of ConnectionLimits::fronts
 };
 
 struct Peer {
@@ -88,6 +89,7 @@ struct Table {
   std::map<std::string, uint64_t> refused ABSL_GUARDED_BY(mu);
   absl::flat_hash_map<std::string, absl::Time> logged ABSL_GUARDED_BY(mu);
   absl::flat_hash_set<int> guarded_ports ABSL_GUARDED_BY(mu);
+  absl::flat_hash_set<std::string> fronts ABSL_GUARDED_BY(mu);  // as Describe prints them
 };
 
 Table& table() {
@@ -146,6 +148,20 @@ bool Describe(const sockaddr_storage& ss, std::string* peer, std::string* addres
   return false;
 }
 
+// An address as Describe prints it ("::1" for "0:0::1"); "" when it is none.
+std::string Normalized(const std::string& address) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  in_addr v4;
+  in6_addr v6;
+  if (inet_pton(AF_INET, address.c_str(), &v4) == 1) {
+    return inet_ntop(AF_INET, &v4, buf, sizeof buf);
+  }
+  if (inet_pton(AF_INET6, address.c_str(), &v6) == 1) {
+    return inet_ntop(AF_INET6, &v6, buf, sizeof buf);
+  }
+  return "";
+}
+
 // One line per reason at the first refusal and then at most one a minute.
 void RefuseLocked(Table& t, const std::string& reason, const std::string& detail)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.mu) {
@@ -167,7 +183,7 @@ void CutLocked(Table& t, int fd, const std::string& reason, const std::string& d
   c.cut = true;
   shutdown(fd, SHUT_RDWR);  // gRPC sees the end and lets go of its calls
   std::string why = absl::StrCat(c.peer, ": ", detail);
-  if (penalize) {
+  if (penalize && !c.front) {
     Peer& p = t.peers[c.address];
     absl::Duration wait = t.limits.peer_penalty;
     for (int i = 0; i < p.cuts_in_a_row && wait < absl::Minutes(5); ++i) wait *= 2;
@@ -192,6 +208,7 @@ int64_t NowSecond() { return absl::ToUnixSeconds(absl::Now()); }
 bool AdmitLocked(Table& t, int fd, const sockaddr_storage& ss) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.mu) {
   auto conn = std::make_unique<Conn>();
   if (!Describe(ss, &conn->peer, &conn->address)) return true;  // not inet: not guarded
+  conn->front = t.fronts.contains(conn->address);
   Peer& p = t.peers[conn->address];
   if (absl::Now() < p.penalty_until) {
     RefuseLocked(t, "penalty",
@@ -199,7 +216,7 @@ bool AdmitLocked(Table& t, int fd, const sockaddr_storage& ss) ABSL_EXCLUSIVE_LO
                               absl::FormatTime(p.penalty_until)));
     return false;
   }
-  if (p.open >= t.per_peer) {
+  if (p.open >= t.per_peer && !conn->front) {
     RefuseLocked(t, "per_peer",
                  absl::StrCat(conn->address, " holds ", p.open,
                               " connections, the limit of one "
@@ -289,6 +306,17 @@ int GuardedAccept4(int listener, sockaddr* addr, socklen_t* len, int flags) {
 
 }  // namespace
 
+absl::Status ConnectionLimits::Validate() const {
+  for (const std::string& front : fronts) {
+    if (Normalized(front).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--front ", front,
+          " is not an IP address: give the address the front connects from, e.g. 127.0.0.1"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 uint64_t InstallConnectionGuard(const ConnectionLimits& limits) {
   rlimit files{};
   getrlimit(RLIMIT_NOFILE, &files);
@@ -302,6 +330,8 @@ uint64_t InstallConnectionGuard(const ConnectionLimits& limits) {
     absl::MutexLock lock(&t.mu);
     t.limits = limits;
     t.per_peer = std::max<uint64_t>(1, std::min<uint64_t>(limits.max_per_peer, cap / 2));
+    t.fronts.clear();
+    for (const std::string& front : limits.fronts) t.fronts.insert(Normalized(front));
     if (cap_fd.load() == 0) {
       t.by_fd.resize(cap);
       tracked.reset(new std::atomic<bool>[cap]);
@@ -377,7 +407,7 @@ bool NoteAgent(const std::string& peer, uint64_t agent_hash) {
   Conn* c = FindLocked(t, peer, &fd);
   if (c == nullptr) return true;
   if (c->cut) return false;
-  if (c->agents.contains(agent_hash)) return true;
+  if (c->front || c->agents.contains(agent_hash)) return true;
   if (c->agents.size() >= t.limits.max_agents_per_connection) {
     CutLocked(t, fd, "agents",
               absl::StrCat("reported more than ", t.limits.max_agents_per_connection,

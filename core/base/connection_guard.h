@@ -22,6 +22,11 @@
 //     peer_penalty, doubling for each cut in a row;
 //   - a connection reports at most max_agents_per_connection distinct
 //     agent ids (fake ids would fill the agents' registry).
+// Connections from a front's address (a reverse proxy such as the shipped
+// nginx front, which carries many agents' calls over each of its
+// connections and enforces per-client limits itself) are neither counted
+// per address, nor penalized, nor capped in agent ids: the first-call
+// timeout and the abuse cut still apply to each one.
 // A connection is cut with shutdown(2): gRPC sees the connection end and
 // lets go of its calls.
 //
@@ -34,7 +39,9 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace sigrelay {
@@ -54,6 +61,11 @@ struct ConnectionLimits {
   uint32_t max_calls_per_second = 200;
   absl::Duration peer_penalty = absl::Seconds(10);
   uint32_t max_agents_per_connection = 1024;
+  // Addresses of fronts ("127.0.0.1", "::1"), see above.
+  std::vector<std::string> fronts;
+
+  // A clear error for a front that is not an IP address.
+  absl::Status Validate() const;
 };
 
 // Computes the cap from the current RLIMIT_NOFILE and starts enforcing the

@@ -83,6 +83,11 @@ void NodeOptions::AddFlags(FlagParser* flags) {
   flags->Add("max-agents-per-connection", &connections.max_agents_per_connection, "N",
              "distinct agent ids one connection may report; past it the connection is cut "
              "(default 1024; agent-sim puts 32 agents on a shared connection)");
+  flags->AddRepeated("front", &connections.fronts, "ADDRESS",
+                     "a reverse proxy in front of the agents' port connects from this address "
+                     "(e.g. 127.0.0.1 for the shipped nginx front): its connections carry many "
+                     "agents, so they are not limited per address, penalized or capped in agent "
+                     "ids; the proxy limits each client itself");
   flags->Add("stall-timeout", &serve.stall_timeout,
              "cancel a transfer whose write makes no progress this long, freeing its slot "
              "(default 60s, 0s: never)");
@@ -104,6 +109,7 @@ absl::Status NodeOptions::Validate() const {
     return absl::InvalidArgumentError(
         "--max-conns-per-peer and --max-agents-per-connection must be at least 1");
   }
+  if (absl::Status s = connections.Validate(); !s.ok()) return s;
   if (connections.first_call_timeout < absl::Seconds(1)) {
     return absl::InvalidArgumentError("--first-call-timeout must be at least 1s");
   }

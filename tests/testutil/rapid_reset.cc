@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,33 +42,6 @@ void Literal(std::string* block, const std::string& name, const std::string& val
   block->append(name);
   block->push_back(static_cast<char>(value.size()));
   block->append(value);
-}
-
-// A connected socket from `from` to `address`, or -1.
-int Connect(const std::string& address, const std::string& from) {
-  std::vector<std::string> hp = absl::StrSplit(address, ':');
-  int port = 0;
-  if (hp.size() != 2 || !absl::SimpleAtoi(hp[1], &port)) return -1;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in src{};
-  src.sin_family = AF_INET;
-  inet_pton(AF_INET, from.c_str(), &src.sin_addr);
-  sockaddr_in dst{};
-  dst.sin_family = AF_INET;
-  dst.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, hp[0].c_str(), &dst.sin_addr);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  // A server that stops reading holds a write at most this long: the
-  // attacker then opens another connection.
-  const timeval stall{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stall, sizeof stall);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
-      connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // One connection: plaintext or TLS writes and reads.
@@ -122,6 +96,78 @@ class Link {
 
 }  // namespace
 
+int ConnectTo(const std::string& address, const std::string& from) {
+  std::vector<std::string> hp = absl::StrSplit(address, ':');
+  int port = 0;
+  if (hp.size() != 2 || !absl::SimpleAtoi(hp[1], &port)) return -1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  inet_pton(AF_INET, from.c_str(), &src.sin_addr);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, hp[0].c_str(), &dst.sin_addr);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if ((!from.empty() && bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) ||
+      connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
+    close(fd);
+    return -1;
+  }
+  // A server that stops reading holds a write at most this long: the
+  // attacker then opens another connection. (Set after connect, which waits
+  // out a full accept backlog as an attacker's would.)
+  const timeval stall{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stall, sizeof stall);
+  return fd;
+}
+
+std::vector<int> IdleConnections(const std::string& address, int count, const std::string& from,
+                                 bool tls) {
+  std::vector<int> fds;
+  static constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
+  static constexpr unsigned char kAlpn[] = {2, 'h', '2'};
+  signal(SIGPIPE, SIG_IGN);  // a server closing the connection is an answer, not a crash
+  SSL_CTX* ctx = nullptr;
+  if (tls) {
+    ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
+  }
+  for (int i = 0; i < count; ++i) {
+    int fd = ConnectTo(address, from);
+    if (fd < 0) break;
+    fds.push_back(fd);
+    if (ctx == nullptr) {
+      (void)!write(fd, kPreface, sizeof kPreface - 1);
+      continue;
+    }
+    // The handshake, then the preface; the SSL object is dropped without a
+    // close_notify, so the connection stays open (or was refused: the
+    // caller sees it closed).
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) == 1) SSL_write(ssl, kPreface, sizeof kPreface - 1);
+    SSL_free(ssl);
+  }
+  if (ctx != nullptr) SSL_CTX_free(ctx);
+  return fds;
+}
+
+bool ClosedWithin(int fd, absl::Duration limit) {
+  const absl::Time deadline = absl::Now() + limit;
+  char buf[4096];
+  while (absl::Now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    int ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())));
+    if (ready <= 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) return true;  // closed (GOAWAY and frames before it are read and dropped)
+  }
+  return false;
+}
+
 RapidResetResult RapidReset(const std::string& address, const std::string& from, bool tls,
                             absl::Duration duration, uint64_t max_streams_per_second,
                             const RapidResetOptions& options) {
@@ -146,7 +192,7 @@ RapidResetResult RapidReset(const std::string& address, const std::string& from,
   const absl::Time end = absl::Now() + duration;
   const absl::Time start = absl::Now();
   while (absl::Now() < end) {
-    int fd = Connect(address, from);
+    int fd = ConnectTo(address, from);
     if (fd < 0) {
       if (result.connections == 0) {
         result.error = "cannot connect to " + address;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 
@@ -35,6 +36,20 @@ struct RapidResetOptions {
 RapidResetResult RapidReset(const std::string& address, const std::string& from, bool tls,
                             absl::Duration duration, uint64_t max_streams_per_second,
                             const RapidResetOptions& options = {});
+
+// A connected TCP socket to `address` ("127.0.0.1:PORT") from source
+// address `from` (any when empty), or -1. Writes that stall give up after 1 s.
+int ConnectTo(const std::string& address, const std::string& from = "");
+
+// Opens `count` connections (from `from`) that each send an HTTP/2 preface
+// and SETTINGS and nothing else; the fds (fewer if a connect failed).
+// `tls`: each completes a TLS handshake (ALPN h2, no certificate checks)
+// first, the costliest idle connection for a server.
+std::vector<int> IdleConnections(const std::string& address, int count,
+                                 const std::string& from = "", bool tls = false);
+
+// True once the peer closed `fd` (read returns 0 or an error), within `limit`.
+bool ClosedWithin(int fd, absl::Duration limit);
 
 // Whether RSS bounds mean anything in this build: under AddressSanitizer
 // (scripts/sanitize.sh) freed memory sits in quarantine and shadow memory
