@@ -13,6 +13,7 @@
 #include "agent-sim/fleet.h"
 #include "core/base/flags.h"
 #include "core/base/process.h"
+#include "core/client/transfer_watch.h"
 #include "core/model/component.h"
 
 namespace sigrelay {
@@ -93,6 +94,7 @@ int Main(int argc, char** argv) {
   flags.Add("jitter", &o.jitter, "random wait before each fetch, up to this (default 0)");
   flags.Add("max-backoff", &o.max_backoff, "longest reconnect/retry wait (default 10s)");
   flags.Add("seed", &o.seed, "S", "random seed (default 1)");
+  AddTransferFlags(&flags, &o.transfer, "", "the agent fetches again after a backoff");
   AddClientTlsFlags(&flags, &o.tls, "tls");
   flags.AddBool("no-report", &no_report,
                 "agents give no id, so the server records no status (their versions still go on "
@@ -120,6 +122,7 @@ int Main(int argc, char** argv) {
     return fail(absl::InvalidArgumentError("--connections takes per-agent or shared"));
   }
   if (absl::Status t = CheckTlsFiles(o.tls, /*server=*/false, "--tls"); !t.ok()) return fail(t);
+  if (absl::Status t = o.transfer.Validate(); !t.ok()) return fail(t);
   o.agents = agents;
   if (o.start_source.empty()) o.start_source = o.server;
   o.per_agent_connections = connections == "per-agent";

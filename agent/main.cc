@@ -21,6 +21,7 @@
 #include "core/base/flags.h"
 #include "core/base/log.h"
 #include "core/base/process.h"
+#include "core/client/transfer_watch.h"
 #include "core/model/component.h"
 #include "core/model/manifest.h"
 #include "sigrelay/v1/config.pb.h"
@@ -120,14 +121,7 @@ int Main(int argc, char** argv) {
             "reach the servers through this HTTP CONNECT proxy: http://[user:pass@]HOST:PORT");
   flags.Add("max-backoff", &o.max_backoff,
             "longest wait before trying the next server after a failure (default 5m)");
-  flags.Add("stall-timeout", &o.transfer.stall_timeout,
-            "cut a download that brings no data this long (default 60s)");
-  flags.AddBytes("min-rate", &o.transfer.min_rate,
-                 "cut a download that moves fewer bytes per second than this over "
-                 "--min-rate-window (a server that dribbles) and try the next server "
-                 "(default 1KiB: a 256 kbit/s link passes with 30x room; 0: off)");
-  flags.Add("min-rate-window", &o.transfer.min_rate_window,
-            "the window --min-rate is judged over, 1s..1h (default 60s)");
+  AddTransferFlags(&flags, &o.transfer, "", "the next server is tried");
   absl::Status parsed =
       ParseFlagsWithConfig(&flags, &config, argc, argv, &v1::AgentConfig::default_instance());
   if (flags.help_requested()) {

@@ -301,9 +301,14 @@ void PatternAgent::RunOnUpdate(const UpdateResult& result) {
   for (std::string& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   const char* argv[] = {"/bin/sh", "-c", options_.on_update.c_str(), nullptr};
+  // The agent blocks its stop signals (a thread waits for them); the hook
+  // gets them back.
+  sigset_t none;
+  sigemptyset(&none);
   const pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     execve("/bin/sh", const_cast<char**>(argv), envp.data());
     _exit(127);
   }
@@ -311,6 +316,9 @@ void PatternAgent::RunOnUpdate(const UpdateResult& result) {
     Log(LogLevel::kError, absl::StrCat("--on-update: cannot start: ", strerror(errno)));
     return;
   }
+  // Its own group from here on, whichever of parent and child runs first:
+  // the kills below reach the hook and everything it started.
+  setpgid(pid, pid);
   const absl::Time deadline = absl::Now() + options_.on_update_timeout;
   int status = 0;
   pid_t done = 0;

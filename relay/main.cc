@@ -13,6 +13,7 @@
 #include "core/base/flags.h"
 #include "core/base/log.h"
 #include "core/base/process.h"
+#include "core/client/transfer_watch.h"
 #include "core/model/manifest.h"
 #include "core/serve/node.h"
 #include "relay/admin_service.h"
@@ -60,17 +61,9 @@ int Main(int argc, char** argv) {
             "changes it at run time, and that change wins over this flag)");
   flags.Add("max-backoff", &s.max_backoff,
             "longest wait between retries while the upstream fails (default 1m)");
-  flags.Add("upstream-stall-timeout", &s.sync.transfer.stall_timeout,
-            "cut a download that brings no data this long. Data arrives a chunk at a time, so "
-            "this must exceed one chunk's time on the slowest link (default 60s: 1 MiB chunks "
-            "down to ~140 kbit/s)");
-  flags.AddBytes("upstream-min-rate", &s.sync.transfer.min_rate,
-                 "cut a download that moves fewer bytes per second than this over "
-                 "--upstream-min-rate-window (a mirror that dribbles); the upstream is then tried "
-                 "after the others for a while and the verified part is resumed elsewhere "
-                 "(default 1KiB: a 256 kbit/s link passes with 30x room; 0: off)");
-  flags.Add("upstream-min-rate-window", &s.sync.transfer.min_rate_window,
-            "the window --upstream-min-rate is judged over, 1s..1h (default 60s)");
+  AddTransferFlags(&flags, &s.sync.transfer, "upstream-",
+                   "the upstream is then tried after the others for a while and the verified "
+                   "part is resumed elsewhere");
   flags.Add("proxy", &s.proxy, "URL",
             "HTTP CONNECT proxy for upstream traffic: http://[user:password@]HOST:PORT "
             "(`sigrelayctl proxy` changes it at run time, and that change wins over this flag)");

@@ -50,12 +50,7 @@ struct UpstreamSyncOptions {
   absl::Duration rpc_timeout = absl::Seconds(10);
   // Silence cut, minimum rate, and the process's stop (their flag names in
   // messages); the deadline is set per download from max_download_time.
-  TransferLimits transfer = [] {
-    TransferLimits t;
-    t.stall_flag = "--upstream-stall-timeout";
-    t.rate_flags = "--upstream-min-rate/--upstream-min-rate-window";
-    return t;
-  }();
+  TransferLimits transfer;
   // Longest any one download may take at all.
   absl::Duration max_download_time = absl::Hours(24);
   uint64_t max_file_size = 1ull << 30;

@@ -174,6 +174,16 @@ TEST_F(AgentTest, OnUpdateFailuresAndHangsAreLoggedAndBounded) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(20)) << "the hung command was not killed";
   EXPECT_THAT(out, HasSubstr("did not finish within 1s; killed"));
   EXPECT_EQ(Installed("virus"), "3");
+
+  // The hook gets the signals the agent blocks for itself: a SIGTERM ends
+  // it (with them still blocked it would sleep until the timeout).
+  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work_.path(), "v5", 0, 5, v1)),
+            5u);
+  args = AgentArgs({origin.address()}, pub);
+  args.insert(args.end(),
+              {"--once", "--on-update", "kill -TERM $$; sleep 30", "--on-update-timeout", "20s"});
+  ASSERT_EQ(testing::RunCommand(args, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("failed (signal 15) for virus=5"));
 }
 
 // Only complete, verified pattern files ever appear in DIR, whatever instant

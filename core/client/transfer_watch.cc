@@ -30,6 +30,23 @@ std::string FormatRate(uint64_t r) {
   return absl::StrCat(r, " B/s");
 }
 
+void AddTransferFlags(FlagParser* flags, TransferLimits* limits, const std::string& prefix,
+                      const std::string& after_cut) {
+  const std::string rate = "--" + prefix + "min-rate";
+  limits->stall_flag = "--" + prefix + "stall-timeout";
+  limits->rate_flags = rate + "/" + rate + "-window";
+  flags->Add(prefix + "stall-timeout", &limits->stall_timeout,
+             "cut a download that brings no data this long. Data arrives a chunk at a time, so "
+             "this must exceed one chunk's time on the slowest link (default 60s: 1 MiB chunks "
+             "down to ~140 kbit/s)");
+  flags->AddBytes(prefix + "min-rate", &limits->min_rate,
+                  absl::StrCat("cut a download that moves fewer bytes per second than this over ",
+                               rate, "-window (a server that dribbles); ", after_cut,
+                               " (default 1KiB: a 256 kbit/s link passes with 30x room; 0: off)"));
+  flags->Add(prefix + "min-rate-window", &limits->min_rate_window,
+             absl::StrCat("the window ", rate, " is judged over, 1s..1h (default 60s)"));
+}
+
 absl::Status TransferLimits::Validate() const {
   if (min_rate > 0 && (min_rate_window < absl::Seconds(1) || min_rate_window > absl::Hours(1))) {
     return absl::InvalidArgumentError(absl::StrCat(rate_flags, ": the window must be 1s..1h (got ",

@@ -28,6 +28,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "core/base/flags.h"
 
 namespace sigrelay {
 
@@ -53,6 +54,13 @@ struct TransferLimits {
   // a silence cut under 1 s.
   absl::Status Validate() const;
 };
+
+// The flags of these rules, named with `prefix` ("" for an agent's
+// --stall-timeout, --min-rate, --min-rate-window; "upstream-" for a
+// relay's), also set as the names messages give. `after_cut` says what
+// the program does once a transfer is cut.
+void AddTransferFlags(FlagParser* flags, TransferLimits* limits, const std::string& prefix,
+                      const std::string& after_cut);
 
 // The rules without a thread: fed the bytes as they arrive, asked at any
 // instant whether to cut. Not thread-safe; times come from the caller (a

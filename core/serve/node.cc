@@ -273,9 +273,12 @@ void Node::Shutdown() {
   }
   console_.reset();  // its calls go to the admin server
   if (update_ != nullptr) update_->Shutdown();
+  // Calls still running a second from now are cancelled: a transfer to a
+  // reader that takes a byte a second must not hold the exit (clients
+  // resume from their last verified chunk elsewhere or after the restart).
   for (std::unique_ptr<grpc::Server>* s : {&server_, &admin_server_}) {
     if (*s == nullptr) continue;
-    (*s)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    (*s)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     s->reset();
   }
 }

@@ -54,10 +54,14 @@ bool ClosedWithin(int fd, absl::Duration limit);
 // Whether RSS bounds mean anything in this build: under AddressSanitizer
 // (scripts/sanitize.sh) freed memory sits in quarantine and shadow memory
 // doubles it, so tests keep the behaviour and skip the bound.
+// Time bounds (a prompt exit) scale by kSanitizerSlowdown: a sanitized
+// process's exit walks its heap for leaks.
 #if defined(__SANITIZE_ADDRESS__)
 inline constexpr bool kMemoryMeasurable = false;
+inline constexpr int kSanitizerSlowdown = 3;
 #else
 inline constexpr bool kMemoryMeasurable = true;
+inline constexpr int kSanitizerSlowdown = 1;
 #endif
 
 // The resident set size of process `pid`, in bytes (/proc/PID/status VmRSS).
