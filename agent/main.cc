@@ -22,6 +22,7 @@
 #include "core/base/log.h"
 #include "core/base/process.h"
 #include "core/client/transfer_watch.h"
+#include "core/client/tree.h"
 #include "core/model/component.h"
 #include "core/model/manifest.h"
 #include "sigrelay/v1/config.pb.h"
@@ -96,8 +97,13 @@ int Main(int argc, char** argv) {
   flags.Add("config", &config, "FILE",
             "settings in protobuf text format (sigrelay.v1.AgentConfig, "
             "proto/sigrelay/v1/config.proto); flags given here win");
-  flags.AddRepeated("server", &o.servers, "HOST:PORT",
-                    "relay (or origin) to update from; several are tried in order (required)");
+  flags.AddRepeated("server", &o.servers, "HOST:PORT|URL",
+                    "relay (or origin) to update from, or a static tree: https://HOST/PATH/, "
+                    "http://... or file:///PATH (docs/tree.md); several are tried in order "
+                    "(required)");
+  flags.Add("poll-interval", &o.poll_interval,
+            "how often a static tree (which cannot announce) is asked for a newer manifest "
+            "(default 10m)");
   flags.Add("origin-pubkey", &pubkey, "FILE",
             "the origin's origin.pub: every manifest must be signed by it (this or --root)");
   flags.Add("root", &root, "FILE",
@@ -143,6 +149,15 @@ int Main(int argc, char** argv) {
   if (o.on_update_timeout <= absl::ZeroDuration() || o.max_backoff <= absl::ZeroDuration()) {
     return Fail(
         absl::InvalidArgumentError("--on-update-timeout and --max-backoff must be positive"));
+  }
+  if (o.poll_interval < absl::Seconds(1)) {
+    return Fail(absl::InvalidArgumentError("--poll-interval must be at least 1s"));
+  }
+  for (const std::string& server : o.servers) {
+    if (!IsTreeUrl(server)) continue;
+    if (absl::StatusOr<std::unique_ptr<UpdateSource>> t = OpenTreeSource(server); !t.ok()) {
+      return Fail(t.status());
+    }
   }
   if (absl::Status s = o.transfer.Validate(); !s.ok()) return Fail(s);
   if (absl::Status s = CheckProxyUrl(o.channel.proxy); !s.ok()) {

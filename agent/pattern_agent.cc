@@ -23,6 +23,7 @@
 #include "core/client/fetch_client.h"
 #include "core/client/manifest_check.h"
 #include "core/client/rebuild.h"
+#include "core/client/tree.h"
 
 extern char** environ;
 
@@ -41,6 +42,16 @@ std::string NewAgentId() {
 PatternAgent::PatternAgent(PatternAgentOptions options, std::unique_ptr<ManifestVerifier> verifier)
     : options_(std::move(options)), verifier_(std::move(verifier)) {
   for (const std::string& server : options_.servers) {
+    if (IsTreeUrl(server)) {
+      const std::string proxy = options_.channel.proxy;
+      absl::StatusOr<std::unique_ptr<UpdateSource>> tree = OpenTreeSource(
+          server, {.proxy = [proxy] { return proxy; }, .tls_ca = options_.channel.tls.ca});
+      if (tree.ok()) {
+        sources_.push_back(std::move(*tree));
+        continue;
+      }
+      Log(LogLevel::kError, std::string(tree.status().message()));
+    }
     std::shared_ptr<grpc::Channel> channel = MakeChannel(server, options_.channel);
     sources_.push_back(std::make_unique<GrpcSource>(
         server, [channel]() -> absl::StatusOr<std::shared_ptr<grpc::Channel>> { return channel; },
@@ -360,10 +371,28 @@ void PatternAgent::Run(absl::Notification* stop) {
   size_t i = 0;
   while (!stop->HasBeenNotified()) {
     const std::string& server = options_.servers[i];
-    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = sources_[i]->Channel();
-    auto stub = v1::UpdateService::NewStub(*channel);
     absl::Status ended;
-    {
+    auto* grpc_source = dynamic_cast<GrpcSource*>(sources_[i].get());
+    if (grpc_source == nullptr) {
+      // A static tree cannot announce: asked every poll interval while it
+      // works.
+      for (;;) {
+        TransferLimits limits = Limits();
+        limits.deadline = absl::Now() + absl::Seconds(30);
+        absl::StatusOr<v1::SignedManifest> m = sources_[i]->Manifest(limits);
+        absl::StatusOr<UpdateResult> r =
+            m.ok() ? Apply(i, *m, nullptr, /*wait_pending=*/true) : Prefixed(server, m.status());
+        if (!r.ok()) {
+          ended = r.status();
+          break;
+        }
+        backoff = absl::Seconds(1);
+        RunOnUpdate(*r);
+        if (stop->WaitForNotificationWithTimeout(options_.poll_interval)) break;
+      }
+    }
+    if (grpc_source != nullptr) {
+      auto stub = v1::UpdateService::NewStub(*grpc_source->Channel());
       WatchStream watch(stub.get(), Report());
       {
         absl::MutexLock lock(&mu_);

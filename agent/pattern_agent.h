@@ -29,6 +29,7 @@
 #include "core/base/transport.h"
 #include "core/client/grpc_source.h"
 #include "core/client/transfer_watch.h"
+#include "core/client/update_source.h"
 #include "core/client/watch_stream.h"
 #include "core/model/delta_codec.h"
 #include "core/model/manifest.h"
@@ -46,6 +47,9 @@ struct PatternAgentOptions {
   absl::Duration on_update_timeout = absl::Seconds(60);
   ChannelOptions channel;  // TLS, proxy
   absl::Duration max_backoff = absl::Minutes(5);
+  // How often a static tree (http(s):// or file:// server, which cannot
+  // announce) is asked for a newer manifest.
+  absl::Duration poll_interval = absl::Minutes(10);
   // Silence cut, minimum rate, and the process's stop: a stop cuts a
   // transfer and a running --on-update at once.
   TransferLimits transfer;
@@ -107,7 +111,7 @@ class PatternAgent {
   const PatternAgentOptions options_;
   const std::unique_ptr<ManifestVerifier> verifier_;
   const IncrementalCodec codec_;
-  std::vector<std::unique_ptr<GrpcSource>> sources_;  // one per server
+  std::vector<std::unique_ptr<UpdateSource>> sources_;  // one per server
   std::string agent_id_;
   v1::AgentState state_;
   std::map<std::string, Held> held_;

@@ -4,7 +4,9 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -21,6 +23,8 @@
 #include "core/base/json.h"
 #include "core/base/transport.h"
 #include "core/client/fetch_client.h"
+#include "core/client/grpc_source.h"
+#include "core/client/tree.h"
 #include "core/model/delta_codec.h"
 #include "core/model/manifest.h"
 #include "ctl/pattern_gen.h"
@@ -43,6 +47,12 @@ commands:
                                 good one is published again as the next version (needs
                                 --token-file)
   update                        relay: sync from the upstream now (needs --token-file)
+  export --server ADDR|URL --to DIR --origin-pubkey FILE|--root FILE [--incrementals-only]
+                                write the static tree (docs/tree.md) of what a node or tree
+                                serves into DIR, verified; again into the same DIR adds only
+                                what is new (removable media for an air-gapped site)
+  import --from DIR             relay: load the tree in DIR (on the relay's host), checked as
+                                an upstream's content, and serve it (needs --token-file)
   pushing on|off                hold new manifests back from Watch streams (off) or push the
                                 newest at once (on); not kept across restarts (needs
                                 --token-file)
@@ -90,6 +100,10 @@ struct Options {
   std::string reason;
   TlsFiles tls;
   int level = IncrementalCodec::kDefaultLevel;
+  std::string to;
+  std::string origin_pubkey;
+  std::string root_file;
+  bool incrementals_only = false;
 };
 
 absl::Status WithServer(const Options& o, const grpc::Status& s) {
@@ -414,6 +428,60 @@ absl::Status Update(const Options& o) {
   return absl::OkStatus();
 }
 
+absl::Status Export(const Options& o) {
+  if (o.server.empty() || o.to.empty()) {
+    return absl::InvalidArgumentError(
+        "usage: sigrelayctl export --server HOST:PORT|URL --to DIR --origin-pubkey FILE|--root "
+        "FILE");
+  }
+  absl::StatusOr<std::unique_ptr<ManifestVerifier>> verifier =
+      ManifestVerifier::FromFlags(o.origin_pubkey, o.root_file);
+  if (!verifier.ok()) return verifier.status();
+  std::unique_ptr<UpdateSource> source;
+  if (IsTreeUrl(o.server)) {
+    TreeSourceOptions tree_options;
+    tree_options.tls_ca = o.tls.ca;
+    absl::StatusOr<std::unique_ptr<UpdateSource>> tree = OpenTreeSource(o.server, tree_options);
+    if (!tree.ok()) return tree.status();
+    source = std::move(*tree);
+  } else {
+    std::shared_ptr<grpc::Channel> channel = Connect(o);
+    source = std::make_unique<GrpcSource>(
+        o.server,
+        [channel]() -> absl::StatusOr<std::shared_ptr<grpc::Channel>> { return channel; });
+  }
+  TreeExportOptions options;
+  options.full_files = !o.incrementals_only;
+  absl::StatusOr<TreeExportResult> r = ExportTree(source.get(), **verifier, o.to, options);
+  if (!r.ok()) return r.status();
+  std::cout << "exported manifest serial " << r->serial << " to " << o.to << ": "
+            << r->blobs_written << " files written (" << r->bytes_written << " bytes), "
+            << r->blobs_kept << " already there, " << r->blobs_removed << " no longer named removed"
+            << std::endl;
+  return absl::OkStatus();
+}
+
+absl::Status Import(const Options& o) {
+  if (o.from.empty()) return absl::InvalidArgumentError("usage: sigrelayctl import --from DIR");
+  char resolved[PATH_MAX];
+  if (realpath(o.from.c_str(), resolved) == nullptr) return ErrnoError("cannot find", o.from);
+  AdminCall call;
+  if (absl::Status a = OpenAdmin(o, absl::Hours(2), &call); !a.ok()) return a;
+  v1::ImportRequest req;
+  req.set_dir(resolved);
+  v1::SyncNowResponse r;
+  grpc::Status s = call.stub->Import(&call.ctx, req, &r);
+  if (!s.ok()) return WithServer(o, s);
+  for (const v1::ComponentUpdate& u : r.updated()) {
+    std::cout << u.component() << " " << u.from_version() << " -> " << u.version() << " by "
+              << u.how() << " (" << u.bytes() << " bytes)\n";
+  }
+  std::cout << (r.updated().empty() ? "already current: manifest serial "
+                                    : "imported manifest serial ")
+            << r.manifest_serial() << " from " << r.upstream() << std::endl;
+  return absl::OkStatus();
+}
+
 absl::Status Schedule(const Options& o, const std::vector<std::string>& args) {
   if (args.size() != 1) return absl::InvalidArgumentError("usage: sigrelayctl schedule PERIOD");
   AdminCall call;
@@ -596,7 +664,14 @@ int Main(int argc, char** argv) {
   flags.Add("out", &o.out, "FILE", "fetch, gen-pattern: where to write");
   flags.Add("records", &o.records, "N", "gen-pattern: number of signature records");
   flags.Add("seed", &o.seed, "S", "gen-pattern: random seed (default 1)");
-  flags.Add("from", &o.from, "FILE", "gen-pattern: make the next version of FILE");
+  flags.Add("from", &o.from, "FILE",
+            "gen-pattern: make the next version of FILE; import: the tree's directory");
+  flags.Add("to", &o.to, "DIR", "export: the tree's directory (made if missing)");
+  flags.Add("origin-pubkey", &o.origin_pubkey, "FILE",
+            "export: the origin's origin.pub, which signs what is exported (this or --root)");
+  flags.Add("root", &o.root_file, "FILE", "export: the origin's trust root chain");
+  flags.AddBool("incrementals-only", &o.incrementals_only,
+                "export: only incrementals, for a site that holds the older version");
   flags.Add("churn", &o.churn, "PCT", "gen-pattern: percent of records replaced (default 0.5)");
   flags.Add("level", &o.level, "N",
             "delta: zstd level, 1..22, or 0 for the origin's choice by size (default 0)");
@@ -642,6 +717,10 @@ int Main(int argc, char** argv) {
       result = Pushing(o, args);
     } else if (command == "proxy") {
       result = Proxy(o, args);
+    } else if (command == "export") {
+      result = Export(o);
+    } else if (command == "import") {
+      result = Import(o);
     } else if (command == "fetch") {
       result = Fetch(o, args);
     } else if (command == "root") {

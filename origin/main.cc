@@ -24,6 +24,7 @@
 #include "core/serve/node.h"
 #include "origin/admin_service.h"
 #include "origin/publisher.h"
+#include "origin/tree_publisher.h"
 
 namespace sigrelay {
 namespace {
@@ -64,6 +65,7 @@ int Main(int argc, char** argv) {
   InitDaemonProcess();
   NodeOptions node_options;
   std::string signing_key;
+  std::string http_tree;
   std::string origin_root;
   std::string resume_from;
   TlsFiles resume_tls;
@@ -105,6 +107,10 @@ int Main(int argc, char** argv) {
             "old copy of its data dir, which would otherwise sign versions and serials it "
             "signed before");
   AddClientTlsFlags(&flags, &resume_tls, "resume-from-tls");
+  flags.Add("http-tree", &http_tree, "DIR",
+            "keep the static tree (docs/tree.md) of what this origin serves in DIR, for any "
+            "HTTP server, cache or CDN to serve: after every publish and re-sign, new files "
+            "first, the manifest last by rename");
   flags.AddRepeated("component", &components, "NAME[:full]",
                     "a component this origin publishes; replaces the default six: virus, "
                     "smartscan-agent, damage-cleanup, intellitrap-exception, spyware and "
@@ -190,6 +196,16 @@ int Main(int argc, char** argv) {
                    "; admin API on ", (*node)->admin_bound(), ", token in ",
                    (*node)->options().admin_token_file));
 
+  std::unique_ptr<TreePublisher> tree;
+  if (!http_tree.empty()) {
+    absl::StatusOr<std::unique_ptr<ManifestVerifier>> own =
+        origin_root.empty() ? ManifestVerifier::FromPem((*signer)->PublicKeyPem())
+                            : ManifestVerifier::FromRootFile(origin_root);
+    if (!own.ok()) return Fail(own.status());
+    if (absl::Status s = MakeDirs(http_tree); !s.ok()) return Fail(s);
+    tree = std::make_unique<TreePublisher>(http_tree, (*node)->store(), std::move(*own));
+  }
+
   // Keep the manifest from expiring while nothing is published.
   absl::Notification stopping;
   std::thread refresher([&] {
@@ -205,6 +221,7 @@ int Main(int argc, char** argv) {
   Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": shutting down"));
   stopping.Notify();
   refresher.join();
+  tree.reset();
   (*node)->Shutdown();
   admin.reset();  // drains a publish in progress
   return 0;

@@ -55,6 +55,26 @@ grpc::ServerUnaryReactor* RelayAdminService::SyncNow(grpc::CallbackServerContext
   return reactor;
 }
 
+grpc::ServerUnaryReactor* RelayAdminService::Import(grpc::CallbackServerContext* context,
+                                                    const v1::ImportRequest* request,
+                                                    v1::SyncNowResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!node_->token()->Admit(context, reactor)) return reactor;
+  if (request->dir().empty() || request->dir()[0] != '/') {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "import needs the tree's absolute path on the relay's host"));
+    return reactor;
+  }
+  Log(LogLevel::kInfo, absl::StrCat("admin: import of ", request->dir(), " requested"),
+      {{"event", "admin_import"}, {"dir", request->dir()}});
+  scheduler_->RequestImport(request->dir(),
+                            [reactor, response](absl::StatusOr<v1::SyncNowResponse> r) {
+                              if (r.ok()) *response = std::move(*r);
+                              reactor->Finish(ToGrpcStatus(r.status()));
+                            });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* RelayAdminService::SetSchedule(grpc::CallbackServerContext* context,
                                                          const v1::SetScheduleRequest* request,
                                                          v1::SetScheduleResponse* response) {

@@ -32,6 +32,9 @@ class RelayAdminService final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* SyncNow(grpc::CallbackServerContext* context,
                                     const v1::SyncNowRequest* request,
                                     v1::SyncNowResponse* response) override;
+  grpc::ServerUnaryReactor* Import(grpc::CallbackServerContext* context,
+                                   const v1::ImportRequest* request,
+                                   v1::SyncNowResponse* response) override;
   grpc::ServerUnaryReactor* SetSchedule(grpc::CallbackServerContext* context,
                                         const v1::SetScheduleRequest* request,
                                         v1::SetScheduleResponse* response) override;

@@ -14,6 +14,7 @@
 #include "core/base/log.h"
 #include "core/base/process.h"
 #include "core/client/transfer_watch.h"
+#include "core/client/tree.h"
 #include "core/model/manifest.h"
 #include "core/serve/node.h"
 #include "relay/admin_service.h"
@@ -49,8 +50,10 @@ int Main(int argc, char** argv) {
       "sigrelay-relay --data-dir DIR --listen HOST:PORT [--listen ...] "
       "--upstream HOST:PORT [--upstream ...] --origin-pubkey FILE|--root FILE [flags]");
   s.node.AddFlags(&flags);
-  flags.AddRepeated("upstream", &s.upstreams, "HOST:PORT",
-                    "origin or relay to pull from; several are tried in order");
+  flags.AddRepeated("upstream", &s.upstreams, "HOST:PORT|URL",
+                    "origin or relay to pull from, or a static tree: https://HOST/PATH/, "
+                    "http://... or file:///PATH (docs/tree.md; polled on --schedule, it cannot "
+                    "announce); several are tried in order");
   flags.Add("origin-pubkey", &s.origin_pubkey, "FILE",
             "the origin's origin.pub: every manifest must be signed by it (this or --root)");
   flags.Add("root", &s.root, "FILE",
@@ -89,6 +92,12 @@ int Main(int argc, char** argv) {
     return Fail(t);
   }
   if (absl::Status t = s.sync.transfer.Validate(); !t.ok()) return Fail(t);
+  for (const std::string& u : s.upstreams) {
+    if (!IsTreeUrl(u)) continue;
+    if (absl::StatusOr<std::unique_ptr<UpdateSource>> t = OpenTreeSource(u); !t.ok()) {
+      return Fail(t.status());
+    }
+  }
   absl::StatusOr<absl::Duration> schedule = ParseSchedule(s.schedule);
   if (!schedule.ok()) return Fail(schedule.status());
   if (absl::Status m = MakeDirs(s.node.data_dir); !m.ok()) return Fail(m);
@@ -133,6 +142,7 @@ int Main(int argc, char** argv) {
   absl::Notification stopping;
   UpstreamSyncOptions sync_options = s.sync;
   sync_options.max_file_size = s.node.max_file_size;
+  sync_options.tree_tls_ca = s.upstream_tls.ca;
   sync_options.transfer.stop = &stopping;
   sync_options.work_dir = s.node.data_dir + "/tmp";
   if (absl::StatusOr<int> emptied = EmptyDir(sync_options.work_dir); !emptied.ok()) {

@@ -1,7 +1,10 @@
 #include "relay/sync_scheduler.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "core/base/log.h"
+#include "core/client/tree.h"
 #include "core/client/watch_stream.h"
 #include "core/model/manifest.h"
 
@@ -39,6 +42,15 @@ void SyncScheduler::RequestSync(Done done) {
   if (done) waiting_.push_back(std::move(done));
 }
 
+void SyncScheduler::RequestImport(std::string dir, Done done) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    done(absl::UnavailableError("relay is shutting down"));
+    return;
+  }
+  imports_.emplace_back(std::move(dir), std::move(done));
+}
+
 void SyncScheduler::FillStatus(v1::RelayStatus* status) const {
   absl::MutexLock lock(&mu_);
   status->set_next_scheduled_unix(absl::ToUnixSeconds(next_run_));
@@ -69,19 +81,28 @@ void SyncScheduler::SyncLoop() {
   int failures = 0;
   for (;;) {
     std::vector<Done> done;
+    std::vector<std::pair<std::string, Done>> imports;
     {
       absl::MutexLock lock(&mu_);
       // Wake for a request, for stop, or when the next run is due (waiting
       // in slices of at most a second, so a wall-clock jump is noticed).
-      while (!stopping_ && !requested_ && clock_->Now() < next_run_) {
+      while (!stopping_ && !requested_ && imports_.empty() && clock_->Now() < next_run_) {
         mu_.AwaitWithTimeout(absl::Condition(
                                  +[](SyncScheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-                                   return s->stopping_ || s->requested_;
+                                   return s->stopping_ || s->requested_ || !s->imports_.empty();
                                  },
                                  this),
                              std::min(next_run_ - clock_->Now(), absl::Seconds(1)));
       }
       if (stopping_) break;
+      imports.swap(imports_);
+    }
+    if (!imports.empty()) {
+      for (auto& [dir, import_done] : imports) import_done(sync_->ImportTree(dir));
+      continue;
+    }
+    {
+      absl::MutexLock lock(&mu_);
       requested_ = false;
       done.swap(waiting_);
     }
@@ -112,6 +133,8 @@ void SyncScheduler::SyncLoop() {
   {
     absl::MutexLock lock(&mu_);
     left.swap(waiting_);
+    for (auto& [dir, d] : imports_) left.push_back(std::move(d));
+    imports_.clear();
   }
   for (Done& d : left) d(absl::UnavailableError("relay is shutting down"));
 }
@@ -123,10 +146,20 @@ void SyncScheduler::WatchLoop() {
   size_t next = 0;
   for (;;) {
     const size_t i = next;
-    next = (next + 1) % sync_->dialer()->upstreams().size();
+    const std::vector<std::string>& upstreams = sync_->dialer()->upstreams();
+    next = (next + 1) % upstreams.size();
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
+    }
+    // Static trees cannot announce: the schedule polls them.
+    if (IsTreeUrl(upstreams[i])) {
+      if (std::all_of(upstreams.begin(), upstreams.end(), IsTreeUrl)) {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(&stopping_));
+        return;
+      }
+      continue;
     }
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = sync_->dialer()->Channel(i);
     if (!channel.ok()) {

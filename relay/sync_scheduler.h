@@ -54,6 +54,9 @@ class SyncScheduler {
   // Asks for a sync as soon as the current one (if any) ends; `done`, if
   // given, gets that sync's result on the sync thread.
   void RequestSync(Done done = nullptr);
+  // Loads the static tree at `dir` (sigrelayctl import), on the sync thread
+  // between syncs; `done` gets the result there.
+  void RequestImport(std::string dir, Done done);
 
   // Adds the schedule to `status` (next run, period).
   void FillStatus(v1::RelayStatus* status) const;
@@ -80,6 +83,7 @@ class SyncScheduler {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool requested_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Done> waiting_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, Done>> imports_ ABSL_GUARDED_BY(mu_);
   absl::Time next_run_ ABSL_GUARDED_BY(mu_);
   bool retrying_ ABSL_GUARDED_BY(mu_) = false;  // next_run_ is a retry after a failure
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);

@@ -18,7 +18,14 @@ NetworkDialer::NetworkDialer(NetworkDialerOptions options) : options_(std::move(
 std::string NetworkDialer::ProxyFor(const std::string& upstream) const {
   absl::MutexLock lock(&mu_);
   if (proxy_.empty()) return "";
-  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(upstream);
+  // A tree URL's host: "https://mirror.example:8443/sigrelay/" -> "mirror.example".
+  std::string hostport = upstream;
+  if (const size_t scheme = hostport.find("://"); scheme != std::string::npos) {
+    hostport = hostport.substr(scheme + 3);
+    hostport = hostport.substr(0, hostport.find('/'));
+    if (hostport.find(':') == std::string::npos || hostport.back() == ']') hostport += ":0";
+  }
+  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(hostport);
   std::string host = hp.ok() ? hp->first : upstream;
   for (const std::string& entry : no_proxy_) {
     if (entry == "*" || entry == host) return "";

@@ -12,6 +12,7 @@
 #include "core/base/transport.h"
 #include "core/client/grpc_source.h"
 #include "core/client/rebuild.h"
+#include "core/client/tree.h"
 #include "core/console/metrics.h"
 #include "core/model/component.h"
 
@@ -124,8 +125,16 @@ UpstreamSync::UpstreamSync(VersionStore* store, const ManifestVerifier* verifier
       dialer_(dialer),
       options_(std::move(options)) {
   for (size_t i = 0; i < dialer_->upstreams().size(); ++i) {
+    const std::string& u = dialer_->upstreams()[i];
+    names_.push_back(u);
+    if (IsTreeUrl(u)) {
+      // Checked at start (relay/main.cc): a well-formed tree URL.
+      sources_.push_back(*OpenTreeSource(u, {.proxy = [this, u] { return dialer_->ProxyFor(u); },
+                                             .tls_ca = options_.tree_tls_ca}));
+      continue;
+    }
     sources_.push_back(std::make_unique<GrpcSource>(
-        dialer_->upstreams()[i], [this, i] { return dialer_->Channel(i); }, options_.rpc_timeout));
+        u, [this, i] { return dialer_->Channel(i); }, options_.rpc_timeout));
   }
   absl::MutexLock lock(&mu_);
   cuts_in_a_row_.assign(sources_.size(), 0);
@@ -140,7 +149,7 @@ UpstreamSync::UpstreamSync(VersionStore* store, const ManifestVerifier* verifier
 // "upstream 127.0.0.1:7443 GetManifest: UNAVAILABLE: failed to connect ..."
 absl::Status UpstreamSync::UpstreamError(size_t i, const absl::Status& s,
                                          absl::string_view doing) const {
-  const std::string& upstream = dialer_->upstreams()[i];
+  const std::string& upstream = names_[i];
   const std::string msg(s.message());
   const std::string proxy = dialer_->ProxyFor(upstream);
   absl::Status out;
@@ -160,12 +169,13 @@ absl::Status UpstreamSync::UpstreamError(size_t i, const absl::Status& s,
 
 void UpstreamSync::NoteWatch(size_t i, const absl::Status& s) {
   Record(i, s.ok() ? s
-                   : absl::Status(s.code(), absl::StrCat("upstream ", dialer_->upstreams()[i],
-                                                         " watch: ", s.message())));
+                   : absl::Status(s.code(),
+                                  absl::StrCat("upstream ", names_[i], " watch: ", s.message())));
 }
 
 void UpstreamSync::Record(size_t i, const absl::Status& s) {
   absl::MutexLock lock(&mu_);
+  if (i >= static_cast<size_t>(status_.upstreams_size())) return;  // an import
   v1::UpstreamStatus* us = status_.mutable_upstreams(static_cast<int>(i));
   if (s.ok()) {
     us->set_state("ok");
@@ -266,7 +276,7 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncEachUpstream() {
   for (size_t i : Order()) {
     absl::StatusOr<v1::SyncNowResponse> r = SyncFrom(i);
     Record(i, r.status());
-    const std::string& upstream = dialer_->upstreams()[i];
+    const std::string& upstream = names_[i];
     absl::MutexLock lock(&mu_);
     v1::UpstreamStatus* us = status_.mutable_upstreams(static_cast<int>(i));
     if (r.ok()) {
@@ -314,9 +324,31 @@ absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncEachUpstream() {
   return last;
 }
 
+absl::StatusOr<v1::SyncNowResponse> UpstreamSync::ImportTree(const std::string& dir) {
+  const std::string url = absl::StrCat("file://", dir);
+  absl::StatusOr<std::unique_ptr<UpdateSource>> source = OpenTreeSource(url);
+  if (!source.ok()) return source.status();
+  // For this one sync, a source past the upstreams.
+  sources_.push_back(std::move(*source));
+  names_.push_back(url);
+  absl::StatusOr<v1::SyncNowResponse> r = SyncFrom(sources_.size() - 1);
+  sources_.pop_back();
+  names_.pop_back();
+  Log(r.ok() ? LogLevel::kInfo : LogLevel::kWarning,
+      r.ok() ? absl::StrCat("imported ", url, ": serial ", r->manifest_serial(), ", ",
+                            r->updated_size(), " components updated")
+             : absl::StrCat("import: ", r.status().message()),
+      {{"event", r.ok() ? "import" : "import_failed"}, {"tree", url}});
+  if (r.ok()) {
+    absl::MutexLock lock(&mu_);
+    status_.set_last_success_unix(absl::ToUnixSeconds(clock_->Now()));
+  }
+  return r;
+}
+
 absl::StatusOr<OfferedManifest> UpstreamSync::TakeOffer(size_t i, const v1::SignedManifest& offered,
                                                         const StoreView& view) {
-  const std::string& upstream = dialer_->upstreams()[i];
+  const std::string& upstream = names_[i];
   absl::StatusOr<OfferedManifest> offer = CheckOfferedManifest(
       *verifier_, offered, view.manifest() ? &*view.manifest() : nullptr, clock_->Now());
   if (!offer.ok()) {
@@ -366,7 +398,7 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchToStore(
   absl::StatusOr<v1::FileRecord> record = writer->Finish();
   if (!record.ok()) return record.status();
   if (record->sha256() != want.sha256) {
-    return Prefixed(dialer_->upstreams()[i],
+    return Prefixed(names_[i],
                     absl::DataLossError(absl::StrCat(
                         want.Describe(), " as stored does not match its signed digest")));
   }
@@ -455,9 +487,8 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
     if (resumed.ok()) {
       *writer = std::move(*resumed);
       if (kept.size() > 0) {
-        Log(LogLevel::kInfo,
-            absl::StrCat("resuming ", entry.name(), " ", entry.version(), " at byte ", kept.size(),
-                         " from upstream ", dialer_->upstreams()[i]));
+        Log(LogLevel::kInfo, absl::StrCat("resuming ", entry.name(), " ", entry.version(),
+                                          " at byte ", kept.size(), " from upstream ", names_[i]));
       }
     } else {
       Log(LogLevel::kWarning,
@@ -484,7 +515,7 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
       Log(LogLevel::kWarning, absl::StrCat("cannot drop the partial download of ", entry.name(),
                                            ": ", dropped.message()));
     }
-    return Prefixed(dialer_->upstreams()[i],
+    return Prefixed(names_[i],
                     absl::DataLossError(absl::StrCat(
                         entry.name(), " ", entry.version(),
                         " as downloaded does not match its signed digest; discarded, the next "
@@ -496,7 +527,7 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
 absl::StatusOr<UpstreamSync::Fetched> UpstreamSync::FetchComponent(
     size_t i, const v1::ComponentEntry& e, const v1::ComponentEntry* held, const StoreView& view,
     std::vector<std::unique_ptr<VersionStore::FileWriter>>* writers) {
-  const std::string& upstream = dialer_->upstreams()[i];
+  const std::string& upstream = names_[i];
   Fetched out;
   out.update.set_component(e.name());
   out.update.set_version(e.version());
@@ -587,7 +618,7 @@ absl::StatusOr<UpstreamSync::Fetched> UpstreamSync::FetchComponent(
 }
 
 absl::StatusOr<v1::SyncNowResponse> UpstreamSync::SyncFrom(size_t i) {
-  const std::string& upstream = dialer_->upstreams()[i];
+  const std::string& upstream = names_[i];
   TransferLimits manifest_limits = Limits();
   manifest_limits.deadline = absl::Now() + options_.rpc_timeout;
   absl::StatusOr<v1::SignedManifest> signed_manifest = sources_[i]->Manifest(manifest_limits);

@@ -50,7 +50,14 @@ struct UpstreamSyncOptions {
   absl::Duration rpc_timeout = absl::Seconds(10);
   // Silence cut, minimum rate, and the process's stop (their flag names in
   // messages); the deadline is set per download from max_download_time.
-  TransferLimits transfer;
+  TransferLimits transfer = [] {
+    TransferLimits t;
+    t.stall_flag = "--upstream-stall-timeout";
+    t.rate_flags = "--upstream-min-rate/--upstream-min-rate-window";
+    return t;
+  }();
+  // The CA of https:// tree upstreams' certificates ("" for the system's).
+  std::string tree_tls_ca;
   // Longest any one download may take at all.
   absl::Duration max_download_time = absl::Hours(24);
   uint64_t max_file_size = 1ull << 30;
@@ -75,6 +82,10 @@ class UpstreamSync {
   // of the last upstream tried (each one's is logged and kept for status)
   // names the upstream and what went wrong.
   absl::StatusOr<v1::SyncNowResponse> SyncOnce();
+  // One sync from the static tree in directory `dir` (absolute), with every
+  // check an upstream gets: an air-gapped site's media (sigrelayctl
+  // import). Same thread as SyncOnce.
+  absl::StatusOr<v1::SyncNowResponse> ImportTree(const std::string& dir);
 
   // The upstreams and how they are reached (shared with the Watch follower).
   UpstreamDialer* dialer() const { return dialer_; }
@@ -135,6 +146,7 @@ class UpstreamSync {
   const UpstreamSyncOptions options_;
   const IncrementalCodec codec_;
   std::vector<std::unique_ptr<UpdateSource>> sources_;  // one per upstream, in list order
+  std::vector<std::string> names_;                      // and what they are called
   mutable absl::Mutex mu_;
   v1::RelayStatus status_ ABSL_GUARDED_BY(mu_);
   std::vector<int> cuts_in_a_row_ ABSL_GUARDED_BY(mu_);
