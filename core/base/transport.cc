@@ -1,5 +1,6 @@
 #include "core/base/transport.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -191,6 +193,27 @@ absl::Status CheckChunkSize(uint64_t chunk_size, uint64_t max_file_size) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// "127.0.0.1:7443", "[::1]:7443", "ipv4:10.0.0.1:7443": one IP address, not
+// a name nor a list.
+bool IsSingleAddress(const std::string& target) {
+  std::string t = target;
+  for (const char* scheme : {"ipv4:", "ipv6:"}) {
+    if (t.rfind(scheme, 0) == 0) t = t.substr(strlen(scheme));
+  }
+  if (t.find(',') != std::string::npos) return false;
+  absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(t);
+  if (!hp.ok()) return false;
+  std::string host = hp->first;
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  in6_addr a6;
+  in_addr a4;
+  return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+}
+
+}  // namespace
+
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
                                            const ChannelOptions& options) {
   grpc::ChannelArguments args;
@@ -203,6 +226,13 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(options.max_reconnect_backoff)));
   if (options.own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // A name (or a list of addresses): every address it resolves to, calls
+  // spread over the ready ones, so the replicas behind one name share the
+  // agents and a dead one's go to the others with no operator action. One
+  // address keeps pick_first (after a failure its next call connects at
+  // once instead of waiting out round_robin's backoff).
+  const bool replicas = !IsSingleAddress(target);
+  if (replicas) args.SetLoadBalancingPolicyName("round_robin");
   if (options.disable_bdp_probe) args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   // The stream window a client offers from the first byte: a push or a
   // chunk of up to this much is sent in one go, with no WINDOW_UPDATE
@@ -229,7 +259,12 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
       args.SetSslTargetNameOverride(options.tls_server_name);
     }
   }
-  return grpc::CreateCustomChannel(target, credentials, args);
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(target, credentials, args);
+  // Replicas: connect to every address now, not at the first call. A Watch
+  // stream stays on the replica it starts on for hours, and started before
+  // the others are ready it would land on the first to connect every time.
+  if (replicas) channel->GetState(/*try_to_connect=*/true);
+  return channel;
 }
 
 namespace {

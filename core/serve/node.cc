@@ -218,17 +218,24 @@ absl::Status Node::Serve(grpc::Service* admin) {
 }
 
 absl::Status Node::StartAgentsServer(const std::vector<std::string>& listen) {
-  absl::StatusOr<RunningServer> server = StartServer(
-      listen, {update_.get()}, options_.data_dir + "/listening", options_.tls, options_.limits);
+  // Guarded before the first connection can come: a fixed port before the
+  // server listens, a chosen one (":0") before DATA_DIR/listening tells
+  // anyone where it is. (A connection taken before its port is guarded is
+  // never guarded.)
+  auto guard = [](const std::vector<std::string>& addresses) {
+    for (const std::string& address : addresses) {
+      absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(address);
+      if (hp.ok() && hp->second != 0) GuardListener(hp->second);
+    }
+  };
+  guard(listen);
+  absl::StatusOr<RunningServer> server =
+      StartServer(listen, {update_.get()}, "", options_.tls, options_.limits);
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   bound_ = std::move(server->bound);
-  for (const std::string& address : bound_) {
-    if (absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(address); hp.ok()) {
-      GuardListener(hp->second);
-    }
-  }
-  return absl::OkStatus();
+  guard(bound_);
+  return WriteFileAtomically(options_.data_dir + "/listening", absl::StrJoin(bound_, "\n") + "\n");
 }
 
 void Node::WatchListeners() {

@@ -49,6 +49,12 @@ bool Netns::SetHosts(const std::string& content) {
          WriteFileAtomically("/etc/netns/" + name_ + "/hosts", content).ok();
 }
 
+bool Netns::SetResolvConf(const std::string& content) {
+  hosts_ = true;
+  return MakeDirs("/etc/netns/" + name_).ok() &&
+         WriteFileAtomically("/etc/netns/" + name_ + "/resolv.conf", content).ok();
+}
+
 bool Link(const Netns& a, const std::vector<std::string>& a_addrs, const Netns& b,
           const std::vector<std::string>& b_addrs) {
   int n = counter++;

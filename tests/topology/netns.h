@@ -26,11 +26,14 @@ class Netns {
   // Writes /etc/netns/NAME/hosts, which `ip netns exec` mounts over
   // /etc/hosts inside.
   bool SetHosts(const std::string& content);
+  // Writes /etc/netns/NAME/resolv.conf, likewise mounted over
+  // /etc/resolv.conf (gRPC's c-ares resolver reads it).
+  bool SetResolvConf(const std::string& content);
 
  private:
   std::string name_;
   bool ok_ = false;
-  bool hosts_ = false;
+  bool hosts_ = false;  // /etc/netns/NAME was made (hosts, resolv.conf)
 };
 
 // Joins `a` and `b` with a veth pair and gives each end its addresses
