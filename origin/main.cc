@@ -66,6 +66,7 @@ int Main(int argc, char** argv) {
   NodeOptions node_options;
   std::string signing_key;
   std::string http_tree;
+  absl::Duration http_tree_keep = absl::Minutes(10);
   std::string origin_root;
   std::string resume_from;
   TlsFiles resume_tls;
@@ -111,6 +112,9 @@ int Main(int argc, char** argv) {
             "keep the static tree (docs/tree.md) of what this origin serves in DIR, for any "
             "HTTP server, cache or CDN to serve: after every publish and re-sign, new files "
             "first, the manifest last by rename");
+  flags.Add("http-tree-keep", &http_tree_keep,
+            "keep a file of the tree this long after the last manifest that named it, for "
+            "readers still fetching an older manifest's files (default 10m)");
   flags.AddRepeated("component", &components, "NAME[:full]",
                     "a component this origin publishes; replaces the default six: virus, "
                     "smartscan-agent, damage-cleanup, intellitrap-exception, spyware and "
@@ -203,7 +207,8 @@ int Main(int argc, char** argv) {
                             : ManifestVerifier::FromRootFile(origin_root);
     if (!own.ok()) return Fail(own.status());
     if (absl::Status s = MakeDirs(http_tree); !s.ok()) return Fail(s);
-    tree = std::make_unique<TreePublisher>(http_tree, (*node)->store(), std::move(*own));
+    tree = std::make_unique<TreePublisher>(http_tree, (*node)->store(), std::move(*own),
+                                           http_tree_keep);
   }
 
   // Keep the manifest from expiring while nothing is published.

@@ -49,8 +49,13 @@ class StoreSource final : public UpdateSource {
 }  // namespace
 
 TreePublisher::TreePublisher(std::string dir, VersionStore* store,
-                             std::unique_ptr<ManifestVerifier> verifier, absl::Duration period)
-    : dir_(std::move(dir)), store_(store), verifier_(std::move(verifier)), period_(period) {
+                             std::unique_ptr<ManifestVerifier> verifier,
+                             absl::Duration keep_unnamed, absl::Duration period)
+    : dir_(std::move(dir)),
+      store_(store),
+      verifier_(std::move(verifier)),
+      keep_unnamed_(keep_unnamed),
+      period_(period) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -65,6 +70,7 @@ void TreePublisher::Loop() {
   std::string last_error;
   TreeExportOptions options;
   options.limits.stop = &stop_;
+  options.keep_unnamed = keep_unnamed_;
   do {
     std::shared_ptr<const v1::SignedManifest> current = store_->CurrentManifest();
     if (current == nullptr || current == written) continue;

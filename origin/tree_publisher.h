@@ -22,8 +22,9 @@ namespace sigrelay {
 class TreePublisher {
  public:
   // The store's manifest is looked at every `period`.
+  // Blobs no manifest named for `keep_unnamed` are removed.
   TreePublisher(std::string dir, VersionStore* store, std::unique_ptr<ManifestVerifier> verifier,
-                absl::Duration period = absl::Milliseconds(200));
+                absl::Duration keep_unnamed, absl::Duration period = absl::Milliseconds(200));
   ~TreePublisher();
 
  private:
@@ -32,6 +33,7 @@ class TreePublisher {
   const std::string dir_;
   VersionStore* const store_;
   const std::unique_ptr<ManifestVerifier> verifier_;
+  const absl::Duration keep_unnamed_;
   const absl::Duration period_;
   absl::Notification stop_;
   std::thread thread_;

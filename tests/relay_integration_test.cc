@@ -654,7 +654,11 @@ TEST_F(RelayTest, AManifestAtTheLastSerialFromALeakedKeyIsOutlivedByARootRotatio
       {origin_address});
   ASSERT_FALSE(rotated.address().empty()) << rotated.output();
 
-  ASSERT_EQ(testing::Ctl({"--data-dir", relay->data_dir(), "update"}, &out), 0) << out;
+  // (The relay's channel may still be in its reconnect backoff from the
+  // stop: retried until it reaches the restarted origin.)
+  ASSERT_TRUE(WaitFor([&] {
+    return testing::Ctl({"--data-dir", relay->data_dir(), "update"}, &out) == 0;
+  })) << out;
   EXPECT_EQ(ServedVersion(relay->address(), "virus"), 3u);
   EXPECT_LT(ServedSerial(relay->address()), 100u);
   EXPECT_THAT(relay->output(), HasSubstr("trust root v2 no longer holds the key that signed"));

@@ -264,19 +264,25 @@ absl::StatusOr<TreeExportResult> ExportTree(UpdateSource* source, const Manifest
       return s;
     }
   }
-  // Blobs that neither this manifest nor the one before it names.
+  // The blobs this manifest names are stamped as named now; those no
+  // manifest named for keep_unnamed go.
   std::set<std::string> keep;
-  for (const v1::Manifest* m : {&offer->manifest, offer->held ? &*offer->held : nullptr}) {
-    if (m == nullptr) continue;
-    for (const std::string& sha : TreeBlobsOf(*m)) keep.insert(ToHex(sha));
-  }
   const std::string blobs = dir + "/blobs/sha256";
+  for (const std::string& sha : TreeBlobsOf(offer->manifest)) {
+    keep.insert(ToHex(sha));
+    utimensat(AT_FDCWD, (dir + "/" + TreeBlobName(sha)).c_str(), nullptr, 0);
+  }
+  const absl::Time too_old = absl::Now() - options.keep_unnamed;
   if (DIR* d = opendir(blobs.c_str())) {
     while (dirent* ent = readdir(d)) {
       std::string name = ent->d_name;
       if (name[0] == '.') continue;
       const std::string hex(absl::StripSuffix(name, ".part"));
-      if (keep.count(hex) > 0) continue;
+      struct stat st {};
+      if (keep.count(hex) > 0 || stat((blobs + "/" + name).c_str(), &st) != 0 ||
+          absl::TimeFromTimespec(st.st_mtim) > too_old) {
+        continue;
+      }
       if (unlink((blobs + "/" + name).c_str()) == 0) ++result.blobs_removed;
     }
     closedir(d);

@@ -58,14 +58,16 @@ absl::StatusOr<std::unique_ptr<UpdateSource>> OpenTreeSource(const std::string& 
 // and the tree lacks is fetched through the checks of its signed size,
 // chunks and digest into a staged name and renamed into place; the manifest
 // is replaced last, by rename, so a reader never sees it name a missing
-// blob; then blobs neither it nor the manifest before it names are removed
-// (a reader that fetched the previous manifest can still finish). An
-// interrupted export resumes a full file from its last verified chunk.
+// blob; then blobs no manifest has named for `keep_unnamed` are removed (a
+// reader that fetched an older manifest can still finish; each export
+// stamps the blobs its manifest names). An interrupted export resumes a
+// full file from its last verified chunk.
 struct TreeExportOptions {
   bool full_files = true;  // false: incrementals only (media that carry
                            // updates to a site that holds the older version)
   bool incrementals = true;
   TransferLimits limits;
+  absl::Duration keep_unnamed = absl::Minutes(10);
 };
 struct TreeExportResult {
   v1::SignedManifest manifest;

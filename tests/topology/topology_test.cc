@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/daemons.h"
+#include "tests/testutil/rapid_reset.h"
 #include "tests/testutil/testutil.h"
 #include "tests/topology/netns.h"
 
@@ -394,13 +395,14 @@ TEST_F(TopologyTest, ReplicasBehindOneNameShareTheAgentsAndTakeOverADeadOne) {
         for (int i = 0; i < 3; ++i) share[i] = watchers(*replicas[i]);
         return share[0] + share[1] + share[2] == 300;
       },
-      absl::Seconds(30)))
+      absl::Seconds(30) * testing::kSanitizerSlowdown))
       << share[0] << " + " << share[1] << " + " << share[2] << "\n"
       << agents.Output();
   std::cerr << "watchers per replica: " << share[0] << ", " << share[1] << ", " << share[2] << "\n";
-  // Measured 116/87/97 and 132/80/88 (before channels connected at
-  // creation: 237/41/22, once 300/0/0).
-  for (int i = 0; i < 3; ++i) EXPECT_GE(share[i], 30) << "replica " << i + 1 << "'s share";
+  // Measured 116/87/97 and 132/80/88, under the sanitizers as low as 18
+  // on one (before channels connected at creation: 237/41/22, once
+  // 300/0/0; with pick_first one replica got none).
+  for (int i = 0; i < 3; ++i) EXPECT_GE(share[i], 10) << "replica " << i + 1 << "'s share";
   // One replica dies; the next publish still reaches all 300.
   replicas[0]->Stop(SIGKILL);
   ASSERT_EQ(Publish(origin_ns, *origin, pattern2_), 3u);
