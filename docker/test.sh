@@ -39,7 +39,7 @@ cleanup() {
     # What the front serves: its config test and a TLS handshake from here.
     front=$("${compose[@]}" ps -q front 2>/dev/null || true)
     if [ -n "$front" ]; then
-      docker exec "$front" sh -c 'nginx -t; openssl x509 -in /etc/sigrelay/tls/front.pem -noout -ext subjectAltName,basicConstraints' >"$log/front.txt" 2>&1 || true
+      docker exec "$front" sh -c 'nginx -t; openssl x509 -in /etc/sigrelay/tls/front.pem -noout -ext subjectAltName,basicConstraints; tail -30 /var/log/nginx/access.log' >"$log/front.txt" 2>&1 || true
       docker cp "$front:/etc/sigrelay/tls/front.pem" "$log/front.pem" >/dev/null 2>&1 || true
       python3 -c 'import socket,ssl,sys; c=ssl.create_default_context(cafile=sys.argv[1]); c.set_alpn_protocols(["h2"]); s=c.wrap_socket(socket.create_connection(("198.18.20.11",443),timeout=5),server_hostname="198.18.20.11"); print("front TLS ok, ALPN", s.selected_alpn_protocol())' "$log/front.pem" >>"$log/front.txt" 2>&1 || true
     fi
