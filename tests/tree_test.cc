@@ -1,8 +1,8 @@
 // The static tree (docs/tree.md) end to end: an origin writes it with
 // --http-tree, a real nginx serves it (HTTP and HTTPS), tinyproxy stands
 // between, a directory carries it; relays and sigrelay-agent take it as an
-// upstream with every check a gRPC upstream gets; sigrelayctl export and
-// import carry it into a site with no upstream.
+// upstream with every check a gRPC upstream gets. (sigrelayctl export and
+// import into an air-gapped site: tests/topology.)
 #include "core/client/tree.h"
 
 #include <dirent.h>
@@ -408,58 +408,6 @@ TEST_F(TreeTest, APollingReaderNeverSeesAManifestNamingAMissingBlob) {
       },
       absl::Seconds(40)))
       << blobs << " files left";
-}
-
-// An air-gapped site: its relay has no upstream it can reach. An export
-// from the origin's side (the whole tree, then only incrementals) carried
-// in a directory brings it current, and its agents follow.
-TEST_F(TreeTest, AnAirGappedRelayIsBroughtCurrentFromExports) {
-  const std::string media = work_.File("media");
-  std::string out;
-  ASSERT_EQ(
-      testing::Ctl(
-          {"export", "--server", origin_->address(), "--to", media, "--origin-pubkey", pub_}, &out),
-      0)
-      << out;
-  EXPECT_THAT(out, HasSubstr("exported manifest serial"));
-  auto gap = Relay("gap", absl::StrCat("127.0.0.1:", testing::UnusedPort()));
-  ASSERT_FALSE(gap->address().empty()) << gap->output();
-  ASSERT_EQ(testing::Ctl({"--data-dir", gap->data_dir(), "import", "--from", media}, &out), 0)
-      << out;
-  EXPECT_THAT(out, HasSubstr("virus 0 -> 1 by full"));
-  auto agents = [&](uint32_t version) {
-    std::string o;
-    testing::RunCommand({testing::BinDir() + "/sigrelay-agent-sim", "--server", gap->address(),
-                         "--agents", "20", "--start", "none", "--origin-pubkey", pub_, "--until",
-                         absl::StrCat("virus=", version), "--json", "--timeout", "30s"},
-                        &o);
-    return o;
-  };
-  EXPECT_THAT(agents(1), HasSubstr("\"converged\":20"));
-  // The next version travels as incrementals only.
-  ASSERT_EQ(testing::Publish(*origin_, "virus", v3_), 3u);
-  const std::string media2 = work_.File("media2");
-  ASSERT_EQ(testing::Ctl({"export", "--server", origin_->address(), "--to", media2,
-                          "--origin-pubkey", pub_, "--incrementals-only"},
-                         &out),
-            0)
-      << out;
-  const v1::ComponentEntry e = TreeManifest(media2).components(0);
-  EXPECT_FALSE(FileExists(media2 + "/" + TreeBlobName(e.sha256()))) << "no full file carried";
-  ASSERT_EQ(testing::Ctl({"--data-dir", gap->data_dir(), "import", "--from", media2}, &out), 0)
-      << out;
-  EXPECT_THAT(out, HasSubstr("virus 1 -> 3 by incremental"));
-  EXPECT_EQ(testing::FetchFull(gap->address(), "virus"), *ReadFileToString(v3_));
-  EXPECT_THAT(agents(3), HasSubstr("\"converged\":20"));
-  // A re-export into the same directory adds only what is new.
-  for (const char* want : {"2 files written", "0 files written"}) {
-    ASSERT_EQ(testing::Ctl({"export", "--server", origin_->address(), "--to", media,
-                            "--origin-pubkey", pub_},
-                           &out),
-              0)
-        << out;
-    EXPECT_THAT(out, HasSubstr(want));
-  }
 }
 
 }  // namespace

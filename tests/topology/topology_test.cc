@@ -412,5 +412,66 @@ TEST_F(TopologyTest, ReplicasBehindOneNameShareTheAgentsAndTakeOverADeadOne) {
   dns.Wait();
 }
 
+// An air-gapped site: a relay and its agents in a namespace with no route
+// anywhere. Media exported outside (`sigrelayctl export`, the whole tree,
+// then only the incrementals) and imported inside (`sigrelayctl import`)
+// bring it current, and its agents follow each time.
+TEST_F(TopologyTest, AnAirGappedSiteIsBroughtCurrentByExportAndImport) {
+  Netns site_ns("gap");
+  ASSERT_TRUE(site_ns.ok());
+  Daemon origin("sigrelay-origin", work_.File("origin"), {});
+  ASSERT_FALSE(origin.address().empty()) << origin.output();
+  const std::string pub = origin.data_dir() + "/origin.pub";
+  std::string out;
+  ASSERT_EQ(testing::Publish(origin, "virus", pattern1_), 1u);
+  const std::string media = work_.File("media"), media2 = work_.File("media2");
+  ASSERT_EQ(
+      testing::Ctl({"export", "--server", origin.address(), "--to", media, "--origin-pubkey", pub},
+                   &out),
+      0)
+      << out;
+  // The site's relay names the origin, which it cannot reach from there.
+  auto relay = Relay(site_ns, {"127.0.0.1:0"}, origin.address(), pub);
+  ASSERT_FALSE(relay->address().empty());
+  auto agents = [&](uint32_t version) {
+    std::string o;
+    testing::RunCommand(
+        With(site_ns.prefix(),
+             {testing::BinDir() + "/sigrelay-agent-sim", "--server", relay->address(), "--agents",
+              "20", "--start", "none", "--origin-pubkey", pub, "--until",
+              absl::StrCat("virus=", version), "--json", "--timeout", "30s"}),
+        &o);
+    return o;
+  };
+  ASSERT_EQ(Ctl(site_ns, {"--data-dir", relay->data_dir(), "import", "--from", media}, &out), 0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("virus 0 -> 1 by full"));
+  EXPECT_THAT(agents(1), HasSubstr("\"converged\":20"));
+  ASSERT_EQ(testing::Publish(origin, "virus", pattern2_), 3u);
+  ASSERT_EQ(testing::Ctl({"export", "--server", origin.address(), "--to", media2, "--origin-pubkey",
+                          pub, "--incrementals-only"},
+                         &out),
+            0)
+      << out;
+  ASSERT_EQ(Ctl(site_ns, {"--data-dir", relay->data_dir(), "import", "--from", media2}, &out), 0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("virus 1 -> 3 by incremental"));
+  EXPECT_THAT(agents(3), HasSubstr("\"converged\":20"));
+  EXPECT_THAT(RelayStatus(site_ns, *relay), HasSubstr("unreachable")) << "no route out";
+  // The second medium carried the incremental alone, not the new file.
+  EXPECT_EQ(
+      testing::RunCommand({"sh", "-c", "test $(ls " + media2 + "/blobs/sha256 | wc -l) = 1"}, &out),
+      0);
+  // Exporting into the same directory again writes only what is new.
+  for (const char* want : {"2 files written", "0 files written"}) {
+    ASSERT_EQ(
+        testing::Ctl(
+            {"export", "--server", origin.address(), "--to", media, "--origin-pubkey", pub}, &out),
+        0)
+        << out;
+    EXPECT_THAT(out, HasSubstr(want));
+  }
+}
+
 }  // namespace
 }  // namespace sigrelay
