@@ -189,6 +189,24 @@ TEST_F(FrontTest, RapidResetWithBodiesLeavesTheRelayFlatAndAgentsConverge) {
 // limit, checked: the flood holds every worker connection, only 870 are
 // closed, by nginx reclaiming its oldest idle ones, and nginx logs "768
 // worker_connections are not enough".)
+// Agents' Watch streams (bidirectional, open for hours) pass the front
+// and reach the relay: it counts them as watchers and agents while they
+// stay. (Converging alone would not show it: an agent can converge
+// through GetManifest and Fetch.)
+TEST_F(FrontTest, WatchStreamsPassTheFront) {
+  testing::ChildProcess sim({testing::BinDir() + "/sigrelay-agent-sim", "--server",
+                             front_->address(), "--tls-ca", pki_.File("ca.pem"), "--agents", "5",
+                             "--connections", "per-agent", "--origin-pubkey", pub_, "--until",
+                             "virus=99", "--timeout", "30s"});
+  EXPECT_TRUE(WaitFor([&] {
+    const v1::GetStatusResponse st = testing::AdminStatus(*relay_);
+    return st.watchers() == 5 && st.agents_reported() == 5;
+  })) << sim.Output()
+      << front_->output();
+  sim.Kill(SIGTERM);
+  sim.Wait();
+}
+
 TEST_F(FrontTest, OnePeersIdleConnectionsCannotTakeTheFront) {
   std::vector<int> flood =
       testing::IdleConnections(front_->address(), 1100, "127.0.0.2", /*tls=*/true);
