@@ -25,24 +25,6 @@ namespace {
 
 constexpr size_t kReadPiece = 256 << 10;
 
-// "sigrelay-tree N": OK for a format this build reads.
-absl::Status CheckFormat(absl::string_view where, absl::string_view text) {
-  int format = 0;
-  absl::string_view rest = absl::StripAsciiWhitespace(text);
-  if (!absl::ConsumePrefix(&rest, "sigrelay-tree ") || !absl::SimpleAtoi(rest, &format)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(where, " is not a sigrelay tree (its ", kTreeFormatFile,
-                     " file does not say \"sigrelay-tree N\"); point at the directory that "
-                     "holds manifest.binpb"));
-  }
-  if (format > kTreeFormat) {
-    return absl::FailedPreconditionError(absl::StrCat(where, " is a tree of layout ", format,
-                                                      ", newer than this sigrelay reads (",
-                                                      kTreeFormat, "); upgrade sigrelay"));
-  }
-  return absl::OkStatus();
-}
-
 // A tree in a directory: file:///media/usb/sigrelay.
 class FileTreeSource final : public UpdateSource {
  public:
@@ -58,7 +40,7 @@ class FileTreeSource final : public UpdateSource {
                        "); export one with `sigrelayctl export` or give the directory that holds ",
                        kTreeFormatFile));
     }
-    if (absl::Status s = CheckFormat(url_, *format); !s.ok()) return s;
+    if (absl::Status s = CheckTreeFormat(url_, *format); !s.ok()) return s;
     return ReadFile(dir_ + "/" + kTreeManifest, 0, control, out);
   }
   absl::Status ReadBody(const ExpectedBody& want, uint64_t offset, TransferControl* control,
@@ -174,6 +156,23 @@ std::optional<v1::SignedManifest> HeldManifest(const std::string& dir) {
 
 }  // namespace
 
+absl::Status CheckTreeFormat(absl::string_view where, absl::string_view text) {
+  int format = 0;
+  absl::string_view rest = absl::StripAsciiWhitespace(text);
+  if (!absl::ConsumePrefix(&rest, "sigrelay-tree ") || !absl::SimpleAtoi(rest, &format)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(where, " is not a sigrelay tree (its ", kTreeFormatFile,
+                     " file does not say \"sigrelay-tree N\"); point at the directory that "
+                     "holds manifest.binpb"));
+  }
+  if (format > kTreeFormat) {
+    return absl::FailedPreconditionError(absl::StrCat(where, " is a tree of layout ", format,
+                                                      ", newer than this sigrelay reads (",
+                                                      kTreeFormat, "); upgrade sigrelay"));
+  }
+  return absl::OkStatus();
+}
+
 std::string TreeBlobName(const std::string& sha256) {
   return absl::StrCat("blobs/sha256/", ToHex(sha256));
 }
@@ -216,7 +215,7 @@ absl::StatusOr<TreeExportResult> ExportTree(UpdateSource* source, const Manifest
   if (absl::Status s = MakeDirs(dir + "/blobs/sha256"); !s.ok()) return s;
   const std::string format_path = dir + "/" + kTreeFormatFile;
   if (absl::StatusOr<std::string> f = ReadFileToString(format_path); f.ok()) {
-    if (absl::Status s = CheckFormat(dir, *f); !s.ok()) return s;
+    if (absl::Status s = CheckTreeFormat(dir, *f); !s.ok()) return s;
   } else if (absl::Status s = WriteFileAtomically(
                  format_path, absl::StrCat("sigrelay-tree ", kTreeFormat, "\n"));
              !s.ok()) {

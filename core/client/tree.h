@@ -28,6 +28,9 @@ inline constexpr char kTreeFormatFile[] = "sigrelay-tree";
 inline constexpr char kTreeManifest[] = "manifest.binpb";
 inline constexpr int kTreeFormat = 1;
 
+// OK when `text` (the sigrelay-tree file of the tree at `where`) names a
+// layout this build reads; FailedPrecondition saying what to do otherwise.
+absl::Status CheckTreeFormat(absl::string_view where, absl::string_view text);
 // "blobs/sha256/<hex>" for a signed digest (raw bytes).
 std::string TreeBlobName(const std::string& sha256);
 // The digests (raw) of every blob `manifest` names: full files and their

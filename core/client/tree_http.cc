@@ -37,17 +37,7 @@ class HttpTreeSource final : public UpdateSource {
       }
       return s;
     }
-    absl::string_view rest = absl::StripAsciiWhitespace(format);
-    int version = 0;
-    if (!absl::ConsumePrefix(&rest, "sigrelay-tree ") || !absl::SimpleAtoi(rest, &version)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(url_, kTreeFormatFile, " does not say \"sigrelay-tree N\": not a tree"));
-    }
-    if (version > kTreeFormat) {
-      return absl::FailedPreconditionError(absl::StrCat(url_, " is a tree of layout ", version,
-                                                        ", newer than this sigrelay reads (",
-                                                        kTreeFormat, "); upgrade sigrelay"));
-    }
+    if (absl::Status s = CheckTreeFormat(url_, format); !s.ok()) return s;
     return Get(kTreeManifest, 0, control, out);
   }
   absl::Status ReadBody(const ExpectedBody& want, uint64_t offset, TransferControl* control,
