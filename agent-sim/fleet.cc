@@ -36,7 +36,7 @@ class Agent {
   Agent(Fleet* fleet, int index, std::shared_ptr<grpc::Channel> channel,
         std::map<std::string, Held> held)
       : fleet_(fleet),
-        id_(absl::StrCat("sim-", index)),
+        id_(absl::StrCat(fleet->options_.id_prefix, index)),
         channel_(std::move(channel)),
         stub_(v1::UpdateService::NewStub(channel_)),
         held_(std::move(held)),

@@ -52,6 +52,8 @@ struct FleetOptions {
   absl::Duration max_backoff = absl::Seconds(10);
   bool report = true;
   uint64_t seed = 1;
+  // Agent i reports the id id_prefix + i.
+  std::string id_prefix = "sim-";
   TlsFiles tls;  // TLS to the server when tls.ca is set
   // The fleet's trust floor across runs (core/client client_state): a
   // manifest older than, or conflicting with, the newest one accepted in an

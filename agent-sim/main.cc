@@ -94,6 +94,9 @@ int Main(int argc, char** argv) {
   flags.Add("jitter", &o.jitter, "random wait before each fetch, up to this (default 0)");
   flags.Add("max-backoff", &o.max_backoff, "longest reconnect/retry wait (default 10s)");
   flags.Add("seed", &o.seed, "S", "random seed (default 1)");
+  flags.Add("id-prefix", &o.id_prefix, "P",
+            "agent i reports the id P<i> (default sim-); fleets sharing a relay need distinct "
+            "prefixes, or the relay counts them as the same agents");
   AddTransferFlags(&flags, &o.transfer, "", "the agent fetches again after a backoff");
   AddClientTlsFlags(&flags, &o.tls, "tls");
   flags.AddBool("no-report", &no_report,
