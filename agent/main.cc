@@ -80,6 +80,11 @@ int Status(int argc, char** argv) {
                                  f.how(), f.server(), When(f.installed_unix()),
                                  ToHex(f.sha256()).substr(0, 16));
   }
+  for (const v1::RefusedFile& r : state.refused()) {
+    std::cout << "\nrefused: " << r.component() << " " << r.version() << " at "
+              << When(r.refused_unix()) << " by --verify-cmd: " << r.reason()
+              << "\n  (the installed file stays; tried again when another version is offered)\n";
+  }
   return 0;
 }
 
@@ -88,6 +93,7 @@ int Main(int argc, char** argv) {
   InitDaemonProcess();
   PatternAgentOptions o;
   std::string config, pubkey, root, components;
+  std::vector<std::string> files;
   bool once = false;
   FlagParser flags(
       "sigrelay-agent",
@@ -112,6 +118,9 @@ int Main(int argc, char** argv) {
             "the pattern directory: COMPONENT.pattern and COMPONENT.version, each replaced "
             "atomically (required)");
   flags.Add("components", &components, "a,b", "the components to keep current (required)");
+  flags.AddRepeated("file", &files, "COMPONENT=NAME",
+                    "install COMPONENT in DIR as NAME, the name the scanner expects (e.g. "
+                    "company-sigs=company.ndb for ClamAV; default COMPONENT.pattern)");
   flags.Add("state-dir", &o.state_dir, "DIR",
             "what the agent trusts and installed, and its id (default DIR/.sigrelay-state)");
   flags.Add("on-update", &o.on_update, "CMD",
@@ -120,6 +129,13 @@ int Main(int argc, char** argv) {
             "SIGRELAY_SERVER and SIGRELAY_SERIAL in its environment");
   flags.Add("on-update-timeout", &o.on_update_timeout,
             "kill --on-update after this long (default 60s)");
+  flags.Add("verify-cmd", &o.verify_cmd, "CMD",
+            "shell command that checks each verified file before it replaces the installed one: "
+            "the file (under its final name, in DIR/.sigrelay-staging) in SIGRELAY_STAGED, "
+            "SIGRELAY_COMPONENT and SIGRELAY_VERSION in its environment; exit 0 installs it, "
+            "anything else refuses that version (the installed file stays; see status)");
+  flags.Add("verify-timeout", &o.verify_timeout,
+            "a --verify-cmd running longer is killed and the version refused (default 60s)");
   flags.AddBool("once", &once,
                 "update once and exit: 0 when current or updated, 1 with the reason otherwise");
   AddClientTlsFlags(&flags, &o.channel.tls, "tls");
@@ -145,10 +161,15 @@ int Main(int argc, char** argv) {
     if (absl::Status s = ValidateComponentName(c); !s.ok()) return Fail(s);
     o.components.emplace_back(c);
   }
+  absl::StatusOr<std::map<std::string, std::string>> names = ParseFileNames("file", files);
+  if (!names.ok()) return Fail(names.status());
+  o.files = std::move(*names);
+  if (absl::Status s = CheckFileNames(o.components, o.files); !s.ok()) return Fail(s);
   if (o.state_dir.empty()) o.state_dir = o.dir + "/.sigrelay-state";
-  if (o.on_update_timeout <= absl::ZeroDuration() || o.max_backoff <= absl::ZeroDuration()) {
-    return Fail(
-        absl::InvalidArgumentError("--on-update-timeout and --max-backoff must be positive"));
+  if (o.on_update_timeout <= absl::ZeroDuration() || o.max_backoff <= absl::ZeroDuration() ||
+      o.verify_timeout <= absl::ZeroDuration()) {
+    return Fail(absl::InvalidArgumentError(
+        "--on-update-timeout, --verify-timeout and --max-backoff must be positive"));
   }
   if (o.poll_interval < absl::Seconds(1)) {
     return Fail(absl::InvalidArgumentError("--poll-interval must be at least 1s"));

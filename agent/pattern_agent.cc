@@ -1,8 +1,6 @@
 #include "agent/pattern_agent.h"
 
 #include <dirent.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "agent/hook.h"
 #include "core/base/digest.h"
 #include "core/base/file_util.h"
 #include "core/base/grpc_status.h"
@@ -24,8 +23,6 @@
 #include "core/client/manifest_check.h"
 #include "core/client/rebuild.h"
 #include "core/client/tree.h"
-
-extern char** environ;
 
 namespace sigrelay {
 namespace {
@@ -38,6 +35,31 @@ std::string NewAgentId() {
 }
 
 }  // namespace
+
+absl::Status CheckFileNames(const std::vector<std::string>& components,
+                            const std::map<std::string, std::string>& files) {
+  for (const auto& [c, name] : files) {
+    if (std::find(components.begin(), components.end(), c) == components.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--file ", c, "=", name, ": ", c, " is not in --components; add it there"));
+    }
+  }
+  // Every name in DIR a component's files take: its pattern (--file's or
+  // COMPONENT.pattern) and its COMPONENT.version.
+  std::map<std::string, std::string> taken;
+  for (const std::string& c : components) {
+    taken[c + ".version"] = c;
+    if (files.count(c) == 0) taken[c + ".pattern"] = c;
+  }
+  for (const auto& [c, name] : files) {
+    if (auto [it, fresh] = taken.emplace(name, c); !fresh) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--file ", c, "=", name, ": ", name, " is already ", it->second,
+                       "'s file in --dir; give each component its own name"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 PatternAgent::PatternAgent(PatternAgentOptions options, std::unique_ptr<ManifestVerifier> verifier)
     : options_(std::move(options)), verifier_(std::move(verifier)) {
@@ -81,7 +103,16 @@ absl::Status PatternAgent::Prefixed(const std::string& server, const absl::Statu
 }
 
 std::string PatternAgent::PatternPath(const std::string& component) const {
-  return absl::StrCat(options_.dir, "/", component, ".pattern");
+  auto f = options_.files.find(component);
+  return f == options_.files.end() ? absl::StrCat(options_.dir, "/", component, ".pattern")
+                                   : absl::StrCat(options_.dir, "/", f->second);
+}
+
+const v1::RefusedFile* PatternAgent::RefusalOf(const std::string& component) const {
+  for (const v1::RefusedFile& r : state_.refused()) {
+    if (r.component() == component) return &r;
+  }
+  return nullptr;
 }
 
 absl::Status PatternAgent::Open() {
@@ -107,6 +138,10 @@ absl::Status PatternAgent::Open() {
       }
     }
     closedir(d);
+  }
+  // A file staged for --verify-cmd when the agent stopped: fetched again.
+  if (!options_.verify_cmd.empty()) {
+    if (absl::StatusOr<int> n = EmptyDir(StagingDir()); !n.ok()) return n.status();
   }
   for (const std::string& c : options_.components) {
     Held held;
@@ -134,6 +169,10 @@ v1::WatchRequest PatternAgent::Report() const {
     v1::ComponentVersion* v = r.add_versions();
     v->set_component(c);
     v->set_version(held_.at(c).version);
+    if (const v1::RefusedFile* refused = RefusalOf(c)) {
+      v->set_refused_version(refused->version());
+      v->set_refused_reason(refused->reason().substr(0, 512));
+    }
   }
   return r;
 }
@@ -151,7 +190,14 @@ absl::StatusOr<UpdateResult> PatternAgent::UpdateOnce() {
                                          : Prefixed(server, manifest.status());
     if (r.ok()) {
       RunOnUpdate(*r);
-      return r;
+      if (r->refused.empty()) return r;
+      std::vector<std::string> refused;
+      for (const v1::RefusedFile& f : r->refused) {
+        refused.push_back(absl::StrCat(f.component(), " ", f.version(), " (", f.reason(), ")"));
+      }
+      return absl::FailedPreconditionError(
+          absl::StrCat("--verify-cmd refused ", absl::StrJoin(refused, "; "),
+                       "; the installed files stay as they were (see sigrelay-agent status)"));
     }
     code = r.status().code();
     errors.push_back(std::string(r.status().message()));
@@ -181,6 +227,12 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManif
     if (entry == nullptr) continue;  // not published (yet)
     const Held held = held_[c];
     if (held.version == entry->version() && held.sha256 == entry->sha256()) continue;
+    if (const v1::RefusedFile* refused = RefusalOf(c); refused != nullptr &&
+                                                       refused->version() == entry->version() &&
+                                                       refused->sha256() == entry->sha256()) {
+      result.refused.push_back(*refused);  // not tried again
+      continue;
+    }
     if (wait_pending &&
         WaitForPendingIncremental(offer->manifest, *entry, held.version, absl::Now())) {
       Log(LogLevel::kInfo, absl::StrCat(c, " ", entry->version(), ": the incremental from ",
@@ -188,8 +240,41 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManif
       continue;
     }
     std::string how;
-    if (absl::Status s = Install(sources_[i].get(), *entry, held, push, &how); !s.ok()) {
+    const std::string path = PatternPath(c);
+    const std::string staged =
+        options_.verify_cmd.empty() ? path : StagingDir() + path.substr(path.rfind('/'));
+    if (absl::Status s = Fetch(sources_[i].get(), *entry, held, push, staged, &how); !s.ok()) {
       return Prefixed(server, s);
+    }
+    if (!options_.verify_cmd.empty()) {
+      absl::Status verified = Verify(*entry, staged);
+      if (absl::IsCancelled(verified)) {
+        unlink(staged.c_str());
+        return verified;
+      }
+      if (!verified.ok()) {
+        unlink(staged.c_str());
+        v1::RefusedFile r;
+        r.set_component(c);
+        r.set_version(entry->version());
+        r.set_sha256(entry->sha256());
+        r.set_reason(std::string(verified.message()));
+        r.set_refused_unix(absl::ToUnixSeconds(absl::Now()));
+        auto* refused = state_.mutable_refused();
+        refused->erase(std::remove_if(refused->begin(), refused->end(),
+                                      [&](const v1::RefusedFile& x) { return x.component() == c; }),
+                       refused->end());
+        *refused->Add() = r;
+        if (absl::Status s = SaveState(); !s.ok()) return s;
+        Log(LogLevel::kError, absl::StrCat("--verify-cmd refused ", c, " ", entry->version(), " (",
+                                           r.reason(), "); ", path, " stays at version ",
+                                           held.version, " until another version is offered"));
+        result.refused.push_back(std::move(r));
+        result.refused_now = true;
+        continue;
+      }
+      if (rename(staged.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename into", path);
+      SyncDir(options_.dir);
     }
     if (absl::Status s = WriteFileAtomically(absl::StrCat(options_.dir, "/", c, ".version"),
                                              absl::StrCat(entry->version(), "\n"), 0644);
@@ -209,6 +294,10 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManif
                                     [&](const v1::InstalledFile& x) { return x.component() == c; }),
                      installed->end());
     *installed->Add() = f;
+    auto* refused = state_.mutable_refused();
+    refused->erase(std::remove_if(refused->begin(), refused->end(),
+                                  [&](const v1::RefusedFile& x) { return x.component() == c; }),
+                   refused->end());
     if (absl::Status s = SaveState(); !s.ok()) return s;
     Log(LogLevel::kInfo,
         absl::StrCat("installed ", c, " ", entry->version(), " from ", server, " by ", how, " (",
@@ -218,9 +307,24 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManif
   return result;
 }
 
-absl::Status PatternAgent::Install(UpdateSource* source, const v1::ComponentEntry& entry,
-                                   const Held& held, const v1::WatchResponse* push,
-                                   std::string* how) {
+absl::Status PatternAgent::Verify(const v1::ComponentEntry& entry, const std::string& staged) {
+  HookRun run = RunHook({.command = options_.verify_cmd,
+                         .env = {"SIGRELAY_STAGED=" + staged, "SIGRELAY_COMPONENT=" + entry.name(),
+                                 absl::StrCat("SIGRELAY_VERSION=", entry.version())},
+                         .timeout = options_.verify_timeout,
+                         .stop = options_.transfer.stop,
+                         .capture = true});
+  if (run.outcome == HookRun::kOk) return absl::OkStatus();
+  if (run.outcome == HookRun::kStopped) return absl::CancelledError("the agent is stopping");
+  std::string output(absl::StripAsciiWhitespace(run.output));
+  absl::StrReplaceAll({{"\n", " | "}}, &output);
+  return absl::FailedPreconditionError(
+      absl::StrCat(run.Describe(options_.verify_timeout), output.empty() ? "" : ": ", output));
+}
+
+absl::Status PatternAgent::Fetch(UpdateSource* source, const v1::ComponentEntry& entry,
+                                 const Held& held, const v1::WatchResponse* push,
+                                 const std::string& to, std::string* how) {
   const std::string path = PatternPath(entry.name());
   if (held.version != 0) {
     // The installed file is the reference (it is replaced by rename, never
@@ -231,7 +335,7 @@ absl::Status PatternAgent::Install(UpdateSource* source, const v1::ComponentEntr
         if (payload.header().component() != entry.name()) continue;
         absl::StatusOr<absl::string_view> incr =
             CheckPushedIncremental(payload, entry, held.version);
-        absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(path);
+        absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(to);
         absl::Status s = !incr.ok()  ? incr.status()
                          : !out.ok() ? out.status()
                                      : RebuildInto(codec_, **old, *incr, entry, out->get());
@@ -261,7 +365,7 @@ absl::Status PatternAgent::Install(UpdateSource* source, const v1::ComponentEntr
       absl::StatusOr<std::unique_ptr<MappedFile>> incr =
           s.ok() ? MappedFile::Open((*scratch)->temp_path())
                  : absl::StatusOr<std::unique_ptr<MappedFile>>(s);
-      absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(path);
+      absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(to);
       s = !incr.ok()  ? incr.status()
           : !out.ok() ? out.status()
                       : RebuildInto(codec_, **old, (*incr)->view(), entry, out->get());
@@ -276,7 +380,7 @@ absl::Status PatternAgent::Install(UpdateSource* source, const v1::ComponentEntr
     }
   }
   // The whole file, verified as it streams to its staged name.
-  absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(path);
+  absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(to);
   if (!out.ok()) return out.status();
   if (absl::Status s = source->Fetch(ExpectedBody::Full(entry), 0, Limits(), out->get()); !s.ok()) {
     return s;
@@ -292,11 +396,7 @@ absl::Status PatternAgent::SaveState() {
 
 void PatternAgent::RunOnUpdate(const UpdateResult& result) {
   if (options_.on_update.empty() || result.installed.empty()) return;
-  // The environment is built before fork: only async-signal-safe calls
-  // happen in the child of a threaded process.
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-  std::vector<std::string> updated;
+  std::vector<std::string> env, updated;
   for (const v1::InstalledFile& f : result.installed) {
     updated.push_back(absl::StrCat(f.component(), "=", f.version()));
     env.push_back(absl::StrCat(
@@ -308,61 +408,29 @@ void PatternAgent::RunOnUpdate(const UpdateResult& result) {
   env.push_back("SIGRELAY_DIR=" + options_.dir);
   env.push_back("SIGRELAY_SERVER=" + result.server);
   env.push_back(absl::StrCat("SIGRELAY_SERIAL=", result.serial));
-  std::vector<char*> envp;
-  for (std::string& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  const char* argv[] = {"/bin/sh", "-c", options_.on_update.c_str(), nullptr};
-  // The agent blocks its stop signals (a thread waits for them); the hook
-  // gets them back.
-  sigset_t none;
-  sigemptyset(&none);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    execve("/bin/sh", const_cast<char**>(argv), envp.data());
-    _exit(127);
+  const HookRun run = RunHook({.command = options_.on_update,
+                               .env = std::move(env),
+                               .timeout = options_.on_update_timeout,
+                               .stop = options_.transfer.stop});
+  const std::string hook = absl::StrCat("--on-update \"", options_.on_update, "\"");
+  switch (run.outcome) {
+    case HookRun::kOk:
+      Log(LogLevel::kInfo, absl::StrCat("--on-update ran for ", absl::StrJoin(updated, " ")));
+      return;
+    case HookRun::kStopped:
+      Log(LogLevel::kWarning, absl::StrCat(hook, " killed: the agent is stopping"));
+      return;
+    case HookRun::kTimedOut:
+      Log(LogLevel::kError, absl::StrCat(hook, " ", run.Describe(options_.on_update_timeout),
+                                         " (it runs again after the next update)"));
+      return;
+    case HookRun::kFailed:
+    case HookRun::kNotStarted:
+      Log(LogLevel::kError,
+          absl::StrCat(hook, " failed (", run.Describe(options_.on_update_timeout), ") for ",
+                       absl::StrJoin(updated, " "), "; not retried"));
+      return;
   }
-  if (pid < 0) {
-    Log(LogLevel::kError, absl::StrCat("--on-update: cannot start: ", strerror(errno)));
-    return;
-  }
-  // Its own group from here on, whichever of parent and child runs first:
-  // the kills below reach the hook and everything it started.
-  setpgid(pid, pid);
-  const absl::Time deadline = absl::Now() + options_.on_update_timeout;
-  int status = 0;
-  pid_t done = 0;
-  const absl::Notification* stop = options_.transfer.stop;
-  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && absl::Now() < deadline &&
-         (stop == nullptr || !stop->HasBeenNotified())) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  if (done == 0 && stop != nullptr && stop->HasBeenNotified()) {
-    kill(-pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    Log(LogLevel::kWarning,
-        absl::StrCat("--on-update \"", options_.on_update, "\" killed: the agent is stopping"));
-    return;
-  }
-  if (done == 0) {
-    kill(-pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    Log(LogLevel::kError,
-        absl::StrCat("--on-update \"", options_.on_update, "\" did not finish within ",
-                     absl::FormatDuration(options_.on_update_timeout),
-                     "; killed (it runs again after the next update)"));
-    return;
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    Log(LogLevel::kError,
-        absl::StrCat("--on-update \"", options_.on_update, "\" failed (",
-                     WIFEXITED(status) ? absl::StrCat("exit ", WEXITSTATUS(status))
-                                       : absl::StrCat("signal ", WTERMSIG(status)),
-                     ") for ", absl::StrJoin(updated, " "), "; not retried"));
-    return;
-  }
-  Log(LogLevel::kInfo, absl::StrCat("--on-update ran for ", absl::StrJoin(updated, " ")));
 }
 
 void PatternAgent::Run(absl::Notification* stop) {
@@ -411,7 +479,7 @@ void PatternAgent::Run(absl::Notification* stop) {
           break;
         }
         backoff = absl::Seconds(1);  // this server works
-        if (!r->installed.empty()) {
+        if (!r->installed.empty() || r->refused_now) {
           RunOnUpdate(*r);
           watch.Report(Report());
         }

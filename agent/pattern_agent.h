@@ -1,8 +1,14 @@
 // sigrelay-agent's engine: keeps a pattern directory current from a relay.
 //
-// Each component lives in DIR as COMPONENT.pattern (the verified file) and
+// Each component lives in DIR as COMPONENT.pattern (the verified file; or
+// the name given with --file, the one a scanner expects) and
 // COMPONENT.version (its version, one line), each replaced atomically (a
 // hidden temporary beside it, fsync, rename, directory fsync), pattern first.
+// With --verify-cmd, a verified file is first committed under its final
+// name in DIR/.sigrelay-staging and the command decides: exit 0 moves it
+// over the installed one; anything else leaves the installed file as it
+// was and the version refused (kept in the state, reported to the relay,
+// not tried again until another version is offered).
 // A scanner reading DIR never sees a half-written file; a crash at any
 // instant leaves the old file or the new one. What was accepted and
 // installed is kept in STATE_DIR/state.binpb; at start the files in DIR are
@@ -43,8 +49,15 @@ struct PatternAgentOptions {
   std::string dir;                   // where the pattern files go
   std::vector<std::string> components;
   std::string state_dir;
+  // component -> file name in DIR (default COMPONENT.pattern); checked by
+  // CheckFileNames.
+  std::map<std::string, std::string> files;
   std::string on_update;  // shell command run after each installed update
   absl::Duration on_update_timeout = absl::Seconds(60);
+  // Shell command run against each staged file before it is installed
+  // (SIGRELAY_STAGED, SIGRELAY_COMPONENT, SIGRELAY_VERSION); exit 0 accepts.
+  std::string verify_cmd;
+  absl::Duration verify_timeout = absl::Seconds(60);
   ChannelOptions channel;  // TLS, proxy
   absl::Duration max_backoff = absl::Minutes(5);
   // How often a static tree (http(s):// or file:// server, which cannot
@@ -59,7 +72,17 @@ struct UpdateResult {
   std::string server;
   uint64_t serial = 0;
   std::vector<v1::InstalledFile> installed;  // empty: already current
+  // Offered versions --verify-cmd refused, now or before; `refused_now`:
+  // some of them just now (the relay hears of it).
+  std::vector<v1::RefusedFile> refused;
+  bool refused_now = false;
 };
+
+// --file's names (from ParseFileNames) checked against --components:
+// InvalidArgument for a component not kept, or a name another component's
+// files already use.
+absl::Status CheckFileNames(const std::vector<std::string>& components,
+                            const std::map<std::string, std::string>& files);
 
 class PatternAgent {
  public:
@@ -71,7 +94,9 @@ class PatternAgent {
 
   // One update from the first server that can give one: its manifest, then
   // whatever changed (a pending incremental is not waited for: the full
-  // file then). An error names each server tried and why.
+  // file then). An error names each server tried and why;
+  // FailedPrecondition when an offered version is refused by --verify-cmd
+  // (what could be installed is).
   absl::StatusOr<UpdateResult> UpdateOnce();
 
   // Follows the servers' Watch streams until `stop` is notified: every push
@@ -95,15 +120,21 @@ class PatternAgent {
   // still being made is left for the next manifest.
   absl::StatusOr<UpdateResult> Apply(size_t server, const v1::SignedManifest& offered,
                                      const v1::WatchResponse* push, bool wait_pending);
-  // Installs `entry`'s file in DIR: rebuilt from a pushed or fetched
-  // incremental when one applies, else downloaded whole; staged beside the
-  // installed file and renamed over it once verified.
-  absl::Status Install(UpdateSource* source, const v1::ComponentEntry& entry, const Held& held,
-                       const v1::WatchResponse* push, std::string* how);
+  // Writes `entry`'s file to `to` (its final path, or its staging path):
+  // rebuilt from a pushed or fetched incremental when one applies, else
+  // downloaded whole; written to a hidden temporary and renamed once
+  // verified.
+  absl::Status Fetch(UpdateSource* source, const v1::ComponentEntry& entry, const Held& held,
+                     const v1::WatchResponse* push, const std::string& to, std::string* how);
+  // Runs --verify-cmd on the staged file of `entry`: OkStatus when it
+  // accepts, Cancelled when the agent stops, else the refusal's reason.
+  absl::Status Verify(const v1::ComponentEntry& entry, const std::string& staged);
+  const v1::RefusedFile* RefusalOf(const std::string& component) const;
   absl::Status SaveState();
   v1::WatchRequest Report() const;
   void RunOnUpdate(const UpdateResult& result);
   std::string PatternPath(const std::string& component) const;
+  std::string StagingDir() const { return options_.dir + "/.sigrelay-staging"; }
   TransferLimits Limits() const;
   // `s` from `server`, saying so (and naming the proxy when it is in the way).
   absl::Status Prefixed(const std::string& server, const absl::Status& s) const;

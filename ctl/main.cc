@@ -48,6 +48,7 @@ commands:
                                 --token-file)
   update                        relay: sync from the upstream now (needs --token-file)
   export --server ADDR|URL --to DIR --origin-pubkey FILE|--root FILE [--incrementals-only]
+         [--http-tree-name COMPONENT=NAME]
                                 write the static tree (docs/tree.md) of what a node or tree
                                 serves into DIR, verified; again into the same DIR adds only
                                 what is new (removable media for an air-gapped site)
@@ -104,6 +105,7 @@ struct Options {
   std::string origin_pubkey;
   std::string root_file;
   bool incrementals_only = false;
+  std::vector<std::string> http_tree_names;
 };
 
 absl::Status WithServer(const Options& o, const grpc::Status& s) {
@@ -301,8 +303,15 @@ absl::Status Status(const Options& o) {
       for (const auto& [reason, n] : node.connections_refused()) {
         refused.push_back(absl::StrCat(JsonQuote(reason), ":", n));
       }
+      std::vector<std::string> refusing;
+      for (const v1::AgentVersionCount& c : node.agents_refused()) {
+        refusing.push_back(absl::StrCat("{\"component\":", JsonQuote(c.component()),
+                                        ",\"version\":", c.version(), ",\"agents\":", c.agents(),
+                                        ",\"reason\":", JsonQuote(c.refused_reason()), "}"));
+      }
       absl::StrAppend(&out, ",\"stale_versions\":[", absl::StrJoin(stale, ","),
-                      "],\"connections_refused\":{", absl::StrJoin(refused, ","), "}");
+                      "],\"connections_refused\":{", absl::StrJoin(refused, ","),
+                      "},\"agents_refused\":[", absl::StrJoin(refusing, ","), "]");
       const v1::TransferStatus& t = node.transfers();
       absl::StrAppend(&out, ",\"transfers\":{\"active\":", t.active(), ",\"queued\":", t.queued(),
                       ",\"max_active\":", t.max_active(), ",\"peak_active\":", t.peak_active(),
@@ -404,6 +413,10 @@ absl::Status Status(const Options& o) {
       }
       std::cout << "connections refused or cut: " << absl::StrJoin(parts, ", ") << "\n";
     }
+    for (const v1::AgentVersionCount& c : node.agents_refused()) {
+      std::cout << "REFUSED by " << c.agents() << " agent(s)' own check: " << c.component() << " "
+                << c.version() << " (last reason: " << c.refused_reason() << ")\n";
+    }
   }
   return absl::OkStatus();
 }
@@ -452,6 +465,10 @@ absl::Status Export(const Options& o) {
   }
   TreeExportOptions options;
   options.full_files = !o.incrementals_only;
+  absl::StatusOr<std::map<std::string, std::string>> names =
+      ParseFileNames("http-tree-name", o.http_tree_names);
+  if (!names.ok()) return names.status();
+  options.current_names = std::move(*names);
   absl::StatusOr<TreeExportResult> r = ExportTree(source.get(), **verifier, o.to, options);
   if (!r.ok()) return r.status();
   std::cout << "exported manifest serial " << r->serial << " to " << o.to << ": "
@@ -672,6 +689,9 @@ int Main(int argc, char** argv) {
   flags.Add("root", &o.root_file, "FILE", "export: the origin's trust root chain");
   flags.AddBool("incrementals-only", &o.incrementals_only,
                 "export: only incrementals, for a site that holds the older version");
+  flags.AddRepeated("http-tree-name", &o.http_tree_names, "COMPONENT=NAME",
+                    "export: also keep the newest full file of COMPONENT as current/NAME, for "
+                    "HTTP clients that know nothing of sigrelay (README: ClamAV)");
   flags.Add("churn", &o.churn, "PCT", "gen-pattern: percent of records replaced (default 0.5)");
   flags.Add("level", &o.level, "N",
             "delta: zstd level, 1..22, or 0 for the origin's choice by size (default 0)");

@@ -67,6 +67,7 @@ int Main(int argc, char** argv) {
   std::string signing_key;
   std::string http_tree;
   absl::Duration http_tree_keep = absl::Minutes(10);
+  std::vector<std::string> http_tree_names;
   std::string origin_root;
   std::string resume_from;
   TlsFiles resume_tls;
@@ -115,6 +116,10 @@ int Main(int argc, char** argv) {
   flags.Add("http-tree-keep", &http_tree_keep,
             "keep a file of the tree this long after the last manifest that named it, for "
             "readers still fetching an older manifest's files (default 10m)");
+  flags.AddRepeated("http-tree-name", &http_tree_names, "COMPONENT=NAME",
+                    "also keep the newest full file of COMPONENT as current/NAME in the tree, for "
+                    "HTTP clients that know nothing of sigrelay (e.g. freshclam's "
+                    "DatabaseCustomURL); they check no sigrelay signature (README)");
   flags.AddRepeated("component", &components, "NAME[:full]",
                     "a component this origin publishes; replaces the default six: virus, "
                     "smartscan-agent, damage-cleanup, intellitrap-exception, spyware and "
@@ -149,6 +154,18 @@ int Main(int argc, char** argv) {
     absl::StatusOr<ComponentCatalog> catalog = ComponentCatalog::FromSpecs(std::move(specs));
     if (!catalog.ok()) return Fail(catalog.status());
     options.catalog = std::move(*catalog);
+  }
+  absl::StatusOr<std::map<std::string, std::string>> current_names =
+      ParseFileNames("http-tree-name", http_tree_names);
+  if (!current_names.ok()) return Fail(current_names.status());
+  for (const auto& [component, name] : *current_names) {
+    if (absl::StatusOr<ComponentSpec> spec = options.catalog.Find(component); !spec.ok()) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--http-tree-name ", component, "=", name, ": ", spec.status().message())));
+    }
+  }
+  if (!current_names->empty() && http_tree.empty()) {
+    return Fail(absl::InvalidArgumentError("--http-tree-name needs --http-tree DIR"));
   }
   options.max_file_size = node_options.max_file_size;
   node_options.serve.catalog = &options.catalog;
@@ -208,7 +225,7 @@ int Main(int argc, char** argv) {
     if (!own.ok()) return Fail(own.status());
     if (absl::Status s = MakeDirs(http_tree); !s.ok()) return Fail(s);
     tree = std::make_unique<TreePublisher>(http_tree, (*node)->store(), std::move(*own),
-                                           http_tree_keep);
+                                           http_tree_keep, std::move(*current_names));
   }
 
   // Keep the manifest from expiring while nothing is published.

@@ -50,11 +50,14 @@ class StoreSource final : public UpdateSource {
 
 TreePublisher::TreePublisher(std::string dir, VersionStore* store,
                              std::unique_ptr<ManifestVerifier> verifier,
-                             absl::Duration keep_unnamed, absl::Duration period)
+                             absl::Duration keep_unnamed,
+                             std::map<std::string, std::string> current_names,
+                             absl::Duration period)
     : dir_(std::move(dir)),
       store_(store),
       verifier_(std::move(verifier)),
       keep_unnamed_(keep_unnamed),
+      current_names_(std::move(current_names)),
       period_(period) {
   thread_ = std::thread([this] { Loop(); });
 }
@@ -71,6 +74,7 @@ void TreePublisher::Loop() {
   TreeExportOptions options;
   options.limits.stop = &stop_;
   options.keep_unnamed = keep_unnamed_;
+  options.current_names = current_names_;
   do {
     std::shared_ptr<const v1::SignedManifest> current = store_->CurrentManifest();
     if (current == nullptr || current == written) continue;

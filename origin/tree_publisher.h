@@ -9,6 +9,7 @@
 #ifndef SIGRELAY_ORIGIN_TREE_PUBLISHER_H_
 #define SIGRELAY_ORIGIN_TREE_PUBLISHER_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,8 +24,10 @@ class TreePublisher {
  public:
   // The store's manifest is looked at every `period`.
   // Blobs no manifest named for `keep_unnamed` are removed.
+  // `current_names`: component -> NAME kept as current/NAME.
   TreePublisher(std::string dir, VersionStore* store, std::unique_ptr<ManifestVerifier> verifier,
-                absl::Duration keep_unnamed, absl::Duration period = absl::Milliseconds(200));
+                absl::Duration keep_unnamed, std::map<std::string, std::string> current_names = {},
+                absl::Duration period = absl::Milliseconds(200));
   ~TreePublisher();
 
  private:
@@ -34,6 +37,7 @@ class TreePublisher {
   VersionStore* const store_;
   const std::unique_ptr<ManifestVerifier> verifier_;
   const absl::Duration keep_unnamed_;
+  const std::map<std::string, std::string> current_names_;
   const absl::Duration period_;
   absl::Notification stop_;
   std::thread thread_;

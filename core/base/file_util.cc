@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
@@ -88,13 +89,47 @@ absl::Status StagedFile::CommitAs(const std::string& final_path) {
   committed_ = true;
   // The rename itself survives a power loss once the directory is synced.
   const size_t slash = final_path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : final_path.substr(0, slash + 1);
+  SyncDir(slash == std::string::npos ? "." : final_path.substr(0, slash + 1));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ParseFileNames(
+    absl::string_view flag, const std::vector<std::string>& values) {
+  std::map<std::string, std::string> out;
+  std::map<std::string, std::string> owner;
+  for (const std::string& v : values) {
+    const size_t eq = v.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, " ", v, ": give COMPONENT=NAME, e.g. company-sigs=company.ndb"));
+    }
+    const std::string component = v.substr(0, eq), name = v.substr(eq + 1);
+    if (name.empty() || absl::StartsWith(name, ".") || absl::StrContains(name, "/") ||
+        absl::StrContains(name, "..") || name.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, " ", v,
+                       ": give a plain file name (no path separator, no \"..\", not hidden), e.g. ",
+                       component, "=", component, ".ndb"));
+    }
+    if (!out.emplace(component, name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, " names ", component, " twice; give one name per component"));
+    }
+    if (auto [it, fresh] = owner.emplace(name, component); !fresh) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", it->second, " and ",
+                                                     component, " both have the name ", name,
+                                                     "; give each component its own"));
+    }
+  }
+  return out;
+}
+
+void SyncDir(const std::string& dir) {
   int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     fsync(dfd);
     close(dfd);
   }
-  return absl::OkStatus();
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view content, int mode) {

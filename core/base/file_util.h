@@ -3,8 +3,10 @@
 #define SIGRELAY_CORE_BASE_FILE_UTIL_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -23,6 +25,18 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 absl::Status MakeDirs(const std::string& path);
 
 bool FileExists(const std::string& path);
+
+// The values of a repeated flag `--FLAG COMPONENT=NAME` (agent --file,
+// --http-tree-name): component -> NAME, a plain file name (no path
+// separator, no "..", not hidden). InvalidArgument naming the flag, the
+// value and the remedy for a malformed value, a bad name, a component given
+// twice or a name given to two components.
+absl::StatusOr<std::map<std::string, std::string>> ParseFileNames(
+    absl::string_view flag, const std::vector<std::string>& values);
+
+// fsync of a directory, so the renames in it survive a power loss (best
+// effort: a directory that cannot be opened is left as it is).
+void SyncDir(const std::string& dir);
 
 // Makes `path` (mkdir -p) and removes every file directly in it: a scratch
 // directory whose leftovers from a crash are of no use. The number removed.

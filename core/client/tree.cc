@@ -154,6 +154,37 @@ std::optional<v1::SignedManifest> HeldManifest(const std::string& dir) {
   return m;
 }
 
+// current/NAME of the tree at `dir` made `entry`'s full file (a copy of its
+// blob, replaced by rename) unless it already is. Its mtime is now rounded
+// up to the next second: HTTP dates have whole seconds, and a client that
+// took the previous file earlier in this same second sends an
+// If-Modified-Since equal to it, which a publish-time stamp would answer
+// with 304 (a version missed until the next publish; seen with freshclam).
+// Rounded up, such a client at worst takes the new file twice.
+absl::Status WriteCurrent(const std::string& dir, const v1::ComponentEntry& entry,
+                          const std::string& name) {
+  const std::string path = dir + "/current/" + name;
+  if (absl::StatusOr<std::unique_ptr<MappedFile>> held = MappedFile::Open(path);
+      held.ok() && HashMapped(**held) == entry.sha256()) {
+    return absl::OkStatus();
+  }
+  const std::string blob = dir + "/" + TreeBlobName(entry.sha256());
+  absl::StatusOr<std::unique_ptr<MappedFile>> from = MappedFile::Open(blob);
+  if (!from.ok()) return from.status();
+  if (absl::Status s = MakeDirs(dir + "/current"); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(path);
+  if (!out.ok()) return out.status();
+  const absl::string_view bytes = (*from)->view();
+  constexpr size_t kPiece = 1 << 20;
+  for (size_t at = 0; at < bytes.size(); at += kPiece) {
+    if (absl::Status s = (*out)->Write(bytes.substr(at, kPiece)); !s.ok()) return s;
+  }
+  const int64_t stamp = absl::ToUnixSeconds(absl::Now()) + 1;
+  const timespec times[2] = {{stamp, 0}, {stamp, 0}};
+  if (futimens((*out)->fd(), times) != 0) return ErrnoError("cannot set the time of", path);
+  return (*out)->Commit();
+}
+
 }  // namespace
 
 absl::Status CheckTreeFormat(absl::string_view where, absl::string_view text) {
@@ -212,6 +243,10 @@ absl::StatusOr<std::unique_ptr<UpdateSource>> OpenTreeSource(const std::string& 
 absl::StatusOr<TreeExportResult> ExportTree(UpdateSource* source, const ManifestVerifier& verifier,
                                             const std::string& dir,
                                             const TreeExportOptions& options) {
+  if (!options.current_names.empty() && !options.full_files) {
+    return absl::InvalidArgumentError(
+        "--http-tree-name keeps current full files: it cannot go with --incrementals-only");
+  }
   if (absl::Status s = MakeDirs(dir + "/blobs/sha256"); !s.ok()) return s;
   const std::string format_path = dir + "/" + kTreeFormatFile;
   if (absl::StatusOr<std::string> f = ReadFileToString(format_path); f.ok()) {
@@ -260,6 +295,13 @@ absl::StatusOr<TreeExportResult> ExportTree(UpdateSource* source, const Manifest
     if (absl::Status s =
             WriteFileAtomically(dir + "/" + kTreeManifest, offered->SerializeAsString());
         !s.ok()) {
+      return s;
+    }
+  }
+  for (const auto& [component, name] : options.current_names) {
+    const v1::ComponentEntry* e = FindEntry(offer->manifest, component);
+    if (e == nullptr) continue;  // not published (yet)
+    if (absl::Status s = WriteCurrent(dir, *e, name); !s.ok()) {
       return s;
     }
   }

@@ -5,6 +5,13 @@
 //   DIR/manifest.binpb         the SignedManifest bytes, as published
 //   DIR/blobs/sha256/<hex>     every full file and incremental the manifest
 //                              names, under the digest it signs; immutable
+//   DIR/current/NAME           optional (--http-tree-name COMPONENT=NAME):
+//                              the newest full file of COMPONENT, for HTTP
+//                              clients that know nothing of sigrelay; its
+//                              mtime is when it was written (the publish),
+//                              rounded up to the next second, so
+//                              If-Modified-Since answers 304 until the next
+//                              publish
 //
 // UpdateSources over it (file:// and http(s)://) and its writer, which
 // every producer of a tree uses (origin --http-tree, sigrelayctl export).
@@ -12,6 +19,7 @@
 #define SIGRELAY_CORE_CLIENT_TREE_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -71,6 +79,9 @@ struct TreeExportOptions {
   bool incrementals = true;
   TransferLimits limits;
   absl::Duration keep_unnamed = absl::Minutes(10);
+  // component -> NAME: keep current/NAME (needs full_files), written after
+  // the manifest.
+  std::map<std::string, std::string> current_names;
 };
 struct TreeExportResult {
   v1::SignedManifest manifest;

@@ -94,6 +94,14 @@ std::string PrometheusText(const v1::GetStatusResponse& s, absl::Time now) {
                           a.other_versions() ? "other" : absl::StrCat(a.version()), "\""),
              a.agents());
   }
+  w.Family("sigrelay_agents_refused", "gauge",
+           "Live agents whose own check (sigrelay-agent --verify-cmd) refused a version, per "
+           "component and refused version.");
+  for (const v1::AgentVersionCount& a : s.agents_refused()) {
+    w.Sample("sigrelay_agents_refused",
+             absl::StrCat("component=\"", Label(a.component()), "\",version=\"", a.version(), "\""),
+             a.agents());
+  }
   const v1::TransferStatus& t = s.transfers();
   w.One("sigrelay_transfers_active", "gauge", "Transfers running.", t.active());
   w.One("sigrelay_transfers_queued", "gauge", "Transfers waiting for a slot.", t.queued());

@@ -157,14 +157,24 @@ absl::Status AgentRegistry::Report(
   absl::MutexLock lock(&mu_);
   VersionSet fresh;
   for (const v1::ComponentVersion& cv : versions) {
-    if (cv.version() == 0) continue;  // holds nothing of it: not an agent "at 0"
+    if (cv.version() == 0 && cv.refused_version() == 0) continue;  // holds nothing of it
     auto id = component_ids_.find(cv.component());
     if (id == component_ids_.end()) {
       if (component_names_.size() >= kMaxComponents) continue;  // not counted
       id = component_ids_.emplace(cv.component(), component_names_.size()).first;
       component_names_.push_back(cv.component());
     }
-    fresh.emplace_back(id->second, cv.version());
+    // Version 0: not an agent "at 0".
+    if (cv.version() != 0) fresh.emplace_back(id->second, cv.version());
+    if (cv.refused_version() != 0) {
+      const std::pair<ComponentId, uint32_t> refused(id->second | kRefused, cv.refused_version());
+      fresh.push_back(refused);
+      auto reason = reasons_.find(refused);
+      if (reason == reasons_.end() && reasons_.size() < kMaxReasons) {
+        reason = reasons_.emplace(refused, std::string()).first;
+      }
+      if (reason != reasons_.end()) reason->second = cv.refused_reason().substr(0, kMaxReasonBytes);
+    }
   }
   std::sort(fresh.begin(), fresh.end());
   fresh.erase(std::unique(fresh.begin(), fresh.end(),
@@ -233,10 +243,25 @@ size_t AgentRegistry::StaleCount() const {
   return stale_.size;
 }
 
-std::map<std::string, std::map<uint32_t, uint64_t>> AgentRegistry::CountsLocked(bool stale) const {
+std::map<std::string, std::map<uint32_t, uint64_t>> AgentRegistry::CountsLocked(
+    bool stale, bool refused) const {
   std::map<std::string, std::map<uint32_t, uint64_t>> out;
   for (const auto& [key, n] : stale ? stale_counts_ : live_) {
-    out[component_names_[key.first]][key.second] = n;
+    if (((key.first & kRefused) != 0) != refused) continue;
+    out[component_names_[key.first & ~kRefused]][key.second] = n;
+  }
+  return out;
+}
+
+std::map<std::string, std::map<uint32_t, std::pair<uint64_t, std::string>>>
+AgentRegistry::RefusedCounts() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, std::map<uint32_t, std::pair<uint64_t, std::string>>> out;
+  for (const auto& [key, n] : live_) {
+    if ((key.first & kRefused) == 0) continue;
+    auto reason = reasons_.find(key);
+    out[component_names_[key.first & ~kRefused]][key.second] = {
+        n, reason == reasons_.end() ? "" : reason->second};
   }
   return out;
 }

@@ -92,6 +92,9 @@ class AgentRegistry {
   std::map<std::string, std::map<uint32_t, uint64_t>> VersionCounts() const;
   // The same for stale agents.
   std::map<std::string, std::map<uint32_t, uint64_t>> StaleVersionCounts() const;
+  // component -> refused version -> (live agents whose own check refused
+  // it, the reason the last of them reported).
+  std::map<std::string, std::map<uint32_t, std::pair<uint64_t, std::string>>> RefusedCounts() const;
 
   // Bytes the registry holds (tables, entries, version sets), for status
   // and tests.
@@ -99,6 +102,13 @@ class AgentRegistry {
 
  private:
   using ComponentId = uint16_t;
+  // A version set's entry (id | kRefused, v): the agent refused version v
+  // of component id (ComponentVersion.refused_version).
+  static constexpr ComponentId kRefused = 0x8000;
+  // Reasons kept: one per (component, refused version), at most this many,
+  // each cut to kMaxReasonBytes.
+  static constexpr size_t kMaxReasons = 256;
+  static constexpr size_t kMaxReasonBytes = 512;
   using VersionSet = std::vector<std::pair<ComponentId, uint32_t>>;
   static constexpr uint32_t kNone = ~uint32_t{0};
   enum class State : uint8_t { kFree, kConnected, kDisconnected, kStale };
@@ -135,7 +145,8 @@ class AgentRegistry {
   uint32_t InternLocked(VersionSet versions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseSetLocked(uint32_t set) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CountLocked(uint32_t set, bool stale, int64_t delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::map<std::string, std::map<uint32_t, uint64_t>> CountsLocked(bool stale) const
+  std::map<std::string, std::map<uint32_t, uint64_t>> CountsLocked(bool stale,
+                                                                   bool refused = false) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const AgentRegistryOptions options_;
@@ -155,6 +166,8 @@ class AgentRegistry {
   absl::flat_hash_map<std::pair<ComponentId, uint32_t>, uint64_t> live_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::pair<ComponentId, uint32_t>, uint64_t> stale_counts_
       ABSL_GUARDED_BY(mu_);
+  // (component | kRefused, version) -> the last reason reported.
+  absl::flat_hash_map<std::pair<ComponentId, uint32_t>, std::string> reasons_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sigrelay

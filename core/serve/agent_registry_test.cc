@@ -37,6 +37,48 @@ TEST(AgentRegistryTest, CountsFollowEachAgentsLatestReport) {
   EXPECT_EQ(registry.AgentCount(), 2u);
 }
 
+// Agents whose own check refused a version are counted per refused version
+// with the last reason, apart from the versions they hold; reasons are cut
+// and bounded in number whatever agents send.
+TEST(AgentRegistryTest, RefusedVersionsAreCountedWithTheirLastReason) {
+  AgentRegistry registry;
+  auto refusing = [](const std::string& id, uint32_t held, uint32_t refused,
+                     const std::string& reason) {
+    v1::ReportStatusRequest r = Report(id, {{"company-sigs", held}});
+    r.mutable_versions(0)->set_refused_version(refused);
+    r.mutable_versions(0)->set_refused_reason(reason);
+    return r;
+  };
+  ASSERT_OK(registry.Report(refusing("a", 1, 3, "exit 2: Malformed database")));
+  ASSERT_OK(registry.Report(refusing("b", 1, 3, std::string(5000, 'x'))));
+  ASSERT_OK(registry.Report(refusing("c", 0, 3, "exit 2")));  // holds nothing yet
+  ASSERT_OK(registry.Report(Report("d", {{"company-sigs", 3}})));
+  auto refused = registry.RefusedCounts();
+  EXPECT_EQ(refused["company-sigs"][3].first, 3u);
+  EXPECT_EQ(refused["company-sigs"][3].second, "exit 2");
+  auto counts = registry.VersionCounts();
+  EXPECT_EQ(counts["company-sigs"][1], 2u);
+  EXPECT_EQ(counts["company-sigs"][3], 1u);
+  EXPECT_EQ(counts["company-sigs"].size(), 2u);
+  // Taking a newer version ends the refusal.
+  ASSERT_OK(registry.Report(Report("a", {{"company-sigs", 5}})));
+  ASSERT_OK(registry.Report(Report("b", {{"company-sigs", 5}})));
+  ASSERT_OK(registry.Report(Report("c", {{"company-sigs", 5}})));
+  EXPECT_TRUE(registry.RefusedCounts().empty());
+  // Made-up refusals: counted, their reasons kept for a bounded number.
+  for (uint32_t v = 1; v <= 2000; ++v) {
+    ASSERT_OK(registry.Report(refusing(absl::StrCat("f", v), 1, v, std::string(600, 'r'))));
+  }
+  auto flood = registry.RefusedCounts()["company-sigs"];
+  EXPECT_EQ(flood.size(), 2000u);
+  size_t with_reason = 0;
+  for (const auto& [v, n] : flood) {
+    EXPECT_LE(n.second.size(), 512u);
+    with_reason += !n.second.empty();
+  }
+  EXPECT_LE(with_reason, 256u);
+}
+
 // 300,000 made-up ids into a registry of 1,000: the least recently heard
 // from go first, counts match the agents kept, and an honest agent that
 // keeps reporting is never evicted.

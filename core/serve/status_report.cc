@@ -87,6 +87,15 @@ void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& age
   response->set_agents_stale(agents.StaleCount());
   AddVersionCounts(agents.VersionCounts(), response->mutable_agent_versions());
   AddVersionCounts(agents.StaleVersionCounts(), response->mutable_stale_versions());
+  for (const auto& [component, versions] : agents.RefusedCounts()) {
+    for (const auto& [version, refused] : versions) {
+      v1::AgentVersionCount* c = response->add_agents_refused();
+      c->set_component(component);
+      c->set_version(version);
+      c->set_agents(refused.first);
+      c->set_refused_reason(refused.second);
+    }
+  }
   for (const auto& [reason, n] : ConnectionsRefused()) {
     (*response->mutable_connections_refused())[reason] = n;
   }

@@ -4,6 +4,7 @@
 #ifndef SIGRELAY_TESTS_TOPOLOGY_NETNS_H_
 #define SIGRELAY_TESTS_TOPOLOGY_NETNS_H_
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,18 @@ namespace sigrelay::testing {
 
 // Empty when namespaces can be made here; else why not (not root, no ip).
 std::string NetnsUnavailableReason();
+
+// In a test's SetUp: skips the test, saying why, when namespaces cannot be
+// made here; fails it instead in CI (CI=true), where they must run.
+#define SIGRELAY_REQUIRE_NETNS()                                                  \
+  do {                                                                            \
+    const std::string why = ::sigrelay::testing::NetnsUnavailableReason();        \
+    if (!why.empty()) {                                                           \
+      const char* ci = std::getenv("CI");                                         \
+      if (ci != nullptr && std::string(ci) == "true") FAIL() << "in CI: " << why; \
+      GTEST_SKIP() << why;                                                        \
+    }                                                                             \
+  } while (0)
 
 class Netns {
  public:

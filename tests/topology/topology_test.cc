@@ -32,12 +32,7 @@ std::vector<std::string> With(std::vector<std::string> prefix, std::vector<std::
 class TopologyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why = testing::NetnsUnavailableReason();
-    if (!why.empty()) {
-      const char* ci = std::getenv("CI");
-      if (ci != nullptr && std::string(ci) == "true") FAIL() << "in CI: " << why;
-      GTEST_SKIP() << why;
-    }
+    SIGRELAY_REQUIRE_NETNS();
     pattern1_ = testing::GenPattern(work_.path(), "p1", 3000, 1);
     pattern2_ = testing::GenPattern(work_.path(), "p2", 0, 2, pattern1_);
   }
