@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "core/base/connection_guard.h"
 #include "core/base/file_util.h"
 
@@ -429,6 +430,10 @@ std::string ProxyDisplay(const std::string& proxy) {
 
 absl::Status CheckProxyUrl(const std::string& proxy) {
   if (proxy.empty()) return absl::OkStatus();
+  return ParseProxyUrl(proxy).status();
+}
+
+absl::StatusOr<ProxyUrl> ParseProxyUrl(const std::string& proxy) {
   if (proxy.rfind("http://", 0) != 0) {
     return absl::InvalidArgumentError(
         "the proxy must look like http://[user:password@]HOST:PORT (an HTTP CONNECT proxy)");
@@ -438,7 +443,18 @@ absl::Status CheckProxyUrl(const std::string& proxy) {
     return absl::InvalidArgumentError(
         "the proxy needs HOST:PORT after http:// (and an optional user:password@)");
   }
-  return absl::OkStatus();
+  ProxyUrl url;
+  url.host = std::string(absl::StripSuffix(absl::StripPrefix(hp->first, "["), "]"));
+  url.port = hp->second;
+  absl::string_view creds = proxy;
+  creds.remove_prefix(strlen("http://"));
+  if (const size_t at = creds.rfind('@'); at != absl::string_view::npos) {
+    creds = creds.substr(0, at);
+    const size_t colon = creds.find(':');
+    url.user = std::string(creds.substr(0, colon));
+    if (colon != absl::string_view::npos) url.password = std::string(creds.substr(colon + 1));
+  }
+  return url;
 }
 
 std::optional<absl::Status> ProxyRefusal(absl::string_view message, const std::string& proxy) {

@@ -143,6 +143,15 @@ std::string ProxyDisplay(const std::string& proxy);
 // saying what is off otherwise.
 absl::Status CheckProxyUrl(const std::string& proxy);
 
+// The parts of a proxy URL that CheckProxyUrl accepts (not ""), for
+// clients that take them apart (cpp-httplib). `host` without brackets.
+struct ProxyUrl {
+  std::string host;
+  int port = 0;
+  std::string user, password;  // both "" without user:password@
+};
+absl::StatusOr<ProxyUrl> ParseProxyUrl(const std::string& proxy);
+
 // When `message` (a failed call's through `proxy`) says the HTTP CONNECT
 // proxy refused: what to fix ("proxy HOST:PORT answered CONNECT with HTTP
 // 407 (Proxy Authentication Required): check the user and password in

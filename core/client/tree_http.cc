@@ -79,21 +79,10 @@ class HttpTreeSource final : public UpdateSource {
     cli.set_keep_alive(false);
     const std::string proxy = options_.proxy ? options_.proxy() : "";
     if (!proxy.empty()) {
-      absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(ProxyDisplay(proxy));
-      if (!hp.ok()) return hp.status();
-      cli.set_proxy(std::string(absl::StripSuffix(absl::StripPrefix(hp->first, "["), "]")),
-                    hp->second);
-      absl::string_view creds = proxy;
-      absl::ConsumePrefix(&creds, "http://");
-      const size_t at = creds.rfind('@');
-      if (at != absl::string_view::npos) {
-        creds = creds.substr(0, at);
-        const size_t colon = creds.find(':');
-        cli.set_proxy_basic_auth(std::string(creds.substr(0, colon)),
-                                 colon == absl::string_view::npos
-                                     ? std::string()
-                                     : std::string(creds.substr(colon + 1)));
-      }
+      absl::StatusOr<ProxyUrl> p = ParseProxyUrl(proxy);
+      if (!p.ok()) return p.status();
+      cli.set_proxy(p->host, p->port);
+      if (!p->user.empty()) cli.set_proxy_basic_auth(p->user, p->password);
     }
     if (absl::StartsWith(origin_, "https://")) {
       cli.enable_server_certificate_verification(true);
