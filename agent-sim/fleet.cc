@@ -36,6 +36,7 @@ class Agent {
   Agent(Fleet* fleet, int index, std::shared_ptr<grpc::Channel> channel,
         std::map<std::string, Held> held)
       : fleet_(fleet),
+        index_(index),
         id_(absl::StrCat(fleet->options_.id_prefix, index)),
         channel_(std::move(channel)),
         stub_(v1::UpdateService::NewStub(channel_)),
@@ -76,6 +77,7 @@ class Agent {
   }
 
   Fleet* const fleet_;
+  const int index_;
   const std::string id_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::UpdateService::Stub> stub_;
@@ -320,6 +322,13 @@ v1::WatchRequest Agent::StatusLocked() const {
     v1::ComponentVersion* cv = status.add_versions();
     cv->set_component(component);
     cv->set_version(held.version);
+    // Played health: the first `unhealthy` per cent of agents (by index)
+    // report every version they hold unhealthy, the rest healthy.
+    if (fleet_->options_.unhealthy >= 0 && held.version != 0) {
+      cv->set_health(index_ * 100 < fleet_->options_.unhealthy * fleet_->options_.agents
+                         ? v1::HEALTH_UNHEALTHY
+                         : v1::HEALTH_HEALTHY);
+    }
   }
   return status;
 }

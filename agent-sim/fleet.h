@@ -54,6 +54,9 @@ struct FleetOptions {
   uint64_t seed = 1;
   // Agent i reports the id id_prefix + i.
   std::string id_prefix = "sim-";
+  // Agents report health for the versions they hold: this per cent of them
+  // (the lowest indexes) unhealthy, the rest healthy; -1: no health.
+  double unhealthy = -1;
   TlsFiles tls;  // TLS to the server when tls.ca is set
   // The fleet's trust floor across runs (core/client client_state): a
   // manifest older than, or conflicting with, the newest one accepted in an

@@ -94,6 +94,9 @@ int Main(int argc, char** argv) {
   flags.Add("jitter", &o.jitter, "random wait before each fetch, up to this (default 0)");
   flags.Add("max-backoff", &o.max_backoff, "longest reconnect/retry wait (default 10s)");
   flags.Add("seed", &o.seed, "S", "random seed (default 1)");
+  flags.Add("unhealthy", &o.unhealthy, "PCT",
+            "agents report health for what they hold: PCT per cent unhealthy, the rest healthy "
+            "(default: no health reported)");
   flags.Add("id-prefix", &o.id_prefix, "P",
             "agent i reports the id P<i> (default sim-); fleets sharing a relay need distinct "
             "prefixes, or the relay counts them as the same agents");
@@ -120,6 +123,9 @@ int Main(int argc, char** argv) {
     return fail(absl::InvalidArgumentError(
         "--server, --origin-pubkey (or --root) and --agents N (N >= 1) are required; see "
         "--help"));
+  }
+  if (o.unhealthy != -1 && (o.unhealthy < 0 || o.unhealthy > 100)) {
+    return fail(absl::InvalidArgumentError("--unhealthy takes a per cent, 0 to 100"));
   }
   if (connections != "shared" && connections != "per-agent") {
     return fail(absl::InvalidArgumentError("--connections takes per-agent or shared"));

@@ -73,11 +73,14 @@ int Status(int argc, char** argv) {
     std::cout << "trusted manifest: none yet\n";
   }
   std::cout << "\n"
-            << absl::StrFormat("%-20s %8s  %-18s %-22s %-20s %s\n", "COMPONENT", "VERSION", "HOW",
-                               "FROM", "WHEN", "SHA256");
+            << absl::StrFormat("%-20s %8s  %-18s %-22s %-20s %-9s %s\n", "COMPONENT", "VERSION",
+                               "HOW", "FROM", "WHEN", "HEALTH", "SHA256");
   for (const v1::InstalledFile& f : state.installed()) {
-    std::cout << absl::StrFormat("%-20s %8d  %-18s %-22s %-20s %s\n", f.component(), f.version(),
-                                 f.how(), f.server(), When(f.installed_unix()),
+    const char* health = f.health() == v1::HEALTH_HEALTHY     ? "healthy"
+                         : f.health() == v1::HEALTH_UNHEALTHY ? "UNHEALTHY"
+                                                              : "-";
+    std::cout << absl::StrFormat("%-20s %8d  %-18s %-22s %-20s %-9s %s\n", f.component(),
+                                 f.version(), f.how(), f.server(), When(f.installed_unix()), health,
                                  ToHex(f.sha256()).substr(0, 16));
   }
   for (const v1::RefusedFile& r : state.refused()) {
@@ -136,6 +139,12 @@ int Main(int argc, char** argv) {
             "anything else refuses that version (the installed file stays; see status)");
   flags.Add("verify-timeout", &o.verify_timeout,
             "a --verify-cmd running longer is killed and the version refused (default 60s)");
+  flags.Add("health-check", &o.health_check, "CMD",
+            "shell command run after each update that installed something (after --on-update, "
+            "same environment): exit 0 reports the installed versions healthy to the relay, "
+            "anything else unhealthy (the relays sum these up to the origin)");
+  flags.Add("health-timeout", &o.health_timeout,
+            "a --health-check running longer is killed: unhealthy (default 60s)");
   flags.AddBool("once", &once,
                 "update once and exit: 0 when current or updated, 1 with the reason otherwise");
   AddClientTlsFlags(&flags, &o.channel.tls, "tls");
@@ -167,9 +176,10 @@ int Main(int argc, char** argv) {
   if (absl::Status s = CheckFileNames(o.components, o.files); !s.ok()) return Fail(s);
   if (o.state_dir.empty()) o.state_dir = o.dir + "/.sigrelay-state";
   if (o.on_update_timeout <= absl::ZeroDuration() || o.max_backoff <= absl::ZeroDuration() ||
-      o.verify_timeout <= absl::ZeroDuration()) {
+      o.verify_timeout <= absl::ZeroDuration() || o.health_timeout <= absl::ZeroDuration()) {
     return Fail(absl::InvalidArgumentError(
-        "--on-update-timeout, --verify-timeout and --max-backoff must be positive"));
+        "--on-update-timeout, --verify-timeout, --health-timeout and --max-backoff must be "
+        "positive"));
   }
   if (o.poll_interval < absl::Seconds(1)) {
     return Fail(absl::InvalidArgumentError("--poll-interval must be at least 1s"));

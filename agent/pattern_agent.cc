@@ -149,7 +149,7 @@ absl::Status PatternAgent::Open() {
     if (file.ok()) {
       const std::string sha = HashMapped(**file);
       for (const v1::InstalledFile& f : state_.installed()) {
-        if (f.component() == c && f.sha256() == sha) held = {f.version(), sha};
+        if (f.component() == c && f.sha256() == sha) held = {f.version(), sha, f.health()};
       }
       if (held.version == 0) {
         Log(LogLevel::kWarning, absl::StrCat(PatternPath(c),
@@ -169,6 +169,7 @@ v1::WatchRequest PatternAgent::Report() const {
     v1::ComponentVersion* v = r.add_versions();
     v->set_component(c);
     v->set_version(held_.at(c).version);
+    v->set_health(held_.at(c).health);
     if (const v1::RefusedFile* refused = RefusalOf(c)) {
       v->set_refused_version(refused->version());
       v->set_refused_reason(refused->reason().substr(0, 512));
@@ -189,7 +190,7 @@ absl::StatusOr<UpdateResult> PatternAgent::UpdateOnce() {
                                          ? Apply(i, *manifest, nullptr, /*wait_pending=*/false)
                                          : Prefixed(server, manifest.status());
     if (r.ok()) {
-      RunOnUpdate(*r);
+      AfterInstall(*r);
       if (r->refused.empty()) return r;
       std::vector<std::string> refused;
       for (const v1::RefusedFile& f : r->refused) {
@@ -281,7 +282,7 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManif
         !s.ok()) {
       return s;
     }
-    held_[c] = {entry->version(), entry->sha256()};
+    held_[c] = {entry->version(), entry->sha256(), v1::HEALTH_UNKNOWN};
     v1::InstalledFile f;
     f.set_component(c);
     f.set_version(entry->version());
@@ -394,8 +395,7 @@ absl::Status PatternAgent::SaveState() {
   return WriteFileAtomically(options_.state_dir + "/state.binpb", state_.SerializeAsString(), 0600);
 }
 
-void PatternAgent::RunOnUpdate(const UpdateResult& result) {
-  if (options_.on_update.empty() || result.installed.empty()) return;
+std::vector<std::string> PatternAgent::HookEnv(const UpdateResult& result) const {
   std::vector<std::string> env, updated;
   for (const v1::InstalledFile& f : result.installed) {
     updated.push_back(absl::StrCat(f.component(), "=", f.version()));
@@ -408,29 +408,67 @@ void PatternAgent::RunOnUpdate(const UpdateResult& result) {
   env.push_back("SIGRELAY_DIR=" + options_.dir);
   env.push_back("SIGRELAY_SERVER=" + result.server);
   env.push_back(absl::StrCat("SIGRELAY_SERIAL=", result.serial));
-  const HookRun run = RunHook({.command = options_.on_update,
-                               .env = std::move(env),
-                               .timeout = options_.on_update_timeout,
-                               .stop = options_.transfer.stop});
-  const std::string hook = absl::StrCat("--on-update \"", options_.on_update, "\"");
-  switch (run.outcome) {
-    case HookRun::kOk:
-      Log(LogLevel::kInfo, absl::StrCat("--on-update ran for ", absl::StrJoin(updated, " ")));
-      return;
-    case HookRun::kStopped:
-      Log(LogLevel::kWarning, absl::StrCat(hook, " killed: the agent is stopping"));
-      return;
-    case HookRun::kTimedOut:
-      Log(LogLevel::kError, absl::StrCat(hook, " ", run.Describe(options_.on_update_timeout),
-                                         " (it runs again after the next update)"));
-      return;
-    case HookRun::kFailed:
-    case HookRun::kNotStarted:
-      Log(LogLevel::kError,
-          absl::StrCat(hook, " failed (", run.Describe(options_.on_update_timeout), ") for ",
-                       absl::StrJoin(updated, " "), "; not retried"));
-      return;
+  return env;
+}
+
+void PatternAgent::AfterInstall(const UpdateResult& result) {
+  if (result.installed.empty()) return;
+  std::vector<std::string> updated;
+  for (const v1::InstalledFile& f : result.installed) {
+    updated.push_back(absl::StrCat(f.component(), "=", f.version()));
   }
+  if (!options_.on_update.empty()) {
+    const HookRun run = RunHook({.command = options_.on_update,
+                                 .env = HookEnv(result),
+                                 .timeout = options_.on_update_timeout,
+                                 .stop = options_.transfer.stop});
+    const std::string hook = absl::StrCat("--on-update \"", options_.on_update, "\"");
+    switch (run.outcome) {
+      case HookRun::kOk:
+        Log(LogLevel::kInfo, absl::StrCat("--on-update ran for ", absl::StrJoin(updated, " ")));
+        break;
+      case HookRun::kStopped:
+        Log(LogLevel::kWarning, absl::StrCat(hook, " killed: the agent is stopping"));
+        return;
+      case HookRun::kTimedOut:
+        Log(LogLevel::kError, absl::StrCat(hook, " ", run.Describe(options_.on_update_timeout),
+                                           " (it runs again after the next update)"));
+        break;
+      case HookRun::kFailed:
+      case HookRun::kNotStarted:
+        Log(LogLevel::kError,
+            absl::StrCat(hook, " failed (", run.Describe(options_.on_update_timeout), ") for ",
+                         absl::StrJoin(updated, " "), "; not retried"));
+        break;
+    }
+  }
+  RunHealthCheck(result);
+}
+
+void PatternAgent::RunHealthCheck(const UpdateResult& result) {
+  if (options_.health_check.empty()) return;
+  const HookRun run = RunHook({.command = options_.health_check,
+                               .env = HookEnv(result),
+                               .timeout = options_.health_timeout,
+                               .stop = options_.transfer.stop,
+                               .capture = true});
+  if (run.outcome == HookRun::kStopped) return;  // no verdict
+  const v1::Health health = run.outcome == HookRun::kOk ? v1::HEALTH_HEALTHY : v1::HEALTH_UNHEALTHY;
+  std::vector<std::string> checked;
+  for (const v1::InstalledFile& f : result.installed) {
+    checked.push_back(absl::StrCat(f.component(), " ", f.version()));
+    held_[f.component()].health = health;
+    for (v1::InstalledFile& s : *state_.mutable_installed()) {
+      if (s.component() == f.component()) s.set_health(health);
+    }
+  }
+  if (absl::Status s = SaveState(); !s.ok()) Log(LogLevel::kError, std::string(s.message()));
+  std::string output(absl::StripAsciiWhitespace(run.output));
+  Log(health == v1::HEALTH_HEALTHY ? LogLevel::kInfo : LogLevel::kError,
+      absl::StrCat("--health-check: ", absl::StrJoin(checked, ", "),
+                   health == v1::HEALTH_HEALTHY ? " healthy" : " UNHEALTHY", " (",
+                   run.Describe(options_.health_timeout), output.empty() ? "" : ": ",
+                   output.substr(0, 512), ")"));
 }
 
 void PatternAgent::Run(absl::Notification* stop) {
@@ -455,7 +493,7 @@ void PatternAgent::Run(absl::Notification* stop) {
           break;
         }
         backoff = absl::Seconds(1);
-        RunOnUpdate(*r);
+        AfterInstall(*r);
         if (stop->WaitForNotificationWithTimeout(options_.poll_interval)) break;
       }
     }
@@ -480,7 +518,7 @@ void PatternAgent::Run(absl::Notification* stop) {
         }
         backoff = absl::Seconds(1);  // this server works
         if (!r->installed.empty() || r->refused_now) {
-          RunOnUpdate(*r);
+          AfterInstall(*r);
           watch.Report(Report());
         }
       }

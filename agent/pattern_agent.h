@@ -58,6 +58,11 @@ struct PatternAgentOptions {
   // (SIGRELAY_STAGED, SIGRELAY_COMPONENT, SIGRELAY_VERSION); exit 0 accepts.
   std::string verify_cmd;
   absl::Duration verify_timeout = absl::Seconds(60);
+  // Shell command run after each update that installed something (after
+  // --on-update, same environment): exit 0 reports the installed versions
+  // healthy on the Watch stream, anything else (or the timeout) unhealthy.
+  std::string health_check;
+  absl::Duration health_timeout = absl::Seconds(60);
   ChannelOptions channel;  // TLS, proxy
   absl::Duration max_backoff = absl::Minutes(5);
   // How often a static tree (http(s):// or file:// server, which cannot
@@ -112,6 +117,7 @@ class PatternAgent {
   struct Held {
     uint32_t version = 0;  // 0: nothing usable in DIR
     std::string sha256;
+    v1::Health health = v1::HEALTH_UNKNOWN;
   };
 
   // Verifies `offered`, installs what changed for our components (taking a
@@ -132,7 +138,12 @@ class PatternAgent {
   const v1::RefusedFile* RefusalOf(const std::string& component) const;
   absl::Status SaveState();
   v1::WatchRequest Report() const;
-  void RunOnUpdate(const UpdateResult& result);
+  // After an update that installed something: --on-update, then
+  // --health-check, whose verdict is kept for the installed versions.
+  void AfterInstall(const UpdateResult& result);
+  // The environment both get: SIGRELAY_UPDATED, SIGRELAY_VERSION_<C>, ...
+  std::vector<std::string> HookEnv(const UpdateResult& result) const;
+  void RunHealthCheck(const UpdateResult& result);
   std::string PatternPath(const std::string& component) const;
   std::string StagingDir() const { return options_.dir + "/.sigrelay-staging"; }
   TransferLimits Limits() const;

@@ -309,6 +309,14 @@ absl::Status Status(const Options& o) {
                                         ",\"version\":", c.version(), ",\"agents\":", c.agents(),
                                         ",\"reason\":", JsonQuote(c.refused_reason()), "}"));
       }
+      std::vector<std::string> fleet;
+      for (const v1::FleetCount& c : node.fleet()) {
+        fleet.push_back(absl::StrCat("{\"component\":", JsonQuote(c.component()),
+                                     ",\"version\":", c.version(), ",\"agents\":", c.agents(),
+                                     ",\"healthy\":", c.healthy(), ",\"unhealthy\":", c.unhealthy(),
+                                     ",\"refused\":", c.refused(), "}"));
+      }
+      absl::StrAppend(&out, ",\"fleet\":[", absl::StrJoin(fleet, ","), "]");
       absl::StrAppend(&out, ",\"stale_versions\":[", absl::StrJoin(stale, ","),
                       "],\"connections_refused\":{", absl::StrJoin(refused, ","),
                       "},\"agents_refused\":[", absl::StrJoin(refusing, ","), "]");
@@ -412,6 +420,12 @@ absl::Status Status(const Options& o) {
         parts.push_back(absl::StrCat(reason, " ", n));
       }
       std::cout << "connections refused or cut: " << absl::StrJoin(parts, ", ") << "\n";
+    }
+    for (const v1::FleetCount& c : node.fleet()) {
+      std::cout << "fleet (this node and every relay below): " << c.component() << " "
+                << c.version() << ": " << c.agents() << " agents (" << c.healthy() << " healthy, "
+                << c.unhealthy() << " unhealthy)"
+                << (c.refused() > 0 ? absl::StrCat(", refused by ", c.refused()) : "") << "\n";
     }
     for (const v1::AgentVersionCount& c : node.agents_refused()) {
       std::cout << "REFUSED by " << c.agents() << " agent(s)' own check: " << c.component() << " "

@@ -153,6 +153,8 @@ int Main(int argc, char** argv) {
   sched_options.period = *schedule;
   sched_options.max_backoff = s.max_backoff;
   sched_options.initial_backoff = std::min(absl::Seconds(1), s.max_backoff);
+  UpdateServiceImpl* update = (*node)->update();
+  sched_options.fleet = [update] { return update->Fleet(); };
   SyncScheduler scheduler(&sync, (*node)->store(), RealClock::Get(), sched_options);
   RelayAdminService admin(node->get(), &sync, &dialer, &scheduler, &*runtime);
   if (absl::Status served = (*node)->Serve(&admin); !served.ok()) return Fail(served);

@@ -12,7 +12,13 @@ namespace sigrelay {
 
 SyncScheduler::SyncScheduler(UpstreamSync* sync, VersionStore* store, const Clock* clock,
                              SchedulerOptions options)
-    : sync_(sync), store_(store), clock_(clock), options_(options), rng_(options.seed) {}
+    : sync_(sync),
+      store_(store),
+      clock_(clock),
+      fleet_(options.fleet),
+      fleet_every_(options.fleet_every),
+      options_(options),
+      rng_(options.seed) {}
 
 SyncScheduler::~SyncScheduler() { Stop(); }
 
@@ -24,6 +30,38 @@ void SyncScheduler::Start() {
   }
   sync_thread_ = std::thread([this] { SyncLoop(); });
   watch_thread_ = std::thread([this] { WatchLoop(); });
+  if (fleet_) fleet_thread_ = std::thread([this] { FleetLoop(); });
+}
+
+void SyncScheduler::FleetLoop() {
+  uint64_t sent_on = 0;  // the stream (watch_opened_) `sent` went out on
+  std::string sent;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), fleet_every_)) return;
+    }
+    v1::WatchRequest report;
+    for (v1::FleetCount& c : fleet_()) *report.add_fleet() = std::move(c);
+    std::string bytes = report.SerializeAsString();
+    absl::MutexLock writing(&report_mu_);
+    WatchStream* watch;
+    uint64_t opened;
+    {
+      absl::MutexLock lock(&mu_);
+      watch = watch_;
+      opened = watch_opened_;
+    }
+    if (watch == nullptr) continue;
+    // A new stream: its first request carried the fleet of that moment;
+    // whatever is not empty now goes again.
+    if (opened != sent_on) {
+      sent_on = opened;
+      sent.clear();
+    }
+    if (bytes == sent) continue;
+    if (watch->Report(report)) sent = std::move(bytes);
+  }
 }
 
 void SyncScheduler::Stop() {
@@ -34,6 +72,7 @@ void SyncScheduler::Stop() {
   }
   if (sync_thread_.joinable()) sync_thread_.join();
   if (watch_thread_.joinable()) watch_thread_.join();
+  if (fleet_thread_.joinable()) fleet_thread_.join();
 }
 
 void SyncScheduler::RequestSync(Done done) {
@@ -173,11 +212,17 @@ void SyncScheduler::WatchLoop() {
     absl::Status s;
     bool got_any = false;
     {
-      // A follower says nothing about itself: an empty report.
-      WatchStream watch(stub.get(), v1::WatchRequest());
+      // A follower says nothing about itself (no agent id); it reports its
+      // subtree.
+      v1::WatchRequest first;
+      if (fleet_) {
+        for (v1::FleetCount& c : fleet_()) *first.add_fleet() = std::move(c);
+      }
+      WatchStream watch(stub.get(), first);
       {
         absl::MutexLock lock(&mu_);
         watch_ = &watch;
+        ++watch_opened_;
         if (stopping_) watch.Cancel();
       }
       absl::StatusOr<v1::WatchResponse> pushed;
@@ -224,9 +269,12 @@ void SyncScheduler::WatchLoop() {
         }
       }
       s = pushed.status();
-      absl::MutexLock lock(&mu_);
-      watch_ = nullptr;
-      if (!stopping_) sync_->NoteWatch(i, s);
+      {
+        absl::MutexLock lock(&mu_);
+        watch_ = nullptr;
+        if (!stopping_) sync_->NoteWatch(i, s);
+      }
+      absl::MutexLock wait_for_report(&report_mu_);
     }
     absl::Duration wait;
     {

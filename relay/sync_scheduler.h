@@ -22,6 +22,7 @@
 #include "core/base/clock.h"
 #include "core/store/version_store.h"
 #include "relay/upstream_sync.h"
+#include "sigrelay/v1/update.pb.h"
 
 namespace sigrelay {
 
@@ -33,6 +34,11 @@ struct SchedulerOptions {
   absl::Duration initial_backoff = absl::Seconds(1);
   absl::Duration max_backoff = absl::Minutes(5);
   uint64_t seed = std::random_device{}();
+  // This relay's subtree (UpdateServiceImpl::Fleet), reported to the
+  // upstream on the Watch stream when the stream opens and, while it
+  // changes, at most every `fleet_every`.
+  std::function<std::vector<v1::FleetCount>()> fleet;
+  absl::Duration fleet_every = absl::Seconds(2);
 };
 
 class SyncScheduler {
@@ -77,6 +83,8 @@ class SyncScheduler {
   UpstreamSync* const sync_;
   VersionStore* const store_;
   const Clock* const clock_;
+  const std::function<std::vector<v1::FleetCount>()> fleet_;
+  const absl::Duration fleet_every_;
   SchedulerOptions options_ ABSL_GUARDED_BY(mu_);  // period changes at run time
 
   mutable absl::Mutex mu_;
@@ -88,9 +96,16 @@ class SyncScheduler {
   bool retrying_ ABSL_GUARDED_BY(mu_) = false;  // next_run_ is a retry after a failure
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   WatchStream* watch_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open Watch, to cancel
+  uint64_t watch_opened_ ABSL_GUARDED_BY(mu_) = 0;     // streams opened so far
+  // Held while the fleet reporter writes on watch_: the watch loop takes it
+  // before it destroys a stream (by then ended, so the write returns).
+  absl::Mutex report_mu_;
+
+  void FleetLoop();
 
   std::thread sync_thread_;
   std::thread watch_thread_;
+  std::thread fleet_thread_;
 };
 
 }  // namespace sigrelay

@@ -94,6 +94,17 @@ std::string PrometheusText(const v1::GetStatusResponse& s, absl::Time now) {
                           a.other_versions() ? "other" : absl::StrCat(a.version()), "\""),
              a.agents());
   }
+  w.Family("sigrelay_fleet_agents", "gauge",
+           "Live agents of this node's whole subtree (its own and every relay's below) per "
+           "component, version and health (healthy, unhealthy, unknown: no --health-check).");
+  for (const v1::FleetCount& c : s.fleet()) {
+    const std::string labels = absl::StrCat("component=\"", Label(c.component()), "\",version=\"",
+                                            c.version(), "\",health=\"");
+    w.Sample("sigrelay_fleet_agents", labels + "healthy\"", c.healthy());
+    w.Sample("sigrelay_fleet_agents", labels + "unhealthy\"", c.unhealthy());
+    w.Sample("sigrelay_fleet_agents", labels + "unknown\"",
+             c.agents() - std::min(c.agents(), c.healthy() + c.unhealthy()));
+  }
   w.Family("sigrelay_agents_refused", "gauge",
            "Live agents whose own check (sigrelay-agent --verify-cmd) refused a version, per "
            "component and refused version.");

@@ -165,7 +165,14 @@ absl::Status AgentRegistry::Report(
       component_names_.push_back(cv.component());
     }
     // Version 0: not an agent "at 0".
-    if (cv.version() != 0) fresh.emplace_back(id->second, cv.version());
+    if (cv.version() != 0) {
+      fresh.emplace_back(id->second, cv.version());
+      if (cv.health() == v1::HEALTH_HEALTHY)
+        fresh.emplace_back(id->second | kHealthy, cv.version());
+      if (cv.health() == v1::HEALTH_UNHEALTHY) {
+        fresh.emplace_back(id->second | kUnhealthy, cv.version());
+      }
+    }
     if (cv.refused_version() != 0) {
       const std::pair<ComponentId, uint32_t> refused(id->second | kRefused, cv.refused_version());
       fresh.push_back(refused);
@@ -244,12 +251,40 @@ size_t AgentRegistry::StaleCount() const {
 }
 
 std::map<std::string, std::map<uint32_t, uint64_t>> AgentRegistry::CountsLocked(
-    bool stale, bool refused) const {
+    bool stale, ComponentId flag) const {
   std::map<std::string, std::map<uint32_t, uint64_t>> out;
   for (const auto& [key, n] : stale ? stale_counts_ : live_) {
-    if (((key.first & kRefused) != 0) != refused) continue;
-    out[component_names_[key.first & ~kRefused]][key.second] = n;
+    if ((key.first & kFlags) != flag) continue;
+    out[component_names_[key.first & ~kFlags]][key.second] = n;
   }
+  return out;
+}
+
+std::vector<v1::FleetCount> AgentRegistry::Fleet() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::pair<std::string, uint32_t>, v1::FleetCount> by_version;
+  for (const auto& [key, n] : live_) {
+    const std::string& name = component_names_[key.first & ~kFlags];
+    v1::FleetCount& c = by_version[{name, key.second}];
+    c.set_component(name);
+    c.set_version(key.second);
+    switch (key.first & kFlags) {
+      case 0:
+        c.set_agents(n);
+        break;
+      case kHealthy:
+        c.set_healthy(n);
+        break;
+      case kUnhealthy:
+        c.set_unhealthy(n);
+        break;
+      case kRefused:
+        c.set_refused(n);
+        break;
+    }
+  }
+  std::vector<v1::FleetCount> out;
+  for (auto& [key, c] : by_version) out.push_back(std::move(c));
   return out;
 }
 
@@ -258,9 +293,9 @@ AgentRegistry::RefusedCounts() const {
   absl::MutexLock lock(&mu_);
   std::map<std::string, std::map<uint32_t, std::pair<uint64_t, std::string>>> out;
   for (const auto& [key, n] : live_) {
-    if ((key.first & kRefused) == 0) continue;
+    if ((key.first & kFlags) != kRefused) continue;
     auto reason = reasons_.find(key);
-    out[component_names_[key.first & ~kRefused]][key.second] = {
+    out[component_names_[key.first & ~kFlags]][key.second] = {
         n, reason == reasons_.end() ? "" : reason->second};
   }
   return out;

@@ -87,6 +87,7 @@ class AgentRegistry {
   void Sweep();
 
   size_t AgentCount() const;  // live
+  size_t max_agents() const { return options_.max_agents; }
   size_t StaleCount() const;
   // component -> version -> number of live agents reporting it.
   std::map<std::string, std::map<uint32_t, uint64_t>> VersionCounts() const;
@@ -95,6 +96,9 @@ class AgentRegistry {
   // component -> refused version -> (live agents whose own check refused
   // it, the reason the last of them reported).
   std::map<std::string, std::map<uint32_t, std::pair<uint64_t, std::string>>> RefusedCounts() const;
+  // Live agents per component and version with their health and
+  // refusals, in component and version order.
+  std::vector<v1::FleetCount> Fleet() const;
 
   // Bytes the registry holds (tables, entries, version sets), for status
   // and tests.
@@ -102,9 +106,14 @@ class AgentRegistry {
 
  private:
   using ComponentId = uint16_t;
-  // A version set's entry (id | kRefused, v): the agent refused version v
-  // of component id (ComponentVersion.refused_version).
+  // Flags on a version set's entry (id | flag, v): the agent refused
+  // version v of component id (ComponentVersion.refused_version), or holds
+  // v and reported it healthy or unhealthy. Component ids stay below
+  // kMaxComponents.
   static constexpr ComponentId kRefused = 0x8000;
+  static constexpr ComponentId kHealthy = 0x4000;
+  static constexpr ComponentId kUnhealthy = 0x2000;
+  static constexpr ComponentId kFlags = kRefused | kHealthy | kUnhealthy;
   // Reasons kept: one per (component, refused version), at most this many,
   // each cut to kMaxReasonBytes.
   static constexpr size_t kMaxReasons = 256;
@@ -145,8 +154,9 @@ class AgentRegistry {
   uint32_t InternLocked(VersionSet versions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseSetLocked(uint32_t set) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CountLocked(uint32_t set, bool stale, int64_t delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts of the entries flagged exactly `flag` (0: plain versions).
   std::map<std::string, std::map<uint32_t, uint64_t>> CountsLocked(bool stale,
-                                                                   bool refused = false) const
+                                                                   ComponentId flag = 0) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const AgentRegistryOptions options_;

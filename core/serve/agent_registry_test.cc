@@ -79,6 +79,39 @@ TEST(AgentRegistryTest, RefusedVersionsAreCountedWithTheirLastReason) {
   EXPECT_LE(with_reason, 256u);
 }
 
+// Health reported with versions is counted per version; the fleet view
+// joins versions, health and refusals in one entry per version.
+TEST(AgentRegistryTest, FleetCountsHealthAndRefusalsPerVersion) {
+  AgentRegistry registry;
+  auto with_health = [](const std::string& id, uint32_t v, v1::Health h) {
+    v1::ReportStatusRequest r = Report(id, {{"virus", v}});
+    r.mutable_versions(0)->set_health(h);
+    return r;
+  };
+  ASSERT_OK(registry.Report(with_health("a", 3, v1::HEALTH_HEALTHY)));
+  ASSERT_OK(registry.Report(with_health("b", 3, v1::HEALTH_UNHEALTHY)));
+  ASSERT_OK(registry.Report(with_health("c", 3, v1::HEALTH_UNKNOWN)));
+  v1::ReportStatusRequest refusing = with_health("d", 1, v1::HEALTH_HEALTHY);
+  refusing.mutable_versions(0)->set_refused_version(3);
+  ASSERT_OK(registry.Report(refusing));
+  std::vector<v1::FleetCount> fleet = registry.Fleet();
+  ASSERT_EQ(fleet.size(), 2u);
+  EXPECT_EQ(fleet[0].version(), 1u);
+  EXPECT_EQ(fleet[0].agents(), 1u);
+  EXPECT_EQ(fleet[0].healthy(), 1u);
+  EXPECT_EQ(fleet[1].version(), 3u);
+  EXPECT_EQ(fleet[1].agents(), 3u);
+  EXPECT_EQ(fleet[1].healthy(), 1u);
+  EXPECT_EQ(fleet[1].unhealthy(), 1u);
+  EXPECT_EQ(fleet[1].refused(), 1u);
+  // Plain version counts are not changed by health.
+  EXPECT_EQ(registry.VersionCounts()["virus"][3], 3u);
+  // A new report replaces the old verdict.
+  ASSERT_OK(registry.Report(with_health("b", 3, v1::HEALTH_HEALTHY)));
+  EXPECT_EQ(registry.Fleet()[1].healthy(), 2u);
+  EXPECT_EQ(registry.Fleet()[1].unhealthy(), 0u);
+}
+
 // 300,000 made-up ids into a registry of 1,000: the least recently heard
 // from go first, counts match the agents kept, and an honest agent that
 // keeps reporting is never evicted.

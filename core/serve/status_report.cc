@@ -87,6 +87,7 @@ void FillServingStatus(const UpdateServiceImpl& update, const AgentRegistry& age
   response->set_agents_stale(agents.StaleCount());
   AddVersionCounts(agents.VersionCounts(), response->mutable_agent_versions());
   AddVersionCounts(agents.StaleVersionCounts(), response->mutable_stale_versions());
+  for (v1::FleetCount& c : update.Fleet()) *response->add_fleet() = std::move(c);
   for (const auto& [component, versions] : agents.RefusedCounts()) {
     for (const auto& [version, refused] : versions) {
       v1::AgentVersionCount* c = response->add_agents_refused();

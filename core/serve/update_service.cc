@@ -120,6 +120,10 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 
   void OnDone() override {
     service_->Remove(this);
+    {
+      absl::MutexLock lock(&service_->fleet_mu_);
+      service_->downstream_fleet_.erase(static_cast<const grpc::ServerContextBase*>(ctx_));
+    }
     if (agent_.has_value()) service_->agents_->StreamEnded(*agent_);
     {
       absl::MutexLock lock(&mu_);
@@ -605,9 +609,13 @@ absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
           absl::StrCat("WatchRequest lists ", held[i].first, " twice; list each component once"));
     }
   }
-  // A follower (a relay) says nothing about itself and is not an agent.
+  // A follower (a relay) says nothing about itself and is not an agent;
+  // it reports its subtree.
   const std::string id = Identity(context, request.agent_id());
-  if (id.empty()) return held;
+  if (id.empty()) {
+    if (absl::Status s = OnFleetReport(&context, request.fleet()); !s.ok()) return s;
+    return held;
+  }
   absl::StatusOr<AgentKey> key = AgentRegistry::KeyOf(id);
   if (!key.ok()) return key.status();
   if (agent->has_value() && **agent != *key) {
@@ -626,6 +634,54 @@ absl::StatusOr<HeldVersions> UpdateServiceImpl::OnWatchRequest(
     return s;  // a full registry records nothing, but pushes go on
   }
   return held;
+}
+
+absl::Status UpdateServiceImpl::OnFleetReport(
+    const void* stream, const google::protobuf::RepeatedPtrField<v1::FleetCount>& fleet) {
+  if (static_cast<size_t>(fleet.size()) > kMaxFleetEntries) {
+    return absl::InvalidArgumentError(absl::StrCat("a fleet report lists ", fleet.size(),
+                                                   " versions; at most ", kMaxFleetEntries));
+  }
+  std::vector<v1::FleetCount> kept;
+  const uint64_t cap = agents_->max_agents();
+  for (const v1::FleetCount& c : fleet) {
+    if (absl::Status s = ValidateComponentName(c.component()); !s.ok()) return s;
+    v1::FleetCount& k = kept.emplace_back(c);
+    k.set_agents(std::min(c.agents(), cap));
+    k.set_healthy(std::min(c.healthy(), k.agents()));
+    k.set_unhealthy(std::min(c.unhealthy(), k.agents() - k.healthy()));
+    k.set_refused(std::min(c.refused(), cap));
+  }
+  absl::MutexLock lock(&fleet_mu_);
+  if (kept.empty() && fleet.empty()) {
+    downstream_fleet_.erase(stream);
+  } else {
+    downstream_fleet_[stream] = std::move(kept);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<v1::FleetCount> UpdateServiceImpl::Fleet() const {
+  std::map<std::pair<std::string, uint32_t>, v1::FleetCount> sum;
+  auto add = [&](const v1::FleetCount& c) {
+    v1::FleetCount& s = sum[{c.component(), c.version()}];
+    s.set_component(c.component());
+    s.set_version(c.version());
+    s.set_agents(s.agents() + c.agents());
+    s.set_healthy(s.healthy() + c.healthy());
+    s.set_unhealthy(s.unhealthy() + c.unhealthy());
+    s.set_refused(s.refused() + c.refused());
+  };
+  for (const v1::FleetCount& c : agents_->Fleet()) add(c);
+  {
+    absl::MutexLock lock(&fleet_mu_);
+    for (const auto& [stream, counts] : downstream_fleet_) {
+      for (const v1::FleetCount& c : counts) add(c);
+    }
+  }
+  std::vector<v1::FleetCount> out;
+  for (auto& [key, c] : sum) out.push_back(std::move(c));
+  return out;
 }
 
 std::string UpdateServiceImpl::Identity(const grpc::ServerContextBase& context,

@@ -113,6 +113,12 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   void SetPushesPaused(bool paused);
   bool pushes_paused() const;
 
+  // Live agents of this node's subtree per component and version: its own
+  // registry's plus what each relay watching it reports for its subtree
+  // (WatchRequest.fleet), in component and version order.
+  std::vector<v1::FleetCount> Fleet() const;
+  static constexpr size_t kMaxFleetEntries = 256;
+
   grpc::ServerUnaryReactor* GetManifest(grpc::CallbackServerContext* context,
                                         const v1::GetManifestRequest* request,
                                         v1::SignedManifest* response) override;
@@ -131,6 +137,10 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   std::shared_ptr<const PushParts> BuildPushParts(
       std::shared_ptr<const v1::SignedManifest> manifest) const;
   void Remove(WatchReactor* watcher);
+  // A relay's subtree report on the stream `stream`: checked and kept
+  // (counts capped at the registry's max_agents) until the stream ends.
+  absl::Status OnFleetReport(const void* stream,
+                             const google::protobuf::RepeatedPtrField<v1::FleetCount>& fleet);
   // A watcher's report: checked, recorded when it names an agent (`agent`:
   // the agent the stream reported for before, set at its first report), and
   // returned as the versions its pushes are made for.
@@ -167,6 +177,11 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   std::shared_ptr<const PushParts> current_ ABSL_GUARDED_BY(mu_);  // what watchers get
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<const PushParts> held_back_ ABSL_GUARDED_BY(mu_);  // while paused
+
+  mutable absl::Mutex fleet_mu_;
+  // What each relay watching this node last reported, by its stream.
+  absl::flat_hash_map<const void*, std::vector<v1::FleetCount>> downstream_fleet_
+      ABSL_GUARDED_BY(fleet_mu_);
 };
 
 }  // namespace sigrelay
