@@ -52,7 +52,8 @@ TEST(BrowserTest, ConsoleSignInPublishUpdatePeriodAndProxy) {
   // Agents that report virus 1 now and virus 3 once it is pushed.
   testing::ChildProcess agents(
       {testing::BinDir() + "/sigrelay-agent-sim", "--server", relay.address(), "--agents", "6",
-       "--origin-pubkey", pub, "--components", "virus", "--until", "virus=3", "--timeout", "120s"});
+       "--origin-pubkey", pub, "--components", "virus", "--until", "virus=3", "--timeout", "120s",
+       "--unhealthy", "50"});
 
   const std::string password = "hunter2-Browser-Pa55";
   std::string output;

@@ -62,6 +62,13 @@ async function main(browser) {
   await waitFor('the incremental v_1.3 at the origin', async () =>
     (await origin.locator('#components tr[data-component="virus"]').textContent())
       .includes('v_1.3'));
+  // The origin counts the relay's agents, their versions and health, from
+  // the relay's report up its Watch stream.
+  await waitFor('the fleet on virus 3 at the origin', async () => {
+    const row = origin.locator('#fleet tr[data-fleet="virus 3"]');
+    return (await row.count()) > 0 &&
+      (await row.locator('td').allTextContents()).join(' ') === 'virus 3 6 3 3 0';
+  });
   await origin.screenshot({ path: `${out}/origin-published.png`, fullPage: true });
 
   // The relay's page follows without a reload: version and chart.

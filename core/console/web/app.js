@@ -118,7 +118,25 @@ function renderRelay(r) {
   }
 }
 
+function renderFleet(s) {
+  const body = $('fleet').tBodies[0];
+  body.replaceChildren();
+  for (const c of s.fleet || []) {
+    const tr = document.createElement('tr');
+    tr.dataset.fleet = `${c.component} ${c.version}`;
+    for (const v of [c.component, c.version, c.agents || 0, c.healthy || 0, c.unhealthy || 0,
+      c.refused || 0]) {
+      const td = document.createElement('td');
+      td.textContent = String(v);
+      tr.appendChild(td);
+    }
+    if (Number(c.unhealthy || 0) > 0) tr.className = 'unhealthy';
+    body.appendChild(tr);
+  }
+}
+
 function renderAgents(s) {
+  renderFleet(s);
   text($('watchers'), s.watchers);
   text($('agents'), s.agentsReported);
   text($('agents-stale'), s.agentsStale || 0);
