@@ -50,10 +50,10 @@ TEST(BrowserTest, ConsoleSignInPublishUpdatePeriodAndProxy) {
   ASSERT_TRUE(
       testing::WaitFor([&] { return testing::ServedVersion(relay.address(), "virus") == 1; }));
   // Agents that report virus 1 now and virus 3 once it is pushed.
-  testing::ChildProcess agents(
-      {testing::BinDir() + "/sigrelay-agent-sim", "--server", relay.address(), "--agents", "6",
-       "--origin-pubkey", pub, "--components", "virus", "--until", "virus=3", "--timeout", "120s",
-       "--unhealthy", "50"});
+  testing::ChildProcess agents({testing::BinDir() + "/sigrelay-agent-sim", "--server",
+                                relay.address(), "--agents", "6", "--origin-pubkey", pub,
+                                "--components", "virus", "--until", "virus=3", "--timeout", "120s",
+                                "--unhealthy", "50"});
 
   const std::string password = "hunter2-Browser-Pa55";
   std::string output;
