@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 
 extern char** environ;
 
@@ -44,6 +46,13 @@ std::string HookRun::Describe(absl::Duration timeout) const {
       break;
   }
   return absl::StrCat("cannot start: ", output);
+}
+
+std::string HookRun::Summary(absl::Duration timeout, size_t max_output) const {
+  std::string printed(absl::StripAsciiWhitespace(output));
+  absl::StrReplaceAll({{"\n", " | "}}, &printed);
+  printed = printed.substr(0, max_output);
+  return absl::StrCat(Describe(timeout), printed.empty() ? "" : ": ", printed);
 }
 
 HookRun RunHook(const HookOptions& options) {

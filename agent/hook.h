@@ -37,6 +37,9 @@ struct HookRun {
   // "exit 2", "signal 9", "did not finish within 1m", "killed: the agent is
   // stopping", "cannot start: ...".
   std::string Describe(absl::Duration timeout) const;
+  // Describe, then what it printed (with capture) on one line, at most
+  // `max_output` bytes of it: "exit 2: LibClamAV Error: ... | ERROR: ...".
+  std::string Summary(absl::Duration timeout, size_t max_output = kMaxOutput) const;
 };
 
 HookRun RunHook(const HookOptions& options);

@@ -34,6 +34,14 @@ std::string NewAgentId() {
                       absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
 }
 
+// Removes `component`'s entries (installed files or refusals) from `list`.
+template <typename T>
+void EraseComponent(google::protobuf::RepeatedPtrField<T>* list, const std::string& component) {
+  list->erase(std::remove_if(list->begin(), list->end(),
+                             [&](const T& x) { return x.component() == component; }),
+              list->end());
+}
+
 }  // namespace
 
 absl::Status CheckFileNames(const std::vector<std::string>& components,
@@ -261,11 +269,8 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManif
         r.set_sha256(entry->sha256());
         r.set_reason(std::string(verified.message()));
         r.set_refused_unix(absl::ToUnixSeconds(absl::Now()));
-        auto* refused = state_.mutable_refused();
-        refused->erase(std::remove_if(refused->begin(), refused->end(),
-                                      [&](const v1::RefusedFile& x) { return x.component() == c; }),
-                       refused->end());
-        *refused->Add() = r;
+        EraseComponent(state_.mutable_refused(), c);
+        *state_.add_refused() = r;
         if (absl::Status s = SaveState(); !s.ok()) return s;
         Log(LogLevel::kError, absl::StrCat("--verify-cmd refused ", c, " ", entry->version(), " (",
                                            r.reason(), "); ", path, " stays at version ",
@@ -290,15 +295,9 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManif
     f.set_server(server);
     f.set_how(how);
     f.set_installed_unix(absl::ToUnixSeconds(absl::Now()));
-    auto* installed = state_.mutable_installed();
-    installed->erase(std::remove_if(installed->begin(), installed->end(),
-                                    [&](const v1::InstalledFile& x) { return x.component() == c; }),
-                     installed->end());
-    *installed->Add() = f;
-    auto* refused = state_.mutable_refused();
-    refused->erase(std::remove_if(refused->begin(), refused->end(),
-                                  [&](const v1::RefusedFile& x) { return x.component() == c; }),
-                   refused->end());
+    EraseComponent(state_.mutable_installed(), c);
+    *state_.add_installed() = f;
+    EraseComponent(state_.mutable_refused(), c);
     if (absl::Status s = SaveState(); !s.ok()) return s;
     Log(LogLevel::kInfo,
         absl::StrCat("installed ", c, " ", entry->version(), " from ", server, " by ", how, " (",
@@ -317,10 +316,7 @@ absl::Status PatternAgent::Verify(const v1::ComponentEntry& entry, const std::st
                          .capture = true});
   if (run.outcome == HookRun::kOk) return absl::OkStatus();
   if (run.outcome == HookRun::kStopped) return absl::CancelledError("the agent is stopping");
-  std::string output(absl::StripAsciiWhitespace(run.output));
-  absl::StrReplaceAll({{"\n", " | "}}, &output);
-  return absl::FailedPreconditionError(
-      absl::StrCat(run.Describe(options_.verify_timeout), output.empty() ? "" : ": ", output));
+  return absl::FailedPreconditionError(run.Summary(options_.verify_timeout));
 }
 
 absl::Status PatternAgent::Fetch(UpdateSource* source, const v1::ComponentEntry& entry,
@@ -463,12 +459,10 @@ void PatternAgent::RunHealthCheck(const UpdateResult& result) {
     }
   }
   if (absl::Status s = SaveState(); !s.ok()) Log(LogLevel::kError, std::string(s.message()));
-  std::string output(absl::StripAsciiWhitespace(run.output));
   Log(health == v1::HEALTH_HEALTHY ? LogLevel::kInfo : LogLevel::kError,
       absl::StrCat("--health-check: ", absl::StrJoin(checked, ", "),
                    health == v1::HEALTH_HEALTHY ? " healthy" : " UNHEALTHY", " (",
-                   run.Describe(options_.health_timeout), output.empty() ? "" : ": ",
-                   output.substr(0, 512), ")"));
+                   run.Summary(options_.health_timeout, 512), ")"));
 }
 
 void PatternAgent::Run(absl::Notification* stop) {

@@ -17,18 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${1:-2200000}
-scripts/install-deps.sh
-cmake -S . -B build -G Ninja >/dev/null
-cmake --build build >/dev/null
-B=$PWD/build/bin
-W=$(mktemp -d /tmp/sigrelay-bigpattern.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
+. bench/lib.sh
+bench_init bigpattern
 
 wait_file() { for _ in $(seq 1 600); do [ -s "$1" ] && return; sleep 0.05; done; echo "no $1" >&2; exit 1; }
 hwm_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }

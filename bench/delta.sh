@@ -12,12 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${1:-400000}
 VERSIONS=${2:-5}
-scripts/install-deps.sh
-cmake -S . -B build -G Ninja >/dev/null
-cmake --build build >/dev/null
-CTL=$PWD/build/bin/sigrelayctl
-W=$(mktemp -d /tmp/sigrelay-bench.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+. bench/lib.sh
+bench_init delta
+CTL=$B/sigrelayctl
 
 "$CTL" gen-pattern --records "$RECORDS" --seed 1 --out "$W/v1"
 for i in $(seq 2 "$VERSIONS"); do

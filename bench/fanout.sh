@@ -27,22 +27,12 @@ RECORDS=${1:-300000}
 shift || true
 NS=("$@")
 [ ${#NS[@]} -gt 0 ] || NS=(1000 10000)
-scripts/install-deps.sh
-cmake -S . -B build -G Ninja >/dev/null
-cmake --build build >/dev/null
-B=$PWD/build/bin
-W=$(mktemp -d /tmp/sigrelay-fanout.XXXXXX)
+. bench/lib.sh
+bench_init fanout
 SERVER_CPU="taskset -c 0"
 CLIENT_CPU="taskset -c 1"
 [ "$(nproc)" -ge 2 ] || { SERVER_CPU=""; CLIENT_CPU=""; }
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
+BENCH_CLEANUP='[ ! -f "$W/nginx.pid" ] || kill "$(cat "$W/nginx.pid")" 2>/dev/null'
 
 wait_file() { for _ in $(seq 1 400); do [ -s "$1" ] && return; sleep 0.05; done; echo "no $1" >&2; exit 1; }
 json_num() { grep -o "\"$2\":[0-9.e+-]*" <<<"$1" | head -1 | cut -d: -f2; }

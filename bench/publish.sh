@@ -15,18 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${1:-300000}
-scripts/install-deps.sh
-cmake -S . -B build -G Ninja >/dev/null
-cmake --build build >/dev/null
-B=$PWD/build/bin
-W=$(mktemp -d /tmp/sigrelay-publish.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
+. bench/lib.sh
+bench_init publish
 json_num() { grep -o "\"$2\":[0-9.e+-]*" <<<"$1" | head -1 | cut -d: -f2; }
 now() { date +%s.%N; }
 since() { awk -v a="$(now)" -v b="$1" 'BEGIN{printf "%.2f", a-b}'; }

@@ -13,18 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${1:-300000}
 AGENTS=${2:-100}
-scripts/install-deps.sh
-cmake -S . -B build -G Ninja >/dev/null
-cmake --build build >/dev/null
-B=$PWD/build/bin
-W=$(mktemp -d /tmp/sigrelay-tree.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
+. bench/lib.sh
+bench_init tree
 
 "$B/sigrelayctl" gen-pattern --records "$RECORDS" --seed 1 --out "$W/v1"
 "$B/sigrelayctl" gen-pattern --from "$W/v1" --churn 0.5 --seed 3 --out "$W/v3"

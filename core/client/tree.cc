@@ -174,10 +174,12 @@ absl::Status WriteCurrent(const std::string& dir, const v1::ComponentEntry& entr
   if (absl::Status s = MakeDirs(dir + "/current"); !s.ok()) return s;
   absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(path);
   if (!out.ok()) return out.status();
-  const absl::string_view bytes = (*from)->view();
-  constexpr size_t kPiece = 1 << 20;
-  for (size_t at = 0; at < bytes.size(); at += kPiece) {
-    if (absl::Status s = (*out)->Write(bytes.substr(at, kPiece)); !s.ok()) return s;
+  MappedFile* blob_file = from->get();
+  if (absl::Status s =
+          WriteInPieces(blob_file->view(), out->get(), 1 << 20, IncrementalCodec::kTrimEvery,
+                        [blob_file] { blob_file->Trim(); });
+      !s.ok()) {
+    return s;
   }
   const int64_t stamp = absl::ToUnixSeconds(absl::Now()) + 1;
   const timespec times[2] = {{stamp, 0}, {stamp, 0}};

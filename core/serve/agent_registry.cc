@@ -167,11 +167,10 @@ absl::Status AgentRegistry::Report(
     // Version 0: not an agent "at 0".
     if (cv.version() != 0) {
       fresh.emplace_back(id->second, cv.version());
-      if (cv.health() == v1::HEALTH_HEALTHY)
-        fresh.emplace_back(id->second | kHealthy, cv.version());
-      if (cv.health() == v1::HEALTH_UNHEALTHY) {
-        fresh.emplace_back(id->second | kUnhealthy, cv.version());
-      }
+      const ComponentId health = cv.health() == v1::HEALTH_HEALTHY     ? kHealthy
+                                 : cv.health() == v1::HEALTH_UNHEALTHY ? kUnhealthy
+                                                                       : 0;
+      if (health != 0) fresh.emplace_back(id->second | health, cv.version());
     }
     if (cv.refused_version() != 0) {
       const std::pair<ComponentId, uint32_t> refused(id->second | kRefused, cv.refused_version());

@@ -653,7 +653,7 @@ absl::Status UpdateServiceImpl::OnFleetReport(
     k.set_refused(std::min(c.refused(), cap));
   }
   absl::MutexLock lock(&fleet_mu_);
-  if (kept.empty() && fleet.empty()) {
+  if (kept.empty()) {
     downstream_fleet_.erase(stream);
   } else {
     downstream_fleet_[stream] = std::move(kept);
