@@ -19,6 +19,7 @@ if [ "$mode" != build ]; then
     zstd clang-format clang iproute2 procps util-linux python3 openssl
     xdelta3 time nginx-light libnginx-mod-stream wrk tinyproxy dnsmasq-base chromium systemd
     clamav clamav-daemon clamdscan clamav-freshclam
+    gdb  # a test child that hangs has its stacks printed before it is killed
   )
   # Node.js and npm for the browser test: the machine's own when it has them.
   command -v npm >/dev/null || packages+=(nodejs npm)

@@ -1,8 +1,10 @@
 #include "tests/testutil/testutil.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,15 +74,44 @@ int DecodeStatus(int status) {
   return -1;
 }
 
+// Waits for `pid` to exit, at most `timeout`. A child still running then
+// hangs: the stacks of its threads go to stderr (through gdb when it is
+// installed) and it is SIGKILLed, so the test fails saying where it hung,
+// not at ctest's timeout with nothing to go on.
+int WaitBounded(pid_t pid, const std::string& what, absl::Duration timeout) {
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd >= 0) {
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+      pollfd p = {pidfd, POLLIN, 0};
+      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) == 0) {
+        fprintf(stderr, "[testutil] %s (pid %d) still running after %s; its stacks:\n",
+                what.c_str(), pid, absl::FormatDuration(timeout).c_str());
+        std::string cmd = absl::StrCat("gdb -p ", pid,
+                                       " -batch -ex 'thread apply all bt 30' 2>/dev/null"
+                                       " | grep -E '^(Thread|#)' >&2");
+        if (system(cmd.c_str()) != 0) fprintf(stderr, "[testutil] (no gdb to show them)\n");
+        kill(pid, SIGKILL);
+        break;
+      }
+      if (p.revents != 0) break;
+    }
+    close(pidfd);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
 }  // namespace
 
 int RunCommand(const std::vector<std::string>& argv, std::string* output) {
   char path[] = "/tmp/sigrelay-cmd-XXXXXX";
   int fd = mkstemp(path);
   pid_t pid = Spawn(argv, fd);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  int status = WaitBounded(pid, argv[0], absl::Minutes(2));
   close(fd);
   if (output != nullptr) {
     std::ifstream in(path);
@@ -99,7 +130,7 @@ std::string BinDir() {
   return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
 }
 
-ChildProcess::ChildProcess(std::vector<std::string> argv) {
+ChildProcess::ChildProcess(std::vector<std::string> argv) : argv0_(argv.at(0)) {
   char path[] = "/tmp/sigrelay-child-XXXXXX";
   int fd = mkstemp(path);
   log_path_ = path;
@@ -132,10 +163,7 @@ void ChildProcess::Kill(int signal) {
 
 int ChildProcess::Wait() {
   if (status_ != -1) return status_;
-  int status = 0;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
-  status_ = DecodeStatus(status);
+  status_ = DecodeStatus(WaitBounded(pid_, argv0_, absl::Minutes(2)));
   return status_;
 }
 

@@ -34,7 +34,9 @@ class TempDir {
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout = absl::Seconds(10));
 
 // Runs argv to completion; returns its exit status (-1 when it did not exit
-// normally) and appends its stdout and stderr to *output when given.
+// normally) and appends its stdout and stderr to *output when given. A
+// command still running after 2 minutes hangs: its stacks go to stderr and
+// it is killed.
 int RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr);
 
 // The directory holding sigrelay's binaries (SIGRELAY_BIN_DIR, set by ctest).
@@ -52,11 +54,14 @@ class ChildProcess {
   pid_t pid() const { return pid_; }
   bool Running();
   void Kill(int signal);
-  // Waits for exit; returns the exit status or 128+signal.
+  // Waits for exit; returns the exit status or 128+signal. A child still
+  // running after 2 minutes hangs: its stacks go to stderr and it is
+  // killed (137).
   int Wait();
   std::string Output() const;
 
  private:
+  std::string argv0_;
   pid_t pid_ = -1;
   int status_ = -1;
   std::string log_path_;
