@@ -19,6 +19,8 @@
 #include "core/client/manifest_check.h"
 #include "core/client/rebuild.h"
 #include "core/model/component.h"
+#include "core/model/manifest.h"
+#include "core/model/rollout.h"
 
 namespace sigrelay {
 // ------------------------------------------------------------------ Agent
@@ -70,6 +72,13 @@ class Agent {
     for (int i = 1; i < failures && d < fleet_->options_.max_backoff; ++i) d *= 2;
     d = std::min(d, fleet_->options_.max_backoff);
     return d * std::uniform_real_distribution<double>(0.5, 1.5)(rng_);
+  }
+  // What this agent may install of `component` (its ring's admitted
+  // version while it rolls out), or nullptr.
+  const v1::ComponentEntry* TargetLocked(absl::string_view component) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const v1::ComponentEntry* e = latest_ ? FindEntry(*latest_, component) : nullptr;
+    return e == nullptr ? nullptr : &AdmittedEntry(*e, id_, fleet_->options_.ring);
   }
   bool Selected(const std::string& component) const {
     const auto& c = fleet_->options_.components;
@@ -318,10 +327,14 @@ void Agent::OpenWatch() {
 v1::WatchRequest Agent::StatusLocked() const {
   v1::WatchRequest status;
   if (fleet_->options_.report) status.set_agent_id(id_);
+  status.set_ring(fleet_->options_.ring);
   for (const auto& [component, held] : held_) {
     v1::ComponentVersion* cv = status.add_versions();
     cv->set_component(component);
     cv->set_version(held.version);
+    if (const v1::ComponentEntry* e = latest_ ? FindEntry(*latest_, component) : nullptr) {
+      cv->set_ring(RingName(*e, id_, fleet_->options_.ring));
+    }
     // Played health: the first `unhealthy` per cent of agents (by index)
     // report every version they hold unhealthy, the rest healthy.
     if (fleet_->options_.unhealthy >= 0 && held.version != 0) {
@@ -349,13 +362,23 @@ void Agent::OnPush(const v1::WatchResponse& push) {
   absl::MutexLock lock(&mu_);
   watch_failures_ = 0;
   if (latest_ && (*manifest)->serial() <= latest_->serial()) return;  // no rollback
+  // A new rollout puts this agent in a ring: reported even when it
+  // installs nothing (the gate counts every agent of a ring).
+  for (const auto& [component, held] : held_) {
+    const v1::ComponentEntry* was = latest_ ? FindEntry(*latest_, component) : nullptr;
+    const v1::ComponentEntry* now = FindEntry(**manifest, component);
+    if ((was ? RingName(*was, id_, fleet_->options_.ring) : "") !=
+        (now ? RingName(*now, id_, fleet_->options_.ring) : "")) {
+      reported_ = false;
+    }
+  }
   latest_ = std::move(*manifest);
   // Incrementals pushed with the manifest: taken when they apply to what
   // this agent holds, checked exactly like a fetched one.
   bool changed = false;
   for (const v1::FetchResponse& p : push.payloads()) {
     const v1::FetchHeader& h = p.header();
-    const v1::ComponentEntry* e = FindEntry(*latest_, h.component());
+    const v1::ComponentEntry* e = TargetLocked(h.component());
     auto it = held_.find(h.component());
     if (fetch_pending_ || e == nullptr || !Selected(h.component()) || it == held_.end()) continue;
     // Held to the signed incremental exactly as a fetched one.
@@ -395,8 +418,9 @@ void Agent::OnWatchEnded(WatchCall* call, const grpc::Status& s) {
 
 void Agent::MaybeFetchLocked() {
   if (fetch_pending_ || !latest_ || fleet_->stopping_) return;
-  for (const v1::ComponentEntry& e : latest_->components()) {
-    if (!Selected(e.name())) continue;
+  for (const v1::ComponentEntry& offered : latest_->components()) {
+    if (!Selected(offered.name())) continue;
+    const v1::ComponentEntry& e = *TargetLocked(offered.name());
     auto it = held_.find(e.name());
     if (it != held_.end() && it->second.version >= e.version()) continue;
     fetch_pending_ = true;
@@ -420,7 +444,7 @@ void Agent::StartFetch(const std::string& component) {
 }
 
 void Agent::StartFetchLocked(const std::string& component) {
-  const v1::ComponentEntry* entry = latest_ ? FindEntry(*latest_, component) : nullptr;
+  const v1::ComponentEntry* entry = TargetLocked(component);
   if (fleet_->stopping_ || entry == nullptr) {
     fetch_pending_ = false;
     return;
@@ -515,7 +539,7 @@ void Agent::CheckConvergedLocked() {
     for (const v1::ComponentEntry& e : latest_->components()) {
       if (!Selected(e.name())) continue;
       auto it = held_.find(e.name());
-      if (it == held_.end() || it->second.version < e.version()) return;
+      if (it == held_.end() || it->second.version < TargetLocked(e.name())->version()) return;
     }
   }
   converged_ = true;

@@ -57,6 +57,9 @@ struct FleetOptions {
   // Agents report health for the versions they hold: this per cent of them
   // (the lowest indexes) unhealthy, the rest healthy; -1: no health.
   double unhealthy = -1;
+  // The staged-rollout ring every agent puts itself in; empty: each by its
+  // id's hash.
+  std::string ring;
   TlsFiles tls;  // TLS to the server when tls.ca is set
   // The fleet's trust floor across runs (core/client client_state): a
   // manifest older than, or conflicting with, the newest one accepted in an

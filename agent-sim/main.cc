@@ -97,6 +97,8 @@ int Main(int argc, char** argv) {
   flags.Add("unhealthy", &o.unhealthy, "PCT",
             "agents report health for what they hold: PCT per cent unhealthy, the rest healthy "
             "(default: no health reported)");
+  flags.Add("ring", &o.ring, "NAME",
+            "every agent is in this staged-rollout ring (default: each by its id's hash)");
   flags.Add("id-prefix", &o.id_prefix, "P",
             "agent i reports the id P<i> (default sim-); fleets sharing a relay need distinct "
             "prefixes, or the relay counts them as the same agents");

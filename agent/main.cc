@@ -143,6 +143,10 @@ int Main(int argc, char** argv) {
             "shell command run after each update that installed something (after --on-update, "
             "same environment): exit 0 reports the installed versions healthy to the relay, "
             "anything else unhealthy (the relays sum these up to the origin)");
+  flags.Add("ring", &o.ring, "NAME",
+            "the staged-rollout ring of this machine (a canary: --ring canary); by default the "
+            "ring its agent id's hash falls in. A version reaches it once the origin admits its "
+            "ring");
   flags.Add("health-timeout", &o.health_timeout,
             "a --health-check running longer is killed: unhealthy (default 60s)");
   flags.AddBool("once", &once,

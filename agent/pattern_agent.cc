@@ -23,6 +23,7 @@
 #include "core/client/manifest_check.h"
 #include "core/client/rebuild.h"
 #include "core/client/tree.h"
+#include "core/model/rollout.h"
 
 namespace sigrelay {
 namespace {
@@ -173,11 +174,21 @@ absl::Status PatternAgent::Open() {
 v1::WatchRequest PatternAgent::Report() const {
   v1::WatchRequest r;
   r.set_agent_id(agent_id_);
+  r.set_ring(options_.ring);
+  std::optional<v1::Manifest> manifest;
+  if (state_.has_manifest()) {
+    if (absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(state_.manifest()); m.ok()) {
+      manifest = std::move(*m);
+    }
+  }
   for (const std::string& c : options_.components) {
     v1::ComponentVersion* v = r.add_versions();
     v->set_component(c);
     v->set_version(held_.at(c).version);
     v->set_health(held_.at(c).health);
+    if (const v1::ComponentEntry* e = manifest ? FindEntry(*manifest, c) : nullptr) {
+      v->set_ring(RingName(*e, agent_id_, options_.ring));
+    }
     if (const v1::RefusedFile* refused = RefusalOf(c)) {
       v->set_refused_version(refused->version());
       v->set_refused_reason(refused->reason().substr(0, 512));
@@ -232,10 +243,14 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManif
     if (absl::Status s = SaveState(); !s.ok()) return s;
   }
   for (const std::string& c : options_.components) {
-    const v1::ComponentEntry* entry = FindEntry(offer->manifest, c);
-    if (entry == nullptr) continue;  // not published (yet)
+    const v1::ComponentEntry* offered_entry = FindEntry(offer->manifest, c);
+    if (offered_entry == nullptr) continue;  // not published (yet)
+    // A version rolling out ring by ring is taken once the origin admits
+    // this agent's ring, whatever a relay pushes.
+    const v1::ComponentEntry* entry = &AdmittedEntry(*offered_entry, agent_id_, options_.ring);
     const Held held = held_[c];
     if (held.version == entry->version() && held.sha256 == entry->sha256()) continue;
+    if (entry != offered_entry && held.version >= entry->version()) continue;
     if (const v1::RefusedFile* refused = RefusalOf(c); refused != nullptr &&
                                                        refused->version() == entry->version() &&
                                                        refused->sha256() == entry->sha256()) {
@@ -493,7 +508,8 @@ void PatternAgent::Run(absl::Notification* stop) {
     }
     if (grpc_source != nullptr) {
       auto stub = v1::UpdateService::NewStub(*grpc_source->Channel());
-      WatchStream watch(stub.get(), Report());
+      v1::WatchRequest reported = Report();
+      WatchStream watch(stub.get(), reported);
       {
         absl::MutexLock lock(&mu_);
         watch_ = &watch;
@@ -511,9 +527,13 @@ void PatternAgent::Run(absl::Notification* stop) {
           break;
         }
         backoff = absl::Seconds(1);  // this server works
-        if (!r->installed.empty() || r->refused_now) {
-          AfterInstall(*r);
-          watch.Report(Report());
+        if (!r->installed.empty() || r->refused_now) AfterInstall(*r);
+        // Also when only the rollout rings changed: the gate counts agents
+        // per ring, those held back too.
+        if (v1::WatchRequest now = Report();
+            now.SerializeAsString() != reported.SerializeAsString()) {
+          reported = now;
+          watch.Report(std::move(now));
         }
       }
       absl::MutexLock lock(&mu_);

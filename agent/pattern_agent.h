@@ -63,6 +63,9 @@ struct PatternAgentOptions {
   // healthy on the Watch stream, anything else (or the timeout) unhealthy.
   std::string health_check;
   absl::Duration health_timeout = absl::Seconds(60);
+  // The staged-rollout ring this machine is in, when an operator chose it
+  // (a canary); empty: the ring its id's hash falls in.
+  std::string ring;
   ChannelOptions channel;  // TLS, proxy
   absl::Duration max_backoff = absl::Minutes(5);
   // How often a static tree (http(s):// or file:// server, which cannot

@@ -27,6 +27,7 @@
 #include "core/client/tree.h"
 #include "core/model/delta_codec.h"
 #include "core/model/manifest.h"
+#include "core/model/rollout.h"
 #include "ctl/pattern_gen.h"
 #include "ctl/root_command.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
@@ -39,7 +40,13 @@ constexpr char kSynopsis[] =
     R"(sigrelayctl [--data-dir DIR | --server HOST:PORT --admin ADDR --token-file F] COMMAND ...
 
 commands:
-  publish COMPONENT FILE        upload FILE as the next version (origin; needs --token-file)
+  publish COMPONENT FILE [--rollout PLAN]
+                                upload FILE as the next version (origin; needs --token-file);
+                                PLAN: none, staged, or canary=1%:30m,early=10%:1h,broad (default:
+                                the origin's --rollout)
+  rollout status|promote|halt|resume COMPONENT [--reason TEXT]
+                                origin: a staged rollout's rings and counts, or admit the next
+                                ring now, halt it, resume it (needs --token-file)
   status [--json]               components served; with --token-file also the node's own state
                                 (a relay's upstream, schedule, download counters and agents)
   withdraw COMPONENT VERSION [--reason TEXT]
@@ -88,6 +95,7 @@ struct Options {
   std::string data_dir;  // where server, admin and token are read from
   std::string token_file;
   bool json = false;
+  std::string rollout;  // publish: this version's plan ("": the origin's)
   uint32_t have = 0;
   uint32_t want = 0;
   uint32_t offset = 0;
@@ -176,7 +184,10 @@ absl::Status OpenAdmin(const Options& o, absl::Duration deadline, AdminCall* cal
 
 absl::Status Publish(const Options& o, const std::vector<std::string>& args) {
   if (args.size() != 2) {
-    return absl::InvalidArgumentError("usage: sigrelayctl publish COMPONENT FILE");
+    return absl::InvalidArgumentError("usage: sigrelayctl publish COMPONENT FILE [--rollout PLAN]");
+  }
+  if (absl::StatusOr<std::vector<v1::Ring>> plan = ParseRolloutPlan(o.rollout); !plan.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--rollout: ", plan.status().message()));
   }
   const std::string& component = args[0];
   const std::string& path = args[1];
@@ -194,7 +205,9 @@ absl::Status Publish(const Options& o, const std::vector<std::string>& args) {
   auto writer = call.stub->Publish(&ctx, &response);
   v1::PublishRequest req;
   req.set_component(component);
+  req.set_rollout(o.rollout);
   bool open_stream = writer->Write(req);
+  req.clear_rollout();
   std::string buf(1 << 20, '\0');
   while (open_stream) {
     ssize_t n = read(fd, buf.data(), buf.size());
@@ -216,6 +229,27 @@ absl::Status Publish(const Options& o, const std::vector<std::string>& args) {
             << "\n"
             << response.component() << " " << response.version() << std::endl;
   return absl::OkStatus();
+}
+
+void PrintRollout(const v1::RolloutStatus& r) {
+  std::cout << "rollout: " << r.component() << " " << r.version() << " "
+            << (r.state() == "halted" ? "HALTED" : "rolling out") << " (" << r.plan()
+            << "; rings not admitted keep " << r.component() << " " << r.previous_version() << ")"
+            << (r.reason().empty() ? "" : absl::StrCat(": ", r.reason())) << "\n";
+  for (const v1::RingStatus& g : r.rings()) {
+    std::cout << "  ring " << g.name() << (g.admitted() ? " admitted" : " waiting") << ": "
+              << g.agents() << " agents, " << g.installed() << " on " << r.version() << ", "
+              << g.healthy() << " healthy, " << g.unhealthy() << " unhealthy, " << g.silent()
+              << " silent\n";
+  }
+}
+
+void PrintDecision(const v1::RolloutDecision& d) {
+  std::cout << "rollout decision "
+            << absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixSeconds(d.decided_unix()),
+                                absl::UTCTimeZone())
+            << ": " << d.component() << " " << d.version() << " " << d.action() << " " << d.ring()
+            << " (" << d.evidence() << ")\n";
 }
 
 absl::Status Status(const Options& o) {
@@ -314,9 +348,26 @@ absl::Status Status(const Options& o) {
         fleet.push_back(absl::StrCat("{\"component\":", JsonQuote(c.component()),
                                      ",\"version\":", c.version(), ",\"agents\":", c.agents(),
                                      ",\"healthy\":", c.healthy(), ",\"unhealthy\":", c.unhealthy(),
-                                     ",\"refused\":", c.refused(), "}"));
+                                     ",\"refused\":", c.refused(),
+                                     ",\"ring\":", JsonQuote(c.ring()), "}"));
       }
       absl::StrAppend(&out, ",\"fleet\":[", absl::StrJoin(fleet, ","), "]");
+      std::vector<std::string> rollouts;
+      for (const v1::RolloutStatus& r : node.rollouts()) {
+        std::vector<std::string> rings;
+        for (const v1::RingStatus& g : r.rings()) {
+          rings.push_back(absl::StrCat(
+              "{\"name\":", JsonQuote(g.name()), ",\"admitted\":", g.admitted() ? "true" : "false",
+              ",\"agents\":", g.agents(), ",\"installed\":", g.installed(), ",\"healthy\":",
+              g.healthy(), ",\"unhealthy\":", g.unhealthy(), ",\"silent\":", g.silent(), "}"));
+        }
+        rollouts.push_back(absl::StrCat(
+            "{\"component\":", JsonQuote(r.component()), ",\"version\":", r.version(),
+            ",\"previous_version\":", r.previous_version(), ",\"state\":", JsonQuote(r.state()),
+            ",\"reason\":", JsonQuote(r.reason()), ",\"plan\":", JsonQuote(r.plan()),
+            ",\"rings\":[", absl::StrJoin(rings, ","), "]}"));
+      }
+      absl::StrAppend(&out, ",\"rollouts\":[", absl::StrJoin(rollouts, ","), "]");
       absl::StrAppend(&out, ",\"stale_versions\":[", absl::StrJoin(stale, ","),
                       "],\"connections_refused\":{", absl::StrJoin(refused, ","),
                       "},\"agents_refused\":[", absl::StrJoin(refusing, ","), "]");
@@ -423,14 +474,17 @@ absl::Status Status(const Options& o) {
     }
     for (const v1::FleetCount& c : node.fleet()) {
       std::cout << "fleet (this node and every relay below): " << c.component() << " "
-                << c.version() << ": " << c.agents() << " agents (" << c.healthy() << " healthy, "
-                << c.unhealthy() << " unhealthy)"
+                << c.version() << (c.ring().empty() ? "" : absl::StrCat(" ring ", c.ring())) << ": "
+                << c.agents() << " agents (" << c.healthy() << " healthy, " << c.unhealthy()
+                << " unhealthy)"
                 << (c.refused() > 0 ? absl::StrCat(", refused by ", c.refused()) : "") << "\n";
     }
     for (const v1::AgentVersionCount& c : node.agents_refused()) {
       std::cout << "REFUSED by " << c.agents() << " agent(s)' own check: " << c.component() << " "
                 << c.version() << " (last reason: " << c.refused_reason() << ")\n";
     }
+    for (const v1::RolloutStatus& r : node.rollouts()) PrintRollout(r);
+    for (const v1::RolloutDecision& d : node.rollout_decisions()) PrintDecision(d);
   }
   return absl::OkStatus();
 }
@@ -570,6 +624,31 @@ absl::Status Withdraw(const Options& o, const std::vector<std::string>& args) {
               << " with the content of " << r.content_of();
   }
   std::cout << std::endl;
+  return absl::OkStatus();
+}
+
+absl::Status Rollout(const Options& o, const std::vector<std::string>& args) {
+  if (args.size() != 2 ||
+      (args[0] != "status" && args[0] != "promote" && args[0] != "halt" && args[0] != "resume")) {
+    return absl::InvalidArgumentError(
+        "usage: sigrelayctl rollout status|promote|halt|resume COMPONENT [--reason TEXT]");
+  }
+  AdminCall call;
+  if (absl::Status a = OpenAdmin(o, absl::Seconds(30), &call); !a.ok()) return a;
+  v1::RolloutRequest req;
+  req.set_action(args[0]);
+  req.set_component(args[1]);
+  req.set_reason(o.reason);
+  v1::RolloutResponse r;
+  grpc::Status s = call.stub->Rollout(&call.ctx, req, &r);
+  if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    return absl::FailedPreconditionError(
+        "rollouts are run at the origin; relays carry what it signs");
+  }
+  if (!s.ok()) return WithServer(o, s);
+  std::cout << r.message() << "\n";
+  if (r.has_status()) PrintRollout(r.status());
+  std::cout << std::flush;
   return absl::OkStatus();
 }
 
@@ -713,7 +792,10 @@ int Main(int argc, char** argv) {
             "proxy: comma list of upstream hosts reached directly");
   flags.AddBool("clear", &o.clear, "proxy: no proxy any more");
   flags.Add("reason", &o.reason, "TEXT",
-            "withdraw: why (signed into the manifest, shown in status)");
+            "withdraw, rollout: why (signed into the manifest, shown in status)");
+  flags.Add("rollout", &o.rollout, "PLAN",
+            "publish: how this version reaches agents: none, staged, or "
+            "canary=1%:30m[:95%],early=10%:1h,broad (default: the origin's --rollout)");
   flags.AddRepeated("key", &o.root.keys, "PUB", "root create/rotate: a public key of the root");
   flags.Add("threshold", &o.root.threshold, "N",
             "root create/rotate: signatures of the root's keys each next root needs (default 1)");
@@ -747,6 +829,8 @@ int Main(int argc, char** argv) {
       result = Schedule(o, args);
     } else if (command == "withdraw") {
       result = Withdraw(o, args);
+    } else if (command == "rollout") {
+      result = Rollout(o, args);
     } else if (command == "pushing") {
       result = Pushing(o, args);
     } else if (command == "proxy") {

@@ -10,6 +10,7 @@
 #include "core/base/log.h"
 #include "core/model/component.h"
 #include "core/model/manifest.h"
+#include "core/model/rollout.h"
 #include "core/serve/status_report.h"
 
 namespace sigrelay {
@@ -54,6 +55,14 @@ class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> 
         return;
       }
       component_ = request_.component();
+      if (!request_.rollout().empty()) {
+        absl::StatusOr<std::vector<v1::Ring>> plan = ParseRolloutPlan(request_.rollout());
+        if (!plan.ok()) {
+          Fail(ToGrpcStatus(plan.status()));
+          return;
+        }
+        plan_ = std::move(*plan);
+      }
     } else if (request_.has_data()) {
       if (component_.empty()) {
         Fail(grpc::StatusCode::INVALID_ARGUMENT,
@@ -118,7 +127,8 @@ class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> 
     // Publishing computes incrementals: minutes of CPU for big files, so it
     // runs on the worker, never inside a reaction.
     admin_->worker_.Post([this] {
-      absl::StatusOr<v1::PublishResponse> r = admin_->publisher_->Publish(component_, spool_path_);
+      absl::StatusOr<v1::PublishResponse> r =
+          admin_->publisher_->Publish(component_, spool_path_, plan_ ? &*plan_ : nullptr);
       if (!r.ok()) {
         Fail(ToGrpcStatus(r.status()));
         return;
@@ -132,13 +142,29 @@ class PublishReactor final : public grpc::ServerReadReactor<v1::PublishRequest> 
   v1::PublishResponse* const response_;
   v1::PublishRequest request_;
   std::string component_;
+  std::optional<std::vector<v1::Ring>> plan_;  // the upload's own rollout plan
   std::string spool_path_;
   int fd_ = -1;
   uint64_t received_ = 0;
 };
 
-OriginAdminService::OriginAdminService(Node* node, Publisher* publisher, std::string spool_dir)
-    : node_(node), publisher_(publisher), spool_dir_(std::move(spool_dir)) {}
+OriginAdminService::OriginAdminService(Node* node, Publisher* publisher, RolloutGate* gate,
+                                       std::string spool_dir)
+    : node_(node), publisher_(publisher), gate_(gate), spool_dir_(std::move(spool_dir)) {}
+
+grpc::ServerUnaryReactor* OriginAdminService::Rollout(grpc::CallbackServerContext* context,
+                                                      const v1::RolloutRequest* request,
+                                                      v1::RolloutResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!node_->token()->Admit(context, reactor)) return reactor;
+  // A change signs a manifest: on the worker, never inside a reaction.
+  worker_.Post([this, request, response, reactor] {
+    absl::StatusOr<v1::RolloutResponse> r = gate_->Act(*request);
+    if (r.ok()) *response = std::move(*r);
+    reactor->Finish(ToGrpcStatus(r.status()));
+  });
+  return reactor;
+}
 
 grpc::ServerReadReactor<v1::PublishRequest>* OriginAdminService::Publish(
     grpc::CallbackServerContext* context, v1::PublishResponse* response) {
@@ -171,6 +197,7 @@ grpc::ServerUnaryReactor* OriginAdminService::GetStatus(grpc::CallbackServerCont
   response->set_listener_security(node_->options().ListenerSecurity());
   response->set_admin_refused(node_->token()->refused());
   response->set_root_version(publisher_->root_version());
+  gate_->FillStatus(response);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

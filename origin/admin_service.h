@@ -9,6 +9,7 @@
 #include "core/base/serial_executor.h"
 #include "core/serve/node.h"
 #include "origin/publisher.h"
+#include "origin/rollout_gate.h"
 #include "sigrelay/v1/admin.grpc.pb.h"
 
 namespace sigrelay {
@@ -16,7 +17,7 @@ namespace sigrelay {
 class OriginAdminService final : public v1::AdminService::CallbackService {
  public:
   // Uploads are spooled under `spool_dir`. All pointers must outlive this.
-  OriginAdminService(Node* node, Publisher* publisher, std::string spool_dir);
+  OriginAdminService(Node* node, Publisher* publisher, RolloutGate* gate, std::string spool_dir);
 
   grpc::ServerReadReactor<v1::PublishRequest>* Publish(grpc::CallbackServerContext* context,
                                                        v1::PublishResponse* response) override;
@@ -31,11 +32,15 @@ class OriginAdminService final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* Withdraw(grpc::CallbackServerContext* context,
                                      const v1::WithdrawRequest* request,
                                      v1::WithdrawResponse* response) override;
+  grpc::ServerUnaryReactor* Rollout(grpc::CallbackServerContext* context,
+                                    const v1::RolloutRequest* request,
+                                    v1::RolloutResponse* response) override;
 
  private:
   friend class PublishReactor;
   Node* const node_;
   Publisher* const publisher_;
+  RolloutGate* const gate_;
   const std::string spool_dir_;
   SerialExecutor worker_;  // last: drained before the members above go
 };

@@ -20,10 +20,12 @@
 #include "core/client/fetch_client.h"
 #include "core/client/grpc_source.h"
 #include "core/model/manifest.h"
+#include "core/model/rollout.h"
 #include "core/model/trust_root.h"
 #include "core/serve/node.h"
 #include "origin/admin_service.h"
 #include "origin/publisher.h"
+#include "origin/rollout_gate.h"
 #include "origin/tree_publisher.h"
 
 namespace sigrelay {
@@ -73,6 +75,8 @@ int Main(int argc, char** argv) {
   TlsFiles resume_tls;
   PublisherOptions options;
   std::vector<std::string> components;
+  std::string rollout = "none";
+  bool auto_withdraw = false;
   FlagParser flags("sigrelay-origin",
                    "sigrelay-origin --data-dir DIR --listen HOST:PORT [--listen ...] [flags]");
   node_options.AddFlags(&flags);
@@ -124,6 +128,15 @@ int Main(int argc, char** argv) {
                     "a component this origin publishes; replaces the default six: virus, "
                     "smartscan-agent, damage-cleanup, intellitrap-exception, spyware and "
                     "outbreak-policy:full");
+  flags.Add(
+      "rollout", &rollout, "PLAN",
+      "how a publish reaches agents (sigrelayctl publish --rollout overrides it per "
+      "publish): none (everyone at once; the default), staged (canary 1% baking 30m, early "
+      "10% baking 1h, then broad; 95% of each ring healthy), or rings in order as "
+      "NAME=SHARE%:BAKE[:HEALTHY%] and the last as NAME alone: canary=1%:30m,early=10%:1h,broad");
+  flags.AddBool("auto-withdraw", &auto_withdraw,
+                "withdraw a version whose staged rollout halted on unhealthy reports: agents of "
+                "the admitted rings roll forward to the last good content");
   absl::Status parsed = ParseFlagsWithConfig(&flags, &node_options.config, argc, argv);
   if (flags.help_requested()) {
     std::cout << flags.Usage();
@@ -132,6 +145,10 @@ int Main(int argc, char** argv) {
   if (!parsed.ok()) return Fail(parsed);
   if (absl::Status s = node_options.Validate(); !s.ok()) return Fail(s);
   if (absl::Status s = options.policy.Validate(); !s.ok()) return Fail(s);
+  absl::StatusOr<std::vector<v1::Ring>> plan = ParseRolloutPlan(rollout);
+  if (!plan.ok())
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--rollout: ", plan.status().message())));
+  options.rollout = std::move(*plan);
   if (options.zstd_level < 0 || options.zstd_level > 22) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "--zstd-level ", options.zstd_level, " is outside zstd's levels 1..22 (or 0: auto)")));
@@ -210,7 +227,10 @@ int Main(int argc, char** argv) {
     if (absl::Status s = ResumeFrom(&publisher, resume_from, resume_tls); !s.ok()) return Fail(s);
   }
   if (absl::Status s = publisher.RefreshIfDue(); !s.ok()) return Fail(s);
-  auto admin = std::make_unique<OriginAdminService>(node->get(), &publisher, spool);
+  Node* const served = node->get();
+  RolloutGate gate(&publisher, [served] { return served->update()->FleetBySource(); },
+                   {.auto_withdraw = auto_withdraw});
+  auto admin = std::make_unique<OriginAdminService>(node->get(), &publisher, &gate, spool);
   if (absl::Status served = (*node)->Serve(admin.get()); !served.ok()) return Fail(served);
   Log(LogLevel::kInfo,
       absl::StrCat("sigrelay-origin serving on ", absl::StrJoin((*node)->bound(), ", "),

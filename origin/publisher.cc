@@ -11,6 +11,7 @@
 #include "core/base/log.h"
 #include "core/base/mapped_file.h"
 #include "core/client/rebuild.h"
+#include "core/model/rollout.h"
 
 namespace sigrelay {
 
@@ -82,11 +83,42 @@ absl::StatusOr<std::unique_ptr<StagedFile>> Publisher::Scratch(const std::string
 }
 
 absl::StatusOr<v1::PublishResponse> Publisher::Publish(const std::string& component,
-                                                       const std::string& path) {
+                                                       const std::string& path,
+                                                       const std::vector<v1::Ring>* plan) {
   absl::StatusOr<ComponentSpec> spec = options_.catalog.Find(component);
   if (!spec.ok()) return spec.status();
   absl::MutexLock lock(&mu_);
-  return PublishLocked(*spec, path, 0, 0);
+  return PublishLocked(*spec, path, 0, 0, plan != nullptr ? *plan : options_.rollout);
+}
+
+std::optional<v1::Manifest> Publisher::Current() const {
+  std::shared_ptr<const v1::SignedManifest> held = store_->CurrentManifest();
+  if (held == nullptr) return std::nullopt;
+  absl::StatusOr<v1::Manifest> m = ParseTrustedManifest(*held);
+  if (!m.ok()) return std::nullopt;
+  return std::move(*m);
+}
+
+absl::StatusOr<v1::ComponentEntry> Publisher::ChangeRollout(
+    const std::string& component, uint32_t version,
+    const std::function<absl::Status(v1::Rollout*)>& change) {
+  absl::MutexLock lock(&mu_);
+  std::optional<v1::Manifest> current = Current();
+  const v1::ComponentEntry* entry = current ? FindEntry(*current, component) : nullptr;
+  if (entry == nullptr || !entry->has_rollout() || (version != 0 && entry->version() != version)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(component, version != 0 ? absl::StrCat(" ", version) : "",
+                     " is not rolling out; nothing changed"));
+  }
+  v1::ComponentEntry next = *entry;
+  if (absl::Status s = change(next.mutable_rollout()); !s.ok()) return s;
+  if (next.rollout().admitted() >= static_cast<uint32_t>(next.rollout().rings_size())) {
+    next.clear_rollout();  // every ring admitted: the version is everyone's
+  }
+  absl::StatusOr<v1::SignedManifest> signed_manifest = SignNext(&*current, &next, 0);
+  if (!signed_manifest.ok()) return signed_manifest.status();
+  if (absl::Status s = store_->Commit({}, *signed_manifest); !s.ok()) return s;
+  return next;
 }
 
 namespace {
@@ -227,7 +259,8 @@ std::vector<absl::StatusOr<v1::FileRecord>> Publisher::EncodeAll(
 absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec& spec,
                                                              const std::string& path,
                                                              uint32_t forced_version,
-                                                             uint64_t serial_floor) {
+                                                             uint64_t serial_floor,
+                                                             const std::vector<v1::Ring>& rings) {
   const std::string& component = spec.name;
   absl::StatusOr<std::unique_ptr<MappedFile>> mapped = MappedFile::Open(path);
   if (!mapped.ok()) return mapped.status();
@@ -276,6 +309,23 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
   commit.full = *full;
   commit.retained = options_.policy.Retained(view->FullVersions(component), *version);
 
+  // Staged: the first ring takes this version; the others keep the last
+  // version that reached everyone, described whole so an agent that holds
+  // nothing can install it.
+  std::optional<v1::ComponentEntry> held_back;
+  if (rings.size() > 1 && newest != nullptr) {
+    held_back = newest->has_rollout() && newest->rollout().previous().version() != 0
+                    ? newest->rollout().previous()
+                    : *newest;
+    held_back->clear_rollout();
+    held_back->clear_incrementals();
+    held_back->clear_pending_incrementals();
+    if (std::find(commit.retained.begin(), commit.retained.end(), held_back->version()) ==
+        commit.retained.end()) {
+      commit.retained.push_back(held_back->version());
+    }
+  }
+
   v1::ComponentEntry entry;
   entry.set_name(component);
   entry.set_full_only(!spec.incrementals);
@@ -315,6 +365,13 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
     for (size_t i = now; i < from.size(); ++i) entry.add_pending_incrementals(from[i]);
     SortIncrementals(&entry);
   }
+  if (held_back) {
+    v1::Rollout* r = entry.mutable_rollout();
+    r->mutable_rings()->Add(rings.begin(), rings.end());
+    r->set_admitted(1);
+    r->set_admitted_unix(absl::ToUnixSeconds(clock_->Now()));
+    *r->mutable_previous() = std::move(*held_back);
+  }
   absl::StatusOr<v1::SignedManifest> signed_manifest =
       SignNext(previous ? &*previous : nullptr, &entry, serial_floor);
   if (!signed_manifest.ok()) return signed_manifest.status();
@@ -322,12 +379,18 @@ absl::StatusOr<v1::PublishResponse> Publisher::PublishLocked(const ComponentSpec
   if (!committed.ok()) return committed;
 
   Log(LogLevel::kInfo,
-      absl::StrCat("published ", component, " ", *version, " (", content.size(), " bytes, ",
-                   entry.incrementals_size(), " incrementals",
-                   entry.pending_incrementals().empty()
-                       ? ""
-                       : absl::StrCat(", ", entry.pending_incrementals_size(), " more to follow"),
-                   ")"),
+      absl::StrCat(
+          "published ", component, " ", *version, " (", content.size(), " bytes, ",
+          entry.incrementals_size(), " incrementals",
+          entry.pending_incrementals().empty()
+              ? ""
+              : absl::StrCat(", ", entry.pending_incrementals_size(), " more to follow"),
+          ")",
+          entry.has_rollout()
+              ? absl::StrCat("; rolling out to ring ", entry.rollout().rings(0).name(), " first (",
+                             FormatRolloutPlan(entry.rollout().rings()), "), the others keep ",
+                             component, " ", entry.rollout().previous().version())
+              : ""),
       {{"event", "publish"},
        {"component", component},
        {"version", absl::StrCat(*version)},

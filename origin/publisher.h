@@ -61,6 +61,9 @@ struct PublisherOptions {
   // 0: one round (as many as run at once). The rest follow in the
   // background. Tests that want every incremental at once set it high.
   size_t incrementals_first = 0;
+  // The rollout plan of a publish that names none (core/model/rollout.h);
+  // empty: every agent at once.
+  std::vector<v1::Ring> rollout;
 };
 
 // Thread-safe; publishes serialize.
@@ -75,8 +78,23 @@ class Publisher {
   // `component`. InvalidArgument for an unknown component, an empty file or
   // one over the size limit; AlreadyExists when it equals the newest version.
   // On any error nothing stored changes.
-  absl::StatusOr<v1::PublishResponse> Publish(const std::string& component,
-                                              const std::string& path);
+  // A version published with a rollout plan of two or more rings (`plan`,
+  // else options().rollout) reaches the first ring only; the others keep
+  // the last version that reached everyone (ChangeRollout widens it).
+  absl::StatusOr<v1::PublishResponse> Publish(const std::string& component, const std::string& path,
+                                              const std::vector<v1::Ring>* plan = nullptr);
+
+  // Changes the rollout of `component` (at `version`, 0: whichever) with
+  // `change` and signs the result; a rollout whose rings are all admitted
+  // ends (the entry goes to everyone). FailedPrecondition when it is not
+  // rolling out (or is at another version); `change`'s error otherwise,
+  // nothing signed then.
+  absl::StatusOr<v1::ComponentEntry> ChangeRollout(
+      const std::string& component, uint32_t version,
+      const std::function<absl::Status(v1::Rollout*)>& change);
+
+  // The newest signed manifest, parsed (nullopt before any publish).
+  std::optional<v1::Manifest> Current() const;
 
   // Re-signs the manifest with a higher serial and a fresh expiry once it
   // was issued `resign_every` ago, so a quiet origin never lets it go stale.
@@ -125,7 +143,8 @@ class Publisher {
   // Publishes the file at `path` as `forced_version` (0: the policy's next).
   absl::StatusOr<v1::PublishResponse> PublishLocked(const ComponentSpec& spec,
                                                     const std::string& path,
-                                                    uint32_t forced_version, uint64_t serial_floor)
+                                                    uint32_t forced_version, uint64_t serial_floor,
+                                                    const std::vector<v1::Ring>& rings = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // How many encodes of files of these sizes run at once within
   // options_.encode_memory, and the cap on the mapped pages they may hold

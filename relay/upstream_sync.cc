@@ -590,6 +590,29 @@ absl::StatusOr<UpstreamSync::Fetched> UpstreamSync::FetchComponent(
   // and seconds per hop). One the upstream cannot give intact is left out:
   // agents at that version get the full file, and the next sync tries again.
   out.commit.retained.push_back(e.version());
+  // A staged rollout's previous version, whole: what agents of the rings
+  // not yet admitted take (a relay that joined during the rollout fetches
+  // it).
+  if (e.has_rollout() && e.rollout().previous().version() != 0) {
+    const v1::ComponentEntry& prev = e.rollout().previous();
+    absl::StatusOr<v1::FileRecord> stored = view.Full(e.name(), prev.version());
+    absl::StatusOr<v1::FileRecord> r = stored.ok() && stored->sha256() == prev.sha256()
+                                           ? stored
+                                           : FetchToStore(i, ExpectedBody::Full(prev), writers);
+    if (!r.ok() && !UpstreamsFault(r.status())) return r.status();
+    if (r.ok()) {
+      if (!stored.ok() || stored->sha256() != prev.sha256()) {
+        out.commit.older_fulls.emplace_back(prev.version(), *r);
+      }
+      out.commit.retained.push_back(prev.version());
+    } else {
+      Log(LogLevel::kWarning,
+          absl::StrCat(r.status().message(), "; agents of rings not yet admitted to ", e.name(),
+                       " ", e.version(), " cannot take ", prev.version(),
+                       " here until the next sync"));
+      out.missing.push_back(absl::StrCat(e.name(), " ", prev.version()));
+    }
+  }
   for (const v1::IncrementalEntry& ie : e.incrementals()) {
     if (holds(ie.from_version())) out.commit.retained.push_back(ie.from_version());
     auto it = incrementals.find(ie.from_version());

@@ -65,7 +65,22 @@ TEST(BrowserTest, ConsoleSignInPublishUpdatePeriodAndProxy) {
   EXPECT_THAT(relay.output(), Not(HasSubstr(password)));
   EXPECT_THAT(origin.output(), Not(HasSubstr(password)));
 
+  // A staged rollout of virus 5 at the origin, seen and steered from its console.
+  testing::ChildProcess more({testing::BinDir() + "/sigrelay-agent-sim", "--server",
+                              relay.address(), "--agents", "40", "--origin-pubkey", pub,
+                              "--components", "virus", "--until", "virus=99", "--timeout", "60s",
+                              "--unhealthy", "0", "--id-prefix", "ring-"});
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::AdminStatus(relay).agents_reported() >= 40; },
+                               absl::Seconds(30)));
+  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work.path(), "p5", 0, 5, p3),
+                             {"--rollout", "canary=50%:1h,broad"}),
+            5u);
+  output.clear();
+  rc = testing::RunCommand({"node", script, "rollout", Url(origin), origin.token(), out}, &output);
+  EXPECT_EQ(rc, 0) << output;
+
   relay.Restart();
+  output.clear();
   rc = testing::RunCommand({"node", script, "restart", Url(relay), relay.token(), out}, &output);
   EXPECT_EQ(rc, 0) << output;
   EXPECT_THAT(relay.output(), Not(HasSubstr(password)));

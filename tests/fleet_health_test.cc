@@ -61,8 +61,8 @@ class FleetHealthTest : public ::testing::Test {
 };
 
 // origin <- L1 <- L2. Under L2, 20 simulated agents of which 25 % report
-// unhealthy; under L1, 10 healthy ones and a real sigrelay-agent whose
-// --health-check fails. The origin's status (and L1's) counts all 31 on
+// unhealthy and a real sigrelay-agent whose --health-check hangs; under
+// L1, 10 healthy ones. The origin's status (and L1's) counts all 31 on
 // version 1: 25 healthy, 6 unhealthy; after version 3, the simulated
 // all 31 are counted on 3 and none on 1.
 TEST_F(FleetHealthTest, HealthSumsReachTheOriginThroughTwoRelays) {
@@ -81,10 +81,12 @@ TEST_F(FleetHealthTest, HealthSumsReachTheOriginThroughTwoRelays) {
 
   ChildProcess below(AgentSim(l2.address(), pub, 20, "25", "l2-"));
   ChildProcess beside(AgentSim(l1.address(), pub, 10, "0", "l1-"));
-  ChildProcess agent({testing::BinDir() + "/sigrelay-agent", "--server", l1.address(),
+  // A real agent two relays down whose check hangs: killed at its
+  // --health-timeout, it reports unhealthy.
+  ChildProcess agent({testing::BinDir() + "/sigrelay-agent", "--server", l2.address(),
                       "--origin-pubkey", pub, "--dir", work_.File("patterns"), "--components",
-                      "virus", "--max-backoff", "1s", "--health-check",
-                      "echo scanner self-test failed; exit 3"});
+                      "virus", "--max-backoff", "1s", "--health-check", "sleep 600",
+                      "--health-timeout", "1s"});
   std::string status;
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -94,7 +96,7 @@ TEST_F(FleetHealthTest, HealthSumsReachTheOriginThroughTwoRelays) {
       absl::Seconds(30)))
       << status << below.Output() << beside.Output() << agent.Output();
   EXPECT_THAT(Status(l1), HasSubstr(FleetEntry(1, 31, 25, 6)));
-  EXPECT_THAT(Status(l2), HasSubstr(FleetEntry(1, 20, 15, 5)));
+  EXPECT_THAT(Status(l2), HasSubstr(FleetEntry(1, 21, 15, 6)));
   // The origin has no agent of its own: every one of them came up as sums.
   EXPECT_THAT(status, HasSubstr("\"agents_reported\":0"));
   std::string text;
@@ -104,6 +106,7 @@ TEST_F(FleetHealthTest, HealthSumsReachTheOriginThroughTwoRelays) {
                        work_.File("patterns") + "/.sigrelay-state"},
                       &text);
   EXPECT_THAT(text, HasSubstr("UNHEALTHY"));
+  EXPECT_THAT(agent.Output(), HasSubstr("UNHEALTHY (did not finish within 1s; killed)"));
 
   const std::string v3 = testing::GenPattern(work_.path(), "v3", 0, 3, v1);
   ASSERT_EQ(testing::Publish(origin, "virus", v3), 3u);

@@ -215,6 +215,10 @@ std::set<std::string> TreeBlobsOf(const v1::Manifest& manifest) {
   for (const v1::ComponentEntry& e : manifest.components()) {
     out.insert(e.sha256());
     for (const v1::IncrementalEntry& ie : e.incrementals()) out.insert(ie.sha256());
+    // Rings not admitted to a staged version take the previous one whole.
+    if (e.has_rollout() && e.rollout().previous().version() != 0) {
+      out.insert(e.rollout().previous().sha256());
+    }
   }
   return out;
 }
@@ -273,6 +277,9 @@ absl::StatusOr<TreeExportResult> ExportTree(UpdateSource* source, const Manifest
   for (const v1::ComponentEntry& e : offer->manifest.components()) {
     std::vector<ExpectedBody> wanted;
     if (options.full_files) wanted.push_back(ExpectedBody::Full(e));
+    if (options.full_files && e.has_rollout() && e.rollout().previous().version() != 0) {
+      wanted.push_back(ExpectedBody::Full(e.rollout().previous()));
+    }
     if (options.incrementals) {
       for (const v1::IncrementalEntry& ie : e.incrementals()) {
         wanted.push_back(ExpectedBody::Incremental(e, ie));

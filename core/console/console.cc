@@ -358,6 +358,9 @@ struct Console::Impl {
     server.Post("/api/v1/withdraw", [this](const httplib::Request& req, httplib::Response& res) {
       Unary(req, res, &v1::AdminService::Stub::Withdraw);
     });
+    server.Post("/api/v1/rollout", [this](const httplib::Request& req, httplib::Response& res) {
+      Unary(req, res, &v1::AdminService::Stub::Rollout);
+    });
     server.Post(R"(/api/v1/publish/([^/]+))",
                 [this](const httplib::Request& req, httplib::Response& res) { Publish(req, res); });
     server.Get(R"(/([a-z.]*))", [](const httplib::Request& req, httplib::Response& res) {

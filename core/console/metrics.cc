@@ -96,14 +96,50 @@ std::string PrometheusText(const v1::GetStatusResponse& s, absl::Time now) {
   }
   w.Family("sigrelay_fleet_agents", "gauge",
            "Live agents of this node's whole subtree (its own and every relay's below) per "
-           "component, version and health (healthy, unhealthy, unknown: no --health-check).");
+           "component, version, staged-rollout ring (\"\": none) and health (healthy, unhealthy, "
+           "unknown: no --health-check).");
   for (const v1::FleetCount& c : s.fleet()) {
-    const std::string labels = absl::StrCat("component=\"", Label(c.component()), "\",version=\"",
-                                            c.version(), "\",health=\"");
+    const std::string labels =
+        absl::StrCat("component=\"", Label(c.component()), "\",version=\"", c.version(),
+                     "\",ring=\"", Label(c.ring()), "\",health=\"");
     w.Sample("sigrelay_fleet_agents", labels + "healthy\"", c.healthy());
     w.Sample("sigrelay_fleet_agents", labels + "unhealthy\"", c.unhealthy());
     w.Sample("sigrelay_fleet_agents", labels + "unknown\"",
              c.agents() - std::min(c.agents(), c.healthy() + c.unhealthy()));
+  }
+  w.Family("sigrelay_rollout_ring_agents", "gauge",
+           "Origin: live agents of each ring of a staged rollout (kind=agents: all versions; "
+           "installed, healthy, unhealthy, silent: on the version rolling out).");
+  for (const v1::RolloutStatus& r : s.rollouts()) {
+    for (const v1::RingStatus& g : r.rings()) {
+      const std::string labels =
+          absl::StrCat("component=\"", Label(r.component()), "\",version=\"", r.version(),
+                       "\",ring=\"", Label(g.name()), "\",kind=\"");
+      for (const auto& [kind, n] : {std::pair<const char*, uint64_t>{"agents", g.agents()},
+                                    {"installed", g.installed()},
+                                    {"healthy", g.healthy()},
+                                    {"unhealthy", g.unhealthy()},
+                                    {"silent", g.silent()}}) {
+        w.Sample("sigrelay_rollout_ring_agents", labels + kind + "\"", n);
+      }
+    }
+  }
+  w.Family("sigrelay_rollout_ring_admitted", "gauge",
+           "Origin: 1 for each ring admitted to the version rolling out, 0 for one waiting.");
+  auto rollout_labels = [](const v1::RolloutStatus& r) {
+    return absl::StrCat("component=\"", Label(r.component()), "\",version=\"", r.version(), "\"");
+  };
+  for (const v1::RolloutStatus& r : s.rollouts()) {
+    for (const v1::RingStatus& g : r.rings()) {
+      w.Sample("sigrelay_rollout_ring_admitted",
+               absl::StrCat(rollout_labels(r), ",ring=\"", Label(g.name()), "\""),
+               g.admitted() ? 1 : 0);
+    }
+  }
+  w.Family("sigrelay_rollout_halted", "gauge",
+           "Origin: 1 while a staged rollout is halted (by its gate or an operator).");
+  for (const v1::RolloutStatus& r : s.rollouts()) {
+    w.Sample("sigrelay_rollout_halted", rollout_labels(r), r.state() == "halted" ? 1 : 0);
   }
   w.Family("sigrelay_agents_refused", "gauge",
            "Live agents whose own check (sigrelay-agent --verify-cmd) refused a version, per "

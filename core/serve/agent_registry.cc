@@ -131,7 +131,17 @@ void AgentRegistry::ReleaseSetLocked(uint32_t set) {
 
 void AgentRegistry::CountLocked(uint32_t set, bool stale, int64_t delta) {
   auto& counts = stale ? stale_counts_ : live_;
-  for (const auto& key : sets_[set].versions) {
+  const VersionSet& versions = sets_[set].versions;
+  // Sorted: a component's ring entry (kRing) comes before its others.
+  auto ring_of = [&](ComponentId id) -> uint16_t {
+    for (const auto& [c, v] : versions) {
+      if (c == ((id & ~kFlags) | kRing)) return static_cast<uint16_t>(v);
+    }
+    return 0;
+  };
+  for (const auto& [c, v] : versions) {
+    if ((c & kFlags) == kRing) continue;
+    const CountKey key(c, v, ring_of(c));
     uint64_t& n = counts[key];
     n += delta;
     if (n == 0) counts.erase(key);
@@ -171,6 +181,14 @@ absl::Status AgentRegistry::Report(
                                  : cv.health() == v1::HEALTH_UNHEALTHY ? kUnhealthy
                                                                        : 0;
       if (health != 0) fresh.emplace_back(id->second | health, cv.version());
+    }
+    if (!cv.ring().empty() && cv.ring().size() <= 32) {
+      auto ring = ring_ids_.find(cv.ring());
+      if (ring == ring_ids_.end() && ring_names_.size() <= kMaxRings) {
+        ring = ring_ids_.emplace(cv.ring(), ring_names_.size()).first;
+        ring_names_.push_back(cv.ring());
+      }
+      if (ring != ring_ids_.end()) fresh.emplace_back(id->second | kRing, ring->second);
     }
     if (cv.refused_version() != 0) {
       const std::pair<ComponentId, uint32_t> refused(id->second | kRefused, cv.refused_version());
@@ -253,21 +271,24 @@ std::map<std::string, std::map<uint32_t, uint64_t>> AgentRegistry::CountsLocked(
     bool stale, ComponentId flag) const {
   std::map<std::string, std::map<uint32_t, uint64_t>> out;
   for (const auto& [key, n] : stale ? stale_counts_ : live_) {
-    if ((key.first & kFlags) != flag) continue;
-    out[component_names_[key.first & ~kFlags]][key.second] = n;
+    const auto& [c, v, ring] = key;
+    if ((c & kFlags) != flag) continue;
+    out[component_names_[c & ~kFlags]][v] += n;
   }
   return out;
 }
 
 std::vector<v1::FleetCount> AgentRegistry::Fleet() const {
   absl::MutexLock lock(&mu_);
-  std::map<std::pair<std::string, uint32_t>, v1::FleetCount> by_version;
+  std::map<std::tuple<std::string, uint32_t, std::string>, v1::FleetCount> by_version;
   for (const auto& [key, n] : live_) {
-    const std::string& name = component_names_[key.first & ~kFlags];
-    v1::FleetCount& c = by_version[{name, key.second}];
+    const auto& [id, version, ring] = key;
+    const std::string& name = component_names_[id & ~kFlags];
+    v1::FleetCount& c = by_version[{name, version, ring_names_[ring]}];
     c.set_component(name);
-    c.set_version(key.second);
-    switch (key.first & kFlags) {
+    c.set_version(version);
+    c.set_ring(ring_names_[ring]);
+    switch (id & kFlags) {
       case 0:
         c.set_agents(n);
         break;
@@ -292,10 +313,12 @@ AgentRegistry::RefusedCounts() const {
   absl::MutexLock lock(&mu_);
   std::map<std::string, std::map<uint32_t, std::pair<uint64_t, std::string>>> out;
   for (const auto& [key, n] : live_) {
-    if ((key.first & kFlags) != kRefused) continue;
-    auto reason = reasons_.find(key);
-    out[component_names_[key.first & ~kFlags]][key.second] = {
-        n, reason == reasons_.end() ? "" : reason->second};
+    const auto& [id, version, ring] = key;
+    if ((id & kFlags) != kRefused) continue;
+    auto reason = reasons_.find({id, version});
+    auto& [count, why] = out[component_names_[id & ~kFlags]][version];
+    count += n;
+    why = reason == reasons_.end() ? "" : reason->second;
   }
   return out;
 }

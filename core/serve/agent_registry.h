@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -96,8 +97,8 @@ class AgentRegistry {
   // component -> refused version -> (live agents whose own check refused
   // it, the reason the last of them reported).
   std::map<std::string, std::map<uint32_t, std::pair<uint64_t, std::string>>> RefusedCounts() const;
-  // Live agents per component and version with their health and
-  // refusals, in component and version order.
+  // Live agents per component, version and rollout ring with their health
+  // and refusals, in that order.
   std::vector<v1::FleetCount> Fleet() const;
 
   // Bytes the registry holds (tables, entries, version sets), for status
@@ -113,7 +114,12 @@ class AgentRegistry {
   static constexpr ComponentId kRefused = 0x8000;
   static constexpr ComponentId kHealthy = 0x4000;
   static constexpr ComponentId kUnhealthy = 0x2000;
-  static constexpr ComponentId kFlags = kRefused | kHealthy | kUnhealthy;
+  // (id | kRing, r): the agent is in ring r (into ring_names_, from 1) of
+  // the component's rollout.
+  static constexpr ComponentId kRing = 0x1000;
+  static constexpr ComponentId kFlags = kRefused | kHealthy | kUnhealthy | kRing;
+  // Distinct ring names kept; reports naming others count without a ring.
+  static constexpr size_t kMaxRings = 64;
   // Reasons kept: one per (component, refused version), at most this many,
   // each cut to kMaxReasonBytes.
   static constexpr size_t kMaxReasons = 256;
@@ -172,10 +178,12 @@ class AgentRegistry {
   absl::flat_hash_map<VersionSet, uint32_t> set_index_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, ComponentId> component_ids_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> component_names_ ABSL_GUARDED_BY(mu_);
-  // (component, version) -> agents, live and stale.
-  absl::flat_hash_map<std::pair<ComponentId, uint32_t>, uint64_t> live_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::pair<ComponentId, uint32_t>, uint64_t> stale_counts_
-      ABSL_GUARDED_BY(mu_);
+  // (component with its flag, version, ring) -> agents, live and stale.
+  using CountKey = std::tuple<ComponentId, uint32_t, uint16_t>;
+  absl::flat_hash_map<CountKey, uint64_t> live_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<CountKey, uint64_t> stale_counts_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint16_t> ring_ids_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> ring_names_ ABSL_GUARDED_BY(mu_) = {""};
   // (component | kRefused, version) -> the last reason reported.
   absl::flat_hash_map<std::pair<ComponentId, uint32_t>, std::string> reasons_ ABSL_GUARDED_BY(mu_);
 };

@@ -17,6 +17,7 @@
 #include "core/base/transport.h"
 #include "core/model/component.h"
 #include "core/model/manifest.h"
+#include "core/model/rollout.h"
 
 namespace sigrelay {
 
@@ -77,6 +78,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
       absl::MutexLock lock(&mu_);
       held_ = std::move(*held);
       held_key_ = std::move(key);
+      agent_id_ = request.agent_id().substr(0, AgentRegistry::kMaxIdBytes);
+      ring_ = request.ring().substr(0, 64);
       started_ = true;
     } else {
       absl::MutexLock lock(&mu_);
@@ -148,7 +151,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
         return;
       }
       std::shared_ptr<const PushParts> parts = std::move(pending_);
-      std::shared_ptr<const WatchPush> response = service_->PushFor(*parts, held_, held_key_);
+      std::shared_ptr<const WatchPush> response =
+          service_->PushFor(*parts, held_, held_key_, agent_id_, ring_);
       if (response->payloads > 0) {
         switch (service_->gate_.Enter(peer_, &ticket_, [this] { GateOpened(); })) {
           case TransferGate::Admit::kNow:
@@ -160,7 +164,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
             return;
           case TransferGate::Admit::kRefused:
             // Full: the manifest alone; the watcher fetches when it can.
-            response = service_->PushFor(*parts, {}, "");
+            response = service_->PushFor(*parts, {}, "", "", "");
             break;
         }
       }
@@ -223,6 +227,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   std::shared_ptr<StallSweeper::Guard> guard_ ABSL_GUARDED_BY(mu_);  // once it held a slot
   HeldVersions held_ ABSL_GUARDED_BY(mu_);
   std::string held_key_ ABSL_GUARDED_BY(mu_);  // HeldKey(held_)
+  std::string agent_id_ ABSL_GUARDED_BY(mu_), ring_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const WatchPush> in_flight_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const WatchPush> gated_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const PushParts> pending_ ABSL_GUARDED_BY(mu_);
@@ -651,6 +656,7 @@ absl::Status UpdateServiceImpl::OnFleetReport(
     k.set_healthy(std::min(c.healthy(), k.agents()));
     k.set_unhealthy(std::min(c.unhealthy(), k.agents() - k.healthy()));
     k.set_refused(std::min(c.refused(), cap));
+    k.set_ring(c.ring().substr(0, 32));
   }
   absl::MutexLock lock(&fleet_mu_);
   if (kept.empty()) {
@@ -661,12 +667,20 @@ absl::Status UpdateServiceImpl::OnFleetReport(
   return absl::OkStatus();
 }
 
+std::vector<std::vector<v1::FleetCount>> UpdateServiceImpl::FleetBySource() const {
+  std::vector<std::vector<v1::FleetCount>> out = {agents_->Fleet()};
+  absl::MutexLock lock(&fleet_mu_);
+  for (const auto& [stream, counts] : downstream_fleet_) out.push_back(counts);
+  return out;
+}
+
 std::vector<v1::FleetCount> UpdateServiceImpl::Fleet() const {
-  std::map<std::pair<std::string, uint32_t>, v1::FleetCount> sum;
+  std::map<std::tuple<std::string, uint32_t, std::string>, v1::FleetCount> sum;
   auto add = [&](const v1::FleetCount& c) {
-    v1::FleetCount& s = sum[{c.component(), c.version()}];
+    v1::FleetCount& s = sum[{c.component(), c.version(), c.ring()}];
     s.set_component(c.component());
     s.set_version(c.version());
+    s.set_ring(c.ring());
     s.set_agents(s.agents() + c.agents());
     s.set_healthy(s.healthy() + c.healthy());
     s.set_unhealthy(s.unhealthy() + c.unhealthy());
@@ -760,7 +774,20 @@ std::string HeldKey(const HeldVersions& held) {
 
 std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(const PushParts& parts,
                                                             const HeldVersions& held,
-                                                            const std::string& key) {
+                                                            const std::string& held_key,
+                                                            const std::string& agent_id,
+                                                            const std::string& ring) {
+  // Versions rolling out reach only agents of admitted rings: one push per
+  // held versions and admission.
+  std::string key = held_key;
+  auto admitted = [&](const v1::ComponentEntry& entry) {
+    return agent_id.empty() || &AdmittedEntry(entry, agent_id, ring) == &entry;
+  };
+  for (const auto& [component, have] : held) {
+    const v1::ComponentEntry* entry = FindEntry(parts.parsed, component);
+    if (entry != nullptr && entry->has_rollout())
+      absl::StrAppend(&key, admitted(*entry) ? "+" : "-");
+  }
   {
     // Ten thousand watchers share a few pushes: looked up under a shared
     // lock, no store reads.
@@ -775,7 +802,7 @@ std::shared_ptr<const WatchPush> UpdateServiceImpl::PushFor(const PushParts& par
   *built.mutable_manifest() = *parts.manifest;
   for (const auto& [component, have] : held) {
     const v1::ComponentEntry* entry = FindEntry(parts.parsed, component);
-    if (entry == nullptr || have == 0 || have >= entry->version()) continue;
+    if (entry == nullptr || have == 0 || have >= entry->version() || !admitted(*entry)) continue;
     auto payload = parts.incrementals.find({component, have});
     if (payload == parts.incrementals.end()) continue;  // the watcher fetches
     // The whole push must fit a stock client's message limit.

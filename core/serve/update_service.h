@@ -117,6 +117,10 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   // registry's plus what each relay watching it reports for its subtree
   // (WatchRequest.fleet), in component and version order.
   std::vector<v1::FleetCount> Fleet() const;
+  // The same per source: this node's own agents first, then each
+  // downstream relay's subtree (what the rollout gate judges apart, so one
+  // subtree's counts cannot hide another's).
+  std::vector<std::vector<v1::FleetCount>> FleetBySource() const;
   static constexpr size_t kMaxFleetEntries = 256;
 
   grpc::ServerUnaryReactor* GetManifest(grpc::CallbackServerContext* context,
@@ -151,10 +155,13 @@ class UpdateServiceImpl final : public UpdateServiceBase {
   // it says.
   std::string Identity(const grpc::ServerContextBase& context, const std::string& agent_id) const;
   // The push of `manifest` to a watcher holding `held` (`key`: HeldKey of
-  // it): one shared response per distinct `held`, with the incrementals
-  // that fit in one message.
+  // it): one shared response per distinct `held` and admitted rings, with
+  // the incrementals that fit in one message. An agent (`agent_id` set, in
+  // `ring` when it chose one) gets only the incrementals of versions its
+  // ring is admitted to; a relay (no id) gets all.
   std::shared_ptr<const WatchPush> PushFor(const PushParts& parts, const HeldVersions& held,
-                                           const std::string& key);
+                                           const std::string& key, const std::string& agent_id,
+                                           const std::string& ring);
 
   VersionStore* const store_;
   AgentRegistry* const agents_;

@@ -366,6 +366,9 @@ absl::Status VersionStore::Commit(const std::vector<ComponentCommit>& components
     s = ScanPrefix(db_.get(), nullptr, IncrPrefix(c.component), drop);
     if (!s.ok()) return s;
     batch.Put(FullKey(c.component, c.version), c.full.SerializeAsString());
+    for (const auto& [v, record] : c.older_fulls) {
+      batch.Put(FullKey(c.component, v), record.SerializeAsString());
+    }
     for (const auto& [from, record] : c.incrementals) {
       batch.Put(IncrKey(c.component, from, c.version), record.SerializeAsString());
     }

@@ -136,6 +136,10 @@ class VersionStore {
     std::vector<std::pair<uint32_t, v1::FileRecord>> incrementals;
     // Full versions to keep, `version` among them; the others are dropped.
     std::vector<uint32_t> retained;
+    // Older full versions stored beside it (retained ones this node did not
+    // hold: a staged rollout's previous version, which rings not yet
+    // admitted take).
+    std::vector<std::pair<uint32_t, v1::FileRecord>> older_fulls;
   };
 
   // Opens (creating if needed) the store in `dir` and collects chunks no

@@ -3,6 +3,7 @@
 //
 //   node console.mjs main    RELAY_URL RELAY_TOKEN ORIGIN_URL ORIGIN_TOKEN FILE OUT_DIR PASSWORD
 //   node console.mjs restart RELAY_URL RELAY_TOKEN OUT_DIR
+//   node console.mjs rollout ORIGIN_URL ORIGIN_TOKEN OUT_DIR
 //
 // Exits 0 when every check held; otherwise prints the failed check and
 // exits 1. Screenshots go to OUT_DIR.
@@ -67,7 +68,7 @@ async function main(browser) {
   await waitFor('the fleet on virus 3 at the origin', async () => {
     const row = origin.locator('#fleet tr[data-fleet="virus 3"]');
     return (await row.count()) > 0 &&
-      (await row.locator('td').allTextContents()).join(' ') === 'virus 3 6 3 3 0';
+      (await row.locator('td').allTextContents()).join(' ') === 'virus 3 6 3 3 0 ';
   });
   await origin.screenshot({ path: `${out}/origin-published.png`, fullPage: true });
 
@@ -136,6 +137,37 @@ async function restart(browser) {
   await page.screenshot({ path: `${out}/relay-restarted.png`, fullPage: true });
 }
 
+// virus 5 rolls out ring by ring (canary 50 %, an hour's bake): the
+// origin's console shows the rings with their agents, and halts, resumes
+// and promotes it by hand; the gate's decisions are listed.
+async function rollout(browser) {
+  const [originUrl, originToken, out] = args;
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await signIn(page, originUrl, originToken);
+  const box = page.locator('#rollouts div[data-rollout="virus 5"]');
+  const cell = (ring, n) => box.locator(`tr[data-ring="${ring}"] td:nth-child(${n})`);
+  await waitFor('canary agents on virus 5 and broad ones waiting', async () =>
+    (await box.count()) > 0 && Number(await cell('canary', 5).textContent()) > 0 &&
+    (await cell('broad', 3).textContent()) === 'waiting' &&
+    Number(await cell('broad', 4).textContent()) > 0);
+  check((await cell('broad', 5).textContent()) === '0', 'no broad agent on virus 5');
+  await page.waitForTimeout(2500);  // a few samples in the chart
+  await page.screenshot({ path: `${out}/origin-rollout.png`, fullPage: true });
+  await box.locator('button[data-action="halt virus"]').click();
+  await waitFor('HALTED shown', async () => (await box.locator('h3').textContent()).includes('HALTED'));
+  await page.screenshot({ path: `${out}/origin-rollout-halted.png`, fullPage: true });
+  await box.locator('button[data-action="resume virus"]').click();
+  await waitFor('rolling again', async () =>
+    (await box.locator('h3').textContent()).includes('rolling out'));
+  await box.locator('button[data-action="promote virus"]').click();
+  await waitFor('the rollout complete', async () =>
+    (await page.locator('#rollouts div').count()) === 0 &&
+    (await page.locator('#rollout-decisions li[data-action="complete"]').count()) === 1);
+  const decisions = await page.locator('#rollout-decisions').textContent();
+  check(decisions.includes('halt') && decisions.includes('resume'), 'halt and resume listed');
+  await page.screenshot({ path: `${out}/origin-rollout-done.png`, fullPage: true });
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -143,7 +175,8 @@ const browser = await chromium.launch({
 });
 let rc = 0;
 try {
-  await (phase === 'restart' ? restart(browser) : main(browser));
+  await (phase === 'restart' ? restart(browser)
+    : phase === 'rollout' ? rollout(browser) : main(browser));
   console.log(`browser ${phase}: ok`);
 } catch (e) {
   console.error(`browser ${phase}: ${e.message}`);

@@ -93,11 +93,12 @@ std::string GenPattern(const std::string& dir, const std::string& name, int reco
   return Ctl(args, &out) == 0 ? path : "";
 }
 
-uint32_t Publish(const Daemon& origin, const std::string& component, const std::string& file) {
+uint32_t Publish(const Daemon& origin, const std::string& component, const std::string& file,
+                 const std::vector<std::string>& extra) {
   std::string out;
-  if (Ctl({"--data-dir", origin.data_dir(), "publish", component, file}, &out) != 0) {
-    return 0;
-  }
+  std::vector<std::string> args = {"--data-dir", origin.data_dir(), "publish", component, file};
+  args.insert(args.end(), extra.begin(), extra.end());
+  if (Ctl(args, &out) != 0) return 0;
   std::vector<std::string> lines = absl::StrSplit(absl::StripTrailingAsciiWhitespace(out), '\n');
   std::vector<std::string> words = absl::StrSplit(lines.back(), ' ');
   uint32_t v = 0;

@@ -66,8 +66,10 @@ int Ctl(const std::vector<std::string>& args, std::string* out);
 std::string GenPattern(const std::string& dir, const std::string& name, int records, int seed,
                        const std::string& from = "", double churn = 0.5);
 
-// Publishes `file` as `component` at `origin`; returns the version or 0.
-uint32_t Publish(const Daemon& origin, const std::string& component, const std::string& file);
+// Publishes `file` as `component` at `origin` (sigrelayctl publish with
+// `extra` flags); returns the version or 0.
+uint32_t Publish(const Daemon& origin, const std::string& component, const std::string& file,
+                 const std::vector<std::string>& extra = {});
 
 // The version of `component` that `addr` serves now (0: none or unreachable).
 uint32_t ServedVersion(const std::string& addr, const std::string& component);

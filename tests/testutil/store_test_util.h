@@ -56,7 +56,7 @@ inline absl::Status CommitTestVersion(VersionStore* store, uint32_t version,
     std::string bytes = TestContent(c, version);
     auto full = PutFile(store, bytes, &writers);
     if (!full.ok()) return full.status();
-    VersionStore::ComponentCommit cc{c, version, *full, {}, {}};
+    VersionStore::ComponentCommit cc{c, version, *full, {}, {}, {}};
     cc.retained = policy.Retained(view->FullVersions(c), version);
     v1::ComponentEntry* e = manifest.add_components();
     e->set_name(c);

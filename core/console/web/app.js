@@ -4,6 +4,10 @@
 const $ = (id) => document.getElementById(id);
 let csrf = '';
 let chart = null;
+let rolloutChart = null;
+// Agents on each rolling version per ring, sampled at each refresh:
+// "component version" -> { times: [], rings: { name: [installed...] } }.
+const rolloutHistory = new Map();
 let status = null;
 
 async function api(method, path, body, raw) {
@@ -125,13 +129,116 @@ function renderFleet(s) {
     const tr = document.createElement('tr');
     tr.dataset.fleet = `${c.component} ${c.version}`;
     for (const v of [c.component, c.version, c.agents || 0, c.healthy || 0, c.unhealthy || 0,
-      c.refused || 0]) {
+      c.refused || 0, c.ring || '']) {
       const td = document.createElement('td');
       td.textContent = String(v);
       tr.appendChild(td);
     }
     if (Number(c.unhealthy || 0) > 0) tr.className = 'unhealthy';
     body.appendChild(tr);
+  }
+}
+
+function rolloutButton(r, action, label) {
+  const b = document.createElement('button');
+  b.textContent = label;
+  b.dataset.action = `${action} ${r.component}`;
+  b.addEventListener('click', () => act('rollout', async () => {
+    const res = await api('POST', '/api/v1/rollout', { component: r.component, action });
+    return res.message;
+  }));
+  return b;
+}
+
+function renderRollouts(s) {
+  const rollouts = s.rollouts || [];
+  const decisions = s.rolloutDecisions || [];
+  $('rollout-section').hidden = s.role !== 'origin' || (!rollouts.length && !decisions.length);
+  const box = $('rollouts');
+  box.replaceChildren();
+  const now = new Date().toLocaleTimeString();
+  for (const r of rollouts) {
+    const div = document.createElement('div');
+    div.className = 'rollout';
+    div.dataset.rollout = `${r.component} ${r.version}`;
+    const h = document.createElement('h3');
+    const state = document.createElement('span');
+    state.className = r.state === 'halted' ? 'halted' : '';
+    state.textContent = r.state === 'halted' ? 'HALTED' : 'rolling out';
+    h.append(`${r.component} ${r.version} `, state,
+      ` (others keep ${r.previousVersion}; ${r.plan})`);
+    div.appendChild(h);
+    if (r.reason) {
+      const p = document.createElement('p');
+      p.className = 'reason';
+      p.textContent = r.reason;
+      div.appendChild(p);
+    }
+    const table = document.createElement('table');
+    table.innerHTML = '<thead><tr><th>Ring</th><th>Share</th><th>Admitted</th><th>Agents</th>' +
+      `<th>On ${r.version}</th><th>Healthy</th><th>Unhealthy</th><th>Silent</th></tr></thead>`;
+    const body = document.createElement('tbody');
+    const key = `${r.component} ${r.version}`;
+    if (!rolloutHistory.has(key)) rolloutHistory.set(key, { times: [], rings: {} });
+    const hist = rolloutHistory.get(key);
+    hist.times.push(now);
+    for (const g of r.rings || []) {
+      const tr = document.createElement('tr');
+      tr.dataset.ring = g.name;
+      if (!g.admitted) tr.className = 'waiting';
+      const cells = [g.name, `${(Number(g.shareBp || 0) / 100)}%`, g.admitted ? 'yes' : 'waiting',
+        g.agents || 0, g.installed || 0, g.healthy || 0, g.unhealthy || 0, g.silent || 0];
+      cells.forEach((v, i) => {
+        const td = document.createElement('td');
+        td.textContent = String(v);
+        if (i === 6 && Number(v) > 0) td.className = 'bad';
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+      (hist.rings[g.name] = hist.rings[g.name] || []).push(Number(g.installed || 0));
+    }
+    if (hist.times.length > 300) {
+      hist.times.shift();
+      for (const v of Object.values(hist.rings)) v.shift();
+    }
+    table.appendChild(body);
+    div.appendChild(table);
+    const actions = document.createElement('div');
+    actions.className = 'action';
+    actions.append(rolloutButton(r, 'promote', 'Promote next ring'),
+      r.state === 'halted' ? rolloutButton(r, 'resume', 'Resume') : rolloutButton(r, 'halt', 'Halt'));
+    div.appendChild(actions);
+    box.appendChild(div);
+  }
+  const list = $('rollout-decisions');
+  list.replaceChildren();
+  for (const d of decisions.slice().reverse()) {
+    const li = document.createElement('li');
+    li.dataset.action = d.action;
+    li.textContent = `${when(d.decidedUnix)}: ${d.component} ${d.version} ${d.action} ` +
+      `${d.ring}: ${d.evidence}`;
+    list.appendChild(li);
+  }
+  const shown = rollouts.length ? `${rollouts[0].component} ${rollouts[0].version}` : null;
+  const canvas = $('rollout-chart');
+  canvas.parentElement.hidden = !shown;
+  if (!shown || !window.Chart) return;
+  const hist = rolloutHistory.get(shown);
+  const colors = ['#b3261e', '#e8a317', '#2d5bd7', '#2e7d32', '#6a1b9a'];
+  const datasets = Object.entries(hist.rings).map(([name, data], i) => ({
+    label: `${name}: agents on ${shown}`, data: data.slice(), borderColor: colors[i % 5],
+    backgroundColor: colors[i % 5], fill: false, tension: 0 }));
+  if (!rolloutChart) {
+    rolloutChart = new window.Chart(canvas, {
+      type: 'line',
+      data: { labels: hist.times.slice(), datasets },
+      options: { animation: false, maintainAspectRatio: false,
+        scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
+    });
+  } else {
+    rolloutChart.data.labels = hist.times.slice();
+    rolloutChart.data.datasets = datasets;
+    rolloutChart.update();
   }
 }
 
@@ -192,6 +299,7 @@ function render(s) {
   $('origin-section').hidden = s.role !== 'origin';
   renderComponents(s);
   if (s.role === 'relay') renderRelay(s.relay);
+  renderRollouts(s);
   renderAgents(s);
 }
 
