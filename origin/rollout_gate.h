@@ -32,7 +32,7 @@ struct RolloutGateOptions {
   // A halted rollout's version is withdrawn at once (agents of the
   // admitted rings roll forward to the last good content).
   bool auto_withdraw = false;
-  absl::Duration every = absl::Seconds(1);  // how often the gate looks
+  absl::Duration every = absl::Milliseconds(250);  // how often the gate looks
   const Clock* clock = RealClock::Get();
 };
 

@@ -38,7 +38,7 @@ struct SchedulerOptions {
   // upstream on the Watch stream when the stream opens and, while it
   // changes, at most every `fleet_every`.
   std::function<std::vector<v1::FleetCount>()> fleet;
-  absl::Duration fleet_every = absl::Seconds(2);
+  absl::Duration fleet_every = absl::Milliseconds(500);
 };
 
 class SyncScheduler {
