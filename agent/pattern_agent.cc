@@ -135,6 +135,14 @@ absl::Status PatternAgent::Open() {
     agent_id_ = NewAgentId();
     if (absl::Status s = WriteFileAtomically(id_file, agent_id_ + "\n", 0644); !s.ok()) return s;
   }
+  // Under mutual TLS the servers know this agent by its certificate: its
+  // rollout ring comes from that, as theirs does.
+  ring_identity_ = agent_id_;
+  if (!options_.channel.tls.cert.empty()) {
+    absl::StatusOr<std::string> identity = CertificateIdentityOf(options_.channel.tls.cert);
+    if (!identity.ok()) return identity.status();
+    if (!identity->empty()) ring_identity_ = *identity;
+  }
   absl::StatusOr<v1::AgentState> state = LoadClientState(options_.state_dir);
   if (!state.ok()) return state.status();
   state_ = std::move(*state);
@@ -187,7 +195,7 @@ v1::WatchRequest PatternAgent::Report() const {
     v->set_version(held_.at(c).version);
     v->set_health(held_.at(c).health);
     if (const v1::ComponentEntry* e = manifest ? FindEntry(*manifest, c) : nullptr) {
-      v->set_ring(RingName(*e, agent_id_, options_.ring));
+      v->set_ring(RingName(*e, ring_identity_, options_.ring));
     }
     if (const v1::RefusedFile* refused = RefusalOf(c)) {
       v->set_refused_version(refused->version());
@@ -247,7 +255,7 @@ absl::StatusOr<UpdateResult> PatternAgent::Apply(size_t i, const v1::SignedManif
     if (offered_entry == nullptr) continue;  // not published (yet)
     // A version rolling out ring by ring is taken once the origin admits
     // this agent's ring, whatever a relay pushes.
-    const v1::ComponentEntry* entry = &AdmittedEntry(*offered_entry, agent_id_, options_.ring);
+    const v1::ComponentEntry* entry = &AdmittedEntry(*offered_entry, ring_identity_, options_.ring);
     const Held held = held_[c];
     if (held.version == entry->version() && held.sha256 == entry->sha256()) continue;
     if (entry != offered_entry && held.version >= entry->version()) continue;

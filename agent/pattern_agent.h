@@ -157,6 +157,7 @@ class PatternAgent {
   const std::unique_ptr<ManifestVerifier> verifier_;
   const IncrementalCodec codec_;
   std::vector<std::unique_ptr<UpdateSource>> sources_;  // one per server
+  std::string ring_identity_;  // hashed for its rollout ring: the id, or the certificate's
   std::string agent_id_;
   v1::AgentState state_;
   std::map<std::string, Held> held_;

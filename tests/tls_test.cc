@@ -169,6 +169,13 @@ TEST_F(TlsTest, UnderMutualTlsAgentsAreKnownByTheirCertificate) {
                                origin.token_file(), "status", "--json"});
   ASSERT_EQ(Ctl(origin.address(), status, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("\"agents_reported\":1"));
+  // What sigrelay-agent hashes for its rollout ring under mutual TLS: the
+  // identity the server records.
+  absl::StatusOr<std::string> identity = CertificateIdentityOf(pki_.File("client.pem"));
+  ASSERT_OK(identity);
+  EXPECT_EQ(*identity, "client");
+  EXPECT_THAT(CertificateIdentityOf(pki_.File("client.key")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls-cert")));
 }
 
 // What a middlebox recording every byte sees: with TLS neither the admin

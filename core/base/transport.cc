@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -139,6 +140,34 @@ absl::Status CheckTlsFiles(const TlsFiles& files, bool server, const std::string
   X509_free(cert);
   EVP_PKEY_free(key);
   return s;
+}
+
+absl::StatusOr<std::string> CertificateIdentityOf(const std::string& cert_path) {
+  X509* cert = nullptr;
+  if (absl::Status s = CheckPem(cert_path, "--tls-cert", false, &cert, nullptr); !s.ok()) return s;
+  std::string identity;
+  char cn[256];
+  const int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
+                                          static_cast<int>(sizeof cn));
+  if (n > 0) {
+    identity.assign(cn, static_cast<size_t>(n));
+  } else if (auto* names = static_cast<GENERAL_NAMES*>(
+                 X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr))) {
+    if (sk_GENERAL_NAME_num(names) > 0) {
+      const GENERAL_NAME* first = sk_GENERAL_NAME_value(names, 0);
+      const ASN1_STRING* text = first->type == GEN_DNS     ? first->d.dNSName
+                                : first->type == GEN_URI   ? first->d.uniformResourceIdentifier
+                                : first->type == GEN_EMAIL ? first->d.rfc822Name
+                                                           : nullptr;
+      if (text != nullptr) {
+        identity.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                        static_cast<size_t>(ASN1_STRING_length(text)));
+      }
+    }
+    GENERAL_NAMES_free(names);
+  }
+  X509_free(cert);
+  return identity;
 }
 
 void AddClientTlsFlags(FlagParser* flags, TlsFiles* tls, const std::string& prefix) {

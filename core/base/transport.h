@@ -55,6 +55,11 @@ struct TlsFiles {
 // key; a client needs ca.
 absl::Status CheckTlsFiles(const TlsFiles& files, bool server, const std::string& prefix);
 
+// The identity a server records for a client presenting the certificate in
+// `cert_path` under mutual TLS: its common name, else its first subject
+// alternative name ("" when it has neither).
+absl::StatusOr<std::string> CertificateIdentityOf(const std::string& cert_path);
+
 // --PREFIX-ca, --PREFIX-cert, --PREFIX-key for a client (prefix "tls" for
 // agents and sigrelayctl, "upstream-tls" for a relay's upstream link).
 void AddClientTlsFlags(FlagParser* flags, TlsFiles* tls, const std::string& prefix);

@@ -78,7 +78,12 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
       absl::MutexLock lock(&mu_);
       held_ = std::move(*held);
       held_key_ = std::move(key);
-      agent_id_ = request.agent_id().substr(0, AgentRegistry::kMaxIdBytes);
+      // The rollout ring's hash: under mutual TLS the certificate's
+      // identity. A relay (no id) takes every ring.
+      agent_id_ =
+          request.agent_id().empty()
+              ? ""
+              : service_->Identity(*ctx_, request.agent_id()).substr(0, AgentRegistry::kMaxIdBytes);
       ring_ = request.ring().substr(0, 64);
       started_ = true;
     } else {
