@@ -112,6 +112,43 @@ TEST(AgentRegistryTest, FleetCountsHealthAndRefusalsPerVersion) {
   EXPECT_EQ(registry.Fleet()[1].unhealthy(), 0u);
 }
 
+// Agents reporting their rollout ring are counted per ring (what the
+// origin's gate judges); version totals stay the same; ring names past
+// kMaxRings distinct ones count without a ring.
+TEST(AgentRegistryTest, FleetCountsPerRolloutRing) {
+  AgentRegistry registry;
+  auto in_ring = [](const std::string& id, uint32_t v, const std::string& ring) {
+    v1::ReportStatusRequest r = Report(id, {{"virus", v}});
+    r.mutable_versions(0)->set_ring(ring);
+    r.mutable_versions(0)->set_health(v1::HEALTH_HEALTHY);
+    return r;
+  };
+  ASSERT_OK(registry.Report(in_ring("a", 3, "canary")));
+  ASSERT_OK(registry.Report(in_ring("b", 1, "broad")));
+  ASSERT_OK(registry.Report(in_ring("c", 1, "broad")));
+  std::vector<v1::FleetCount> fleet = registry.Fleet();
+  ASSERT_EQ(fleet.size(), 2u);
+  EXPECT_EQ(fleet[0].version(), 1u);
+  EXPECT_EQ(fleet[0].ring(), "broad");
+  EXPECT_EQ(fleet[0].agents(), 2u);
+  EXPECT_EQ(fleet[1].ring(), "canary");
+  EXPECT_EQ(fleet[1].healthy(), 1u);
+  EXPECT_EQ(registry.VersionCounts()["virus"][1], 2u);
+  // "a" moves to broad: its count follows it.
+  ASSERT_OK(registry.Report(in_ring("a", 3, "broad")));
+  fleet = registry.Fleet();
+  ASSERT_EQ(fleet.size(), 2u);
+  EXPECT_EQ(fleet[1].ring(), "broad");
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_OK(registry.Report(in_ring(absl::StrCat("r", i), 5, absl::StrCat("ring-", i))));
+  }
+  uint64_t ringless = 0;
+  for (const v1::FleetCount& c : registry.Fleet()) {
+    if (c.version() == 5 && c.ring().empty()) ringless += c.agents();
+  }
+  EXPECT_EQ(ringless, 100u - (64 - 2));
+}
+
 // 300,000 made-up ids into a registry of 1,000: the least recently heard
 // from go first, counts match the agents kept, and an honest agent that
 // keeps reporting is never evicted.
