@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Relay memory per idle agent: RSS before and after N agents (agent-sim, one
+# TCP connection each) open their Watch streams and sit idle.
+#
+#   bench/idle_agents.sh [N] [RUNS]     (default 5000 agents, 3 runs)
+#
+# Prints each run's bytes per agent; RELAY_FLAGS adds relay flags.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-5000}
+RUNS=${2:-3}
+. bench/lib.sh
+bench_init idle
+wait_file() { for _ in $(seq 1 400); do [ -s "$1" ] && return; sleep 0.05; done; echo "no $1" >&2; exit 1; }
+rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+
+"$B/sigrelayctl" gen-pattern --records 3000 --seed 1 --out "$W/v1" >/dev/null
+"$B/sigrelay-origin" --data-dir "$W/o" --listen 127.0.0.1:0 2>"$W/o.log" &
+PIDS+=($!)
+wait_file "$W/o/listening"
+ORIGIN=$(head -1 "$W/o/listening")
+"$B/sigrelayctl" --data-dir "$W/o" publish virus "$W/v1" >/dev/null
+echo "| run | agents | relay RSS before MiB | after MiB | bytes per idle agent |"
+echo "|---|---|---|---|---|"
+for run in $(seq 1 "$RUNS"); do
+  rm -rf "$W/r"
+  "$B/sigrelay-relay" --data-dir "$W/r" --listen 127.0.0.1:0 --upstream "$ORIGIN" \
+    --origin-pubkey "$W/o/origin.pub" --max-conns-per-peer $((N + 1000)) ${RELAY_FLAGS:-} \
+    2>"$W/r.log" &
+  RP=$!
+  wait_file "$W/r/listening"
+  for _ in $(seq 1 200); do
+    "$B/sigrelayctl" --server "$(head -1 "$W/r/listening")" status 2>/dev/null | grep -q "virus 1" && break
+    sleep 0.05
+  done
+  R0=$(rss_kb $RP)
+  "$B/sigrelay-agent-sim" --server "$(head -1 "$W/r/listening")" --agents "$N" \
+    --connections per-agent --origin-pubkey "$W/o/origin.pub" --start current \
+    --start-source "$ORIGIN" --until virus=99 --timeout 120s >/dev/null 2>"$W/sim.err" &
+  SP=$!
+  w=0
+  for _ in $(seq 1 1200); do
+    w=$("$B/sigrelayctl" --data-dir "$W/r" status --json 2>/dev/null |
+      { grep -o '"watchers":[0-9]*' || true; } | cut -d: -f2)
+    [ "${w:-0}" -ge "$N" ] && break
+    sleep 0.1
+  done
+  sleep 2  # the last streams' first pushes written
+  R1=$(rss_kb $RP)
+  echo "| $run | ${w:-0} | $((R0 / 1024)) | $((R1 / 1024)) | $(((R1 - R0) * 1024 / N)) |"
+  kill $SP $RP 2>/dev/null || true
+  wait $SP $RP 2>/dev/null || true
+done
