@@ -269,6 +269,34 @@ TEST(HostileClientTest, OnePeersIdleConnectionsCannotKeepAgentsOut) {
   for (int fd : flood) close(fd);
 }
 
+// Connections over IPv6 that carry calls are not cut as idle: gRPC names
+// their peer "ipv6:%5B::1%5D:PORT", the guard "ipv6:[::1]:PORT". Before
+// the two were matched every IPv6 connection was closed "no_call" at the
+// first-call timeout, Watch streams and all, and agents reconnected every
+// few seconds (docker/test.sh's relay B over IPv6 showed its upstream
+// "unreachable").
+TEST(HostileClientTest, IPv6ConnectionsWithCallsAreNotCutAsIdle) {
+  TempDir work;
+  Daemon origin("sigrelay-origin", work.File("origin"), {"--first-call-timeout", "1s"},
+                {"[::1]:0"});
+  if (origin.address().empty()) GTEST_SKIP() << "no IPv6 loopback: " << origin.output();
+  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work.path(), "p", 500, 1)), 1u);
+  testing::ChildProcess sims({testing::BinDir() + "/sigrelay-agent-sim", "--server",
+                              origin.address(), "--agents", "3", "--origin-pubkey",
+                              origin.data_dir() + "/origin.pub", "--until", "virus=99", "--timeout",
+                              "60s"});
+  ASSERT_TRUE(WaitFor([&] { return testing::AdminStatus(origin).watchers() == 3; }));
+  // Three first-call timeouts later the streams are still the same three.
+  const absl::Time until = absl::Now() + absl::Seconds(3);
+  ASSERT_FALSE(WaitFor(
+      [&] {
+        const v1::GetStatusResponse s = testing::AdminStatus(origin);
+        return s.connections_refused().contains("no_call") || s.watchers() != 3;
+      },
+      until - absl::Now()))
+      << testing::AdminStatus(origin).DebugString();
+}
+
 // A listener that stops accepting anyway (here: gRPC handed one EMFILE, as
 // in a flood without the cap) is found by the node's own probe and the
 // server is rebuilt on the same port: agents reconnect and converge, the

@@ -20,6 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -195,8 +196,28 @@ void CutLocked(Table& t, int fd, const std::string& reason, const std::string& d
   RefuseLocked(t, reason, why);
 }
 
+// gRPC names an IPv6 peer as a URI, brackets escaped ("ipv6:%5B::1%5D:80");
+// the table keys it as Describe does ("ipv6:[::1]:80").
+std::string Unescaped(const std::string& peer) {
+  if (peer.find('%') == std::string::npos) return peer;
+  std::string out;
+  for (size_t i = 0; i < peer.size(); ++i) {
+    int hi = 0, lo = 0;
+    if (peer[i] == '%' && i + 2 < peer.size() && absl::ascii_isxdigit(peer[i + 1]) &&
+        absl::ascii_isxdigit(peer[i + 2])) {
+      hi = absl::ascii_isdigit(peer[i + 1]) ? peer[i + 1] - '0' : (peer[i + 1] | 0x20) - 'a' + 10;
+      lo = absl::ascii_isdigit(peer[i + 2]) ? peer[i + 2] - '0' : (peer[i + 2] | 0x20) - 'a' + 10;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(peer[i]);
+    }
+  }
+  return out;
+}
+
 Conn* FindLocked(Table& t, const std::string& peer, int* fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.mu) {
-  auto it = t.by_peer.find(peer);
+  auto it = t.by_peer.find(Unescaped(peer));
   if (it == t.by_peer.end()) return nullptr;
   *fd = it->second;
   return t.by_fd[it->second].get();
