@@ -20,7 +20,6 @@ RECORDS=${1:-2200000}
 . bench/lib.sh
 bench_init bigpattern
 
-wait_file() { for _ in $(seq 1 600); do [ -s "$1" ] && return; sleep 0.05; done; echo "no $1" >&2; exit 1; }
 hwm_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
 reset_hwm() { echo 5 > "/proc/$1/clear_refs"; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.0f", k/1024}'; }

@@ -34,7 +34,6 @@ CLIENT_CPU="taskset -c 1"
 [ "$(nproc)" -ge 2 ] || { SERVER_CPU=""; CLIENT_CPU=""; }
 BENCH_CLEANUP='[ ! -f "$W/nginx.pid" ] || kill "$(cat "$W/nginx.pid")" 2>/dev/null'
 
-wait_file() { for _ in $(seq 1 400); do [ -s "$1" ] && return; sleep 0.05; done; echo "no $1" >&2; exit 1; }
 json_num() { grep -o "\"$2\":[0-9.e+-]*" <<<"$1" | head -1 | cut -d: -f2; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }

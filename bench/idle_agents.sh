@@ -11,7 +11,6 @@ N=${1:-5000}
 RUNS=${2:-3}
 . bench/lib.sh
 bench_init idle
-wait_file() { for _ in $(seq 1 400); do [ -s "$1" ] && return; sleep 0.05; done; echo "no $1" >&2; exit 1; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 
 "$B/sigrelayctl" gen-pattern --records 3000 --seed 1 --out "$W/v1" >/dev/null

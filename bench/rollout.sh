@@ -21,7 +21,6 @@ RECORDS=${2:-30000}
 . bench/lib.sh
 bench_init rollout
 
-wait_file() { for _ in $(seq 1 400); do [ -s "$1" ] && return; sleep 0.05; done; echo "no $1" >&2; exit 1; }
 json_num() { grep -o "\"$2\":[0-9.e+-]*" <<<"$1" | head -1 | cut -d: -f2; }
 port_of() { head -1 "$1/listening" | sed 's/.*://'; }
 # Bytes received (sport = PORT: on the server's side) or sent (dport = PORT:

@@ -93,6 +93,10 @@ class RolloutTest : public ::testing::Test {
             "--timeout",
             "100s"};
   }
+  // Publishes the next version of v1_ at `origin` (staged by its --rollout).
+  uint32_t PublishV3(const Daemon& origin) {
+    return testing::Publish(origin, "virus", testing::GenPattern(work_.path(), "v3", 0, 3, v1_));
+  }
   TempDir work_;
   std::string pub_, v1_;
 };
@@ -104,15 +108,13 @@ class RolloutTest : public ::testing::Test {
 TEST_F(RolloutTest, AHealthyVersionWidensRingByRingThroughTwoRelays) {
   auto started = Origin({"--rollout", "canary=10%:1s,early=40%:1s,broad"});
   Daemon& origin = *started;
-  const std::string& v1 = v1_;
   auto l1 = Relay("l1", origin.address());
   auto l2 = Relay("l2", l1->address());
   ChildProcess sims(Sims(l2->address(), 1000, "0"));
   ASSERT_TRUE(WaitFor([&] { return On(AdminStatus(origin), 1) == 1000; }, absl::Seconds(60)))
       << AdminStatus(origin).DebugString() << sims.Output();
 
-  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work_.path(), "v3", 0, 3, v1)),
-            3u);
+  ASSERT_EQ(PublishV3(origin), 3u);
   std::map<std::string, absl::Time> first;
   v1::GetStatusResponse s;
   ASSERT_TRUE(WaitFor(
@@ -151,8 +153,7 @@ TEST_F(RolloutTest, AnUnhealthyCanaryHaltsTheRolloutAndIsRolledForward) {
   ASSERT_TRUE(WaitFor([&] { return On(AdminStatus(origin), 1) == 1000; }, absl::Seconds(60)))
       << AdminStatus(origin).DebugString() << sims.Output();
 
-  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work_.path(), "v3", 0, 3, v1)),
-            3u);
+  ASSERT_EQ(PublishV3(origin), 3u);
   v1::GetStatusResponse s;
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -181,7 +182,6 @@ TEST_F(RolloutTest, AnUnhealthyCanaryHaltsTheRolloutAndIsRolledForward) {
 TEST_F(RolloutTest, InflatedHealthyCountsCannotPromoteARing) {
   auto started = Origin({"--rollout", "canary=10%:2s,broad"});
   Daemon& origin = *started;
-  const std::string& v1 = v1_;
   auto stub = v1::UpdateService::NewStub(
       grpc::CreateChannel(origin.address(), grpc::InsecureChannelCredentials()));
   v1::WatchRequest lie;
@@ -195,8 +195,7 @@ TEST_F(RolloutTest, InflatedHealthyCountsCannotPromoteARing) {
   ChildProcess sims(Sims(origin.address(), 300, "20"));
   ASSERT_TRUE(WaitFor([&] { return On(AdminStatus(origin), 1) == 300; }, absl::Seconds(30)))
       << sims.Output();
-  ASSERT_EQ(testing::Publish(origin, "virus", testing::GenPattern(work_.path(), "v3", 0, 3, v1)),
-            3u);
+  ASSERT_EQ(PublishV3(origin), 3u);
   v1::GetStatusResponse s;
   ASSERT_TRUE(WaitFor(
       [&] {
