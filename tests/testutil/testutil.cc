@@ -44,6 +44,13 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
 namespace {
 
 pid_t Spawn(const std::vector<std::string>& argv, int out_fd) {
+  // Everything the child needs is built before fork: the child of a threaded
+  // process may only make async-signal-safe calls. An allocation there waits
+  // for ever on an allocator lock another thread held at the fork (seen under
+  // ASan in CI).
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
@@ -59,9 +66,6 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd) {
     }
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     execvp(args[0], args.data());
     _exit(127);
   }
