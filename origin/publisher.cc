@@ -162,11 +162,14 @@ absl::Status VerifyIncremental(const IncrementalCodec& codec, const MappedFile& 
   absl::StatusOr<std::unique_ptr<MappedFile>> target =
       MappedFile::Writable((*out)->fd(), (*out)->temp_path(), size);
   if (!target.ok()) return target.status();
-  MappedFile* t = target->get();
-  absl::Status s = codec.DecodeInto(
-      old.view(), incremental.view(), t->data(), size,
-      TrimAbove(ResidentMappedBytes() + kRebuildMappedCap, {&old, &incremental, t}));
-  if (s.ok() && HashMapped(*t) != sha256) s = absl::DataLossError("digest differs");
+  Sha256 sha;
+  absl::Status s = DecodeAndConsume(codec, old, incremental.view(), target->get(),
+                                    [&](absl::string_view piece) {
+                                      sha.Update(piece);
+                                      return absl::OkStatus();
+                                    },
+                                    {&incremental});
+  if (s.ok() && sha.Finish() != sha256) s = absl::DataLossError("digest differs");
   if (!s.ok()) {
     return absl::InternalError(
         absl::StrCat("the incremental made does not rebuild the new version (", s.message(), ")"));

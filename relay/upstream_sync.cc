@@ -429,18 +429,12 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::Rebuild(
   absl::StatusOr<std::unique_ptr<MappedFile>> mapped =
       MappedFile::Writable((*out)->fd(), (*out)->temp_path(), *size);
   if (!mapped.ok()) return mapped.status();
-  MappedFile* target = mapped->get();
-  MappedFile* ref = old_file->get();
-  MappedFile* incr = incr_file->get();
-  absl::Status decoded =
-      codec_.DecodeInto(ref->view(), incr->view(), target->data(), *size,
-                        TrimAbove(ResidentMappedBytes() + kRebuildMappedCap, {ref, incr, target}));
-  if (!decoded.ok()) return decoded;
   writers->push_back(store_->NewFileWriter());
   VersionStore::FileWriter* writer = writers->back().get();
-  absl::Status s = WriteInPieces(target->view(), writer, 1 << 20, IncrementalCodec::kTrimEvery,
-                                 [&] { target->Trim(); });
-  if (!s.ok()) return s;
+  absl::Status decoded = DecodeAndConsume(
+      codec_, **old_file, (*incr_file)->view(), mapped->get(),
+      [writer](absl::string_view piece) { return writer->Write(piece); }, {incr_file->get()});
+  if (!decoded.ok()) return decoded;
   absl::StatusOr<v1::FileRecord> record = writer->Finish();
   if (!record.ok()) return record.status();
   if (record->size() != entry.size() || record->sha256() != entry.sha256()) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -55,6 +56,18 @@ MappedFile::~MappedFile() {
 
 void MappedFile::Trim() const {
   if (data_ != nullptr) madvise(data_, size_, MADV_DONTNEED);
+}
+
+void MappedFile::TrimRange(uint64_t offset, uint64_t length) const {
+  if (data_ == nullptr || offset >= size_) return;
+  madvise(data_ + offset, std::min(length, size_ - offset), MADV_DONTNEED);
+}
+
+void MappedFile::FaultIn(uint64_t offset, uint64_t length) {
+  if (data_ == nullptr || offset >= size_) return;
+#ifdef MADV_POPULATE_WRITE
+  madvise(data_ + offset, std::min(length, size_ - offset), MADV_POPULATE_WRITE);
+#endif
 }
 
 uint64_t ResidentMappedBytes() {

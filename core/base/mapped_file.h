@@ -47,6 +47,13 @@ class MappedFile {
   // Written pages of a writable mapping are already the file's: nothing is
   // lost. Thread-safe.
   void Trim() const;
+  // The same for the pages of [offset, offset + length) (page-aligned
+  // offset; the length is cut at the end of the mapping).
+  void TrimRange(uint64_t offset, uint64_t length) const;
+  // Faults the pages of [offset, offset + length) in, writable, in one call
+  // (MADV_POPULATE_WRITE) rather than a fault per page as they are first
+  // written; a no-op where the kernel cannot. Writable mappings only.
+  void FaultIn(uint64_t offset, uint64_t length);
 
  private:
   MappedFile(char* data, uint64_t size) : data_(data), size_(size) {}

@@ -1,7 +1,8 @@
 // Rebuilding a file from an incremental on disk, in bounded memory: the old
 // version is mapped, the new one is written through a mapping of a staged
-// file, both trimmed as the codec goes, and the result is checked against
-// the signed entry before anyone may use it.
+// file while a second thread digests (or stores) what is already decoded,
+// both trimmed as they go, and the result is checked against the signed
+// entry before anyone may use it.
 //
 //   absl::StatusOr<std::unique_ptr<MappedFile>> old = MappedFile::Open(installed);
 //   absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(installed);
@@ -10,7 +11,9 @@
 #ifndef SIGRELAY_CORE_CLIENT_REBUILD_H_
 #define SIGRELAY_CORE_CLIENT_REBUILD_H_
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -22,8 +25,25 @@
 namespace sigrelay {
 
 // Mapped pages a rebuild holds at most (the old version's matched regions
-// and the output), beside what was mapped before it began.
+// and the output), beside what was mapped before it began and, for a
+// pattern under IncrementalCodec::kBigFile, its whole old version.
 inline constexpr uint64_t kRebuildMappedCap = 8 << 20;
+
+// Decodes `incremental` against `old` into `target` (a writable mapping of
+// the decoded size) while a second thread hands each finished piece of the
+// output, in order and at most 1 MiB at a time, to `consume` (a digest, a
+// store): the two overlap instead of one pass after the other. Memory: the
+// output's pages are faulted a few MiB ahead of the decoder in one call and
+// handed back once consumed and a few MiB behind it; a big pattern's `old`
+// is handed back a few MiB behind the decoder too (its matches are near),
+// a small one's stays mapped (its matches reach all of it); past the cap,
+// the output the consumer has yet to read and then `old` and `also_trim`
+// whole go back. The decoder's error first, else the first error `consume`
+// returned (it is not called again after one).
+absl::Status DecodeAndConsume(const IncrementalCodec& codec, const MappedFile& old,
+                              absl::string_view incremental, MappedFile* target,
+                              const std::function<absl::Status(absl::string_view)>& consume,
+                              std::vector<const MappedFile*> also_trim = {});
 
 // The SHA-256 of a mapped file, read in pieces and trimmed as it goes.
 std::string HashMapped(const MappedFile& file);
@@ -35,9 +55,6 @@ std::string HashMapped(const MappedFile& file);
 absl::Status RebuildInto(const IncrementalCodec& codec, const MappedFile& old,
                          absl::string_view incremental, const v1::ComponentEntry& entry,
                          StagedFile* out);
-
-// DataLoss unless `file` is the signed file of `entry` (size and digest).
-absl::Status VerifyMapped(const MappedFile& file, const v1::ComponentEntry& entry);
 
 }  // namespace sigrelay
 

@@ -183,7 +183,7 @@ absl::StatusOr<uint64_t> IncrementalCodec::DecodedSize(absl::string_view increme
 
 absl::Status IncrementalCodec::DecodeInto(absl::string_view old_version,
                                           absl::string_view incremental, char* out, uint64_t size,
-                                          const std::function<void()>& trim) const {
+                                          const std::function<void(uint64_t)>& progress) const {
   std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
   if (!dctx) return absl::ResourceExhaustedError("zstd: cannot allocate a decompression context");
   ZSTD_DCtx* d = dctx.get();
@@ -211,13 +211,13 @@ absl::Status IncrementalCodec::DecodeInto(absl::string_view old_version,
           "); it is corrupt or made from another version; fetch the full file instead"));
     }
     used += in.pos;
-    if (trim && (o.pos - offered_out >= kOfferOut || used - offered_in >= kOfferIn)) {
-      trim();
+    if (progress && (o.pos - offered_out >= kOfferOut || used - offered_in >= kOfferIn)) {
+      progress(o.pos);
       offered_out = o.pos;
       offered_in = used;
     }
   }
-  if (trim) trim();
+  if (progress) progress(o.pos);
   if (left != 0) {
     return absl::DataLossError(absl::StrCat("incremental ends inside its frame (", used, " of ",
                                             incremental.size(), " bytes decoded to ", o.pos,

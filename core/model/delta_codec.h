@@ -17,7 +17,7 @@
 //   IncrementalCodec codec;
 //   codec.Encode(old->view(), new_file->view(), &sink, [&] { old->Trim(); new_file->Trim(); });
 //   absl::StatusOr<uint64_t> size = IncrementalCodec::DecodedSize(incr, limit);
-//   codec.DecodeInto(old->view(), incr, out->data(), *size, [&] { out->Trim(); ... });
+//   codec.DecodeInto(old->view(), incr, out->data(), *size, [&](uint64_t) { out->Trim(); });
 #ifndef SIGRELAY_CORE_MODEL_DELTA_CODEC_H_
 #define SIGRELAY_CORE_MODEL_DELTA_CODEC_H_
 
@@ -81,11 +81,13 @@ class IncrementalCodec {
   static absl::StatusOr<uint64_t> DecodedSize(absl::string_view incremental, uint64_t max_size);
 
   // Rebuilds the new version into out[0, size), `size` being DecodedSize,
-  // offering `trim` after every 2 MiB of output or 16 KiB of input. DataLoss when
-  // `incremental` is corrupt, truncated, has bytes past its frame, or was
-  // made against another old version.
+  // calling `progress` with the bytes of out final so far after every
+  // 256 KiB of output or 16 KiB of input (the caller trims there), and once
+  // at the end. DataLoss when `incremental` is corrupt, truncated, has bytes
+  // past its frame, or was made against another old version.
   absl::Status DecodeInto(absl::string_view old_version, absl::string_view incremental, char* out,
-                          uint64_t size, const std::function<void()>& trim = nullptr) const;
+                          uint64_t size,
+                          const std::function<void(uint64_t decoded)>& progress = nullptr) const;
   // The same, in memory.
   absl::StatusOr<std::string> Decode(absl::string_view old_version, absl::string_view incremental,
                                      uint64_t max_size) const;

@@ -10,33 +10,18 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/status_matchers.h"
+#include "tests/testutil/test_data.h"
 #include "tests/testutil/testutil.h"
 
 namespace sigrelay {
 namespace {
 
+using testing::Edited;
 using ::testing::HasSubstr;
-
-std::string RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string out(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    uint64_t v = rng();
-    memcpy(&out[i], &v, 8);
-  }
-  return out;
-}
-
-// `base` with a few regions rewritten, some bytes inserted and some removed.
-std::string Edited(std::string base, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  for (int i = 0; i < 16; ++i) {
-    size_t at = rng() % (base.size() - 4096);
-    base.replace(at, 512, RandomBytes(700, rng()));
-    base.erase(rng() % (base.size() - 4096), 300);
-  }
-  return base;
-}
+using testing::PeakResident;
+using testing::RandomBytes;
+using testing::ResetPeak;
+using testing::WriteBigFile;
 
 void RoundTrip(const IncrementalCodec& codec, const std::string& old_v, const std::string& new_v) {
   auto incr = codec.Encode(old_v, new_v);
@@ -110,33 +95,6 @@ TEST(IncrementalCodecTest, OversizedResultIsRefusedBeforeDecoding) {
   EXPECT_THAT(rebuilt.status().message(), HasSubstr("100000"));
 }
 
-// Peak resident bytes of this process since the last ResetPeak().
-uint64_t PeakResident() {
-  std::string status = *ReadFileToString("/proc/self/status");
-  size_t at = status.find("VmHWM:");
-  return std::stoull(status.substr(at + 6)) << 10;
-}
-void ResetPeak() {
-  int fd = open("/proc/self/clear_refs", O_WRONLY);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(write(fd, "5", 1), 1);
-  close(fd);
-}
-
-// Writes `n` bytes of a deterministic pseudo-random file, 1 MiB at a time,
-// with a few edits where `edits` says: files this big never sit in memory.
-std::string WriteBigFile(const std::string& path, size_t n, uint64_t seed, int edit_seed) {
-  absl::StatusOr<std::unique_ptr<StagedFile>> f = StagedFile::Create(path);
-  EXPECT_OK(f);
-  for (size_t at = 0; at < n; at += 1 << 20) {
-    std::string piece = RandomBytes(1 << 20, seed + at);
-    if (edit_seed != 0 && (at >> 20) % 7 == 3) piece = Edited(piece, edit_seed + at);
-    EXPECT_OK((*f)->Write(piece));
-  }
-  EXPECT_OK((*f)->Commit());
-  return path;
-}
-
 // A file sink that never holds what it writes.
 class FileSink final : public ByteSink {
  public:
@@ -189,9 +147,10 @@ TEST(IncrementalCodecTest, MappedFilesTrimmedAsTheCodecGoesKeepMemoryBounded) {
   ASSERT_OK(out);
   ResetPeak();
   const uint64_t before_decode = PeakResident();
-  ASSERT_OK(codec.DecodeInto(
-      (*old_file)->view(), (*incr)->view(), (*out)->data(), *size,
-      TrimAbove(ResidentMappedBytes() + (16 << 20), {old_file->get(), out->get()})));
+  const std::function<void()> trim =
+      TrimAbove(ResidentMappedBytes() + (16 << 20), {old_file->get(), out->get()});
+  ASSERT_OK(codec.DecodeInto((*old_file)->view(), (*incr)->view(), (*out)->data(), *size,
+                             [&](uint64_t) { trim(); }));
   const uint64_t decode_peak = PeakResident() - before_decode;
   EXPECT_TRUE((*out)->view() == (*new_file)->view());
   // Cap, zstd state and what a 10 ms offer interval lets through (measured
