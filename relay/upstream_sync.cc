@@ -489,7 +489,7 @@ absl::StatusOr<v1::FileRecord> UpstreamSync::FetchFull(
           absl::StrCat("cannot resume ", entry.name(), ": ", resumed.status().message()));
     }
   }
-  if (*writer == nullptr) *writer = store_->NewFileWriter();
+  if (*writer == nullptr) *writer = store_->NewFileWriter(VersionStore::Resumable::kYes);
   const uint64_t offset = (*writer)->Flushed().size();
   PartialSink keep_partial(store_, partial_name, entry.sha256(), writer->get());
   CountingSink counted([this](uint64_t n) { CountBytes(false, n); }, &keep_partial);

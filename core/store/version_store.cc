@@ -198,8 +198,8 @@ struct VersionStore::FileWriter::HashState {
   Sha256 sha;
 };
 
-VersionStore::FileWriter::FileWriter(VersionStore* store)
-    : store_(store), hash_(std::make_unique<HashState>()) {
+VersionStore::FileWriter::FileWriter(VersionStore* store, bool logged)
+    : store_(store), logged_(logged), hash_(std::make_unique<HashState>()) {
   record_.set_chunk_size(store->options_.chunk_size);
 }
 
@@ -213,28 +213,40 @@ absl::Status VersionStore::FileWriter::Append(absl::string_view data) {
   record_.set_size(record_.size() + data.size());
   const size_t chunk_size = store_->options_.chunk_size;
   while (!data.empty()) {
+    if (buffer_.empty() && data.size() >= chunk_size) {
+      // A whole chunk in place: no copy through the buffer.
+      absl::Status s = FlushChunk(data.substr(0, chunk_size));
+      if (!s.ok()) return s;
+      data.remove_prefix(chunk_size);
+      continue;
+    }
     size_t take = std::min(chunk_size - buffer_.size(), data.size());
     buffer_.append(data.data(), take);
     data.remove_prefix(take);
     if (buffer_.size() == chunk_size) {
-      absl::Status s = FlushChunk();
+      absl::Status s = FlushChunk(buffer_);
+      buffer_.clear();
       if (!s.ok()) return s;
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status VersionStore::FileWriter::FlushChunk() {
-  std::string digest = Sha256::Of(buffer_);
+absl::Status VersionStore::FileWriter::FlushChunk(absl::string_view chunk) {
+  std::string digest = Sha256::Of(chunk);
   store_->Pin(digest);
   record_.add_chunks(digest);
   rocksdb::WriteBatch batch;
-  batch.Put(ChunkKey(digest), buffer_);
+  batch.Put(ChunkKey(digest), rocksdb::Slice(chunk.data(), chunk.size()));
   batch.Put(ChunkIndexKey(digest), "");
   store_->BeforeWrite();
-  rocksdb::Status s = store_->db_->Write(rocksdb::WriteOptions(), &batch);
-  buffer_.clear();
-  return FromRocks(s, "write chunk");
+  // A resumable download's chunks go through the write-ahead log (a
+  // partial record names them as they come); others skip it (half the
+  // bytes written and checksummed): nothing names them before a Commit,
+  // which flushes them first.
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = !logged_;
+  return FromRocks(store_->db_->Write(wo, &batch), "write chunk");
 }
 
 v1::FileRecord VersionStore::FileWriter::Flushed() const {
@@ -247,7 +259,8 @@ v1::FileRecord VersionStore::FileWriter::Flushed() const {
 absl::StatusOr<v1::FileRecord> VersionStore::FileWriter::Finish() {
   if (!hash_) return absl::FailedPreconditionError("file writer already finished");
   if (!buffer_.empty()) {
-    absl::Status s = FlushChunk();
+    absl::Status s = FlushChunk(buffer_);
+    buffer_.clear();
     if (!s.ok()) return s;
   }
   record_.set_sha256(hash_->sha.Finish());
@@ -322,8 +335,8 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(const std::stri
   return store;
 }
 
-std::unique_ptr<VersionStore::FileWriter> VersionStore::NewFileWriter() {
-  return std::unique_ptr<FileWriter>(new FileWriter(this));
+std::unique_ptr<VersionStore::FileWriter> VersionStore::NewFileWriter(Resumable resumable) {
+  return std::unique_ptr<FileWriter>(new FileWriter(this, resumable == Resumable::kYes));
 }
 
 void VersionStore::Pin(const std::string& digest) {
@@ -374,6 +387,7 @@ absl::Status VersionStore::Commit(const std::vector<ComponentCommit>& components
     }
   }
   batch.Put(kManifestKey, manifest.SerializeAsString());
+  if (absl::Status durable = DurableChunks(); !durable.ok()) return durable;
   rocksdb::WriteOptions wo;
   wo.sync = true;
   BeforeWrite();
@@ -421,6 +435,10 @@ absl::Status VersionStore::SweepUnreferenced(const std::vector<std::string>& can
   return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "collect chunks");
 }
 
+absl::Status VersionStore::DurableChunks() {
+  return FromRocks(db_->Flush(rocksdb::FlushOptions()), "flush chunks");
+}
+
 absl::Status VersionStore::SavePartial(const std::string& name, const v1::FileRecord& partial) {
   BeforeWrite();
   return FromRocks(
@@ -458,7 +476,7 @@ absl::StatusOr<std::unique_ptr<VersionStore::FileWriter>> VersionStore::ResumeFi
     return absl::FailedPreconditionError(
         "partial download does not match this store's chunk size; starting over");
   }
-  std::unique_ptr<FileWriter> writer = NewFileWriter();
+  std::unique_ptr<FileWriter> writer = NewFileWriter(Resumable::kYes);
   auto view = Snapshot();
   for (int i = 0; i < partial.chunks_size(); ++i) {
     absl::StatusOr<std::string> chunk = view->ReadChunk(partial, i);

@@ -116,10 +116,11 @@ class VersionStore {
 
    private:
     friend class VersionStore;
-    explicit FileWriter(VersionStore* store);
-    absl::Status FlushChunk();
+    FileWriter(VersionStore* store, bool logged);
+    absl::Status FlushChunk(absl::string_view chunk);
 
     VersionStore* store_;
+    const bool logged_;  // chunks through the write-ahead log
     std::string buffer_;
     v1::FileRecord record_;
     struct HashState;
@@ -148,17 +149,22 @@ class VersionStore {
                                                             const StoreOptions& options = {});
   ~VersionStore();
 
-  std::unique_ptr<FileWriter> NewFileWriter();
+  // A resumable writer's chunks are durable as each is written, for a
+  // download that saves partial records (SavePartial) as it goes; any
+  // other's become durable at the Commit that names them (fewer bytes
+  // written: a rebuild, a publish).
+  enum class Resumable { kNo, kYes };
+  std::unique_ptr<FileWriter> NewFileWriter(Resumable resumable = Resumable::kNo);
 
   // Resumable downloads. A partial file is the record of the whole chunks
-  // received so far, kept under `name` across restarts until dropped; its
-  // chunks are never collected while it is kept.
+  // a resumable writer received so far, kept under `name` across restarts
+  // until dropped; its chunks are never collected while it is kept.
   absl::Status SavePartial(const std::string& name, const v1::FileRecord& partial);
   // nullopt when nothing is kept under `name`.
   absl::StatusOr<std::optional<v1::FileRecord>> LoadPartial(const std::string& name);
   absl::Status DropPartial(const std::string& name);
-  // A writer that continues `partial` (re-reading its chunks to restore the
-  // digest state); DataLoss when they are missing or corrupt.
+  // A resumable writer that continues `partial` (re-reading its chunks to
+  // restore the digest state); DataLoss when they are missing or corrupt.
   absl::StatusOr<std::unique_ptr<FileWriter>> ResumeFileWriter(const v1::FileRecord& partial);
 
   // Atomically applies `components` and sets `manifest`, then collects chunks
@@ -184,6 +190,10 @@ class VersionStore {
  private:
   VersionStore(std::unique_ptr<rocksdb::DB> db, const StoreOptions& options);
   absl::Status SweepUnreferenced(const std::vector<std::string>& candidates);
+  // Makes every chunk written so far durable (a memtable flush: writers
+  // that are not resumable skip the write-ahead log), before a record
+  // names them.
+  absl::Status DurableChunks();
   void BeforeWrite() {
     if (write_hook_) write_hook_();
   }
