@@ -41,6 +41,14 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
 
 absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Writable(int fd, const std::string& path,
                                                                  uint64_t size) {
+  // Blocks reserved before the mapping is written: a disk that fills up
+  // fails here with ENOSPC, not later with SIGBUS on a page fault.
+  if (size > 0) {
+    if (int err = posix_fallocate(fd, 0, static_cast<off_t>(size)); err != 0) {
+      errno = err;
+      return ErrnoError("cannot reserve space for", path);
+    }
+  }
   if (ftruncate(fd, static_cast<off_t>(size)) != 0) return ErrnoError("cannot size", path);
   void* p = nullptr;
   if (size > 0) {

@@ -31,8 +31,10 @@ class MappedFile {
   // `path` read-only; an empty file is an empty view. NotFound,
   // PermissionDenied or FailedPrecondition naming the path.
   static absl::StatusOr<std::unique_ptr<MappedFile>> Open(const std::string& path);
-  // Sizes the open file `fd` to `size` bytes and maps it for writing: what
-  // is written through data() is the file's content. `path` is for errors.
+  // Sizes the open file `fd` to `size` bytes, its blocks reserved, and maps
+  // it for writing: what is written through data() is the file's content.
+  // ResourceExhausted when the disk has no room for it. `path` is for
+  // errors.
   static absl::StatusOr<std::unique_ptr<MappedFile>> Writable(int fd, const std::string& path,
                                                               uint64_t size);
   ~MappedFile();
