@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -43,6 +44,17 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
 
 namespace {
 
+// The TMPDIR of every child: one directory per test process, removed when
+// it exits, so what a SIGKILLed child left in $TMPDIR (agent-sim's work
+// dir) goes with it.
+const std::string& ChildrenTmpDir() {
+  static const TempDir* dir = [] {
+    static TempDir d;
+    return &d;
+  }();
+  return dir->path();
+}
+
 pid_t Spawn(const std::vector<std::string>& argv, int out_fd) {
   // Everything the child needs is built before fork: the child of a threaded
   // process may only make async-signal-safe calls. An allocation there waits
@@ -51,6 +63,14 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (strncmp(*e, "TMPDIR=", 7) != 0) env_strings.emplace_back(*e);
+  }
+  env_strings.push_back("TMPDIR=" + ChildrenTmpDir());
+  std::vector<char*> env;
+  for (std::string& e : env_strings) env.push_back(e.data());
+  env.push_back(nullptr);
   const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
@@ -66,7 +86,7 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd) {
     }
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
-    execvp(args[0], args.data());
+    execvpe(args[0], args.data(), env.data());
     _exit(127);
   }
   return pid;
