@@ -387,7 +387,11 @@ absl::Status VersionStore::Commit(const std::vector<ComponentCommit>& components
     }
   }
   batch.Put(kManifestKey, manifest.SerializeAsString());
-  if (absl::Status durable = DurableChunks(); !durable.ok()) return durable;
+  // A commit of files first makes their chunks durable (a re-signed
+  // manifest alone names no new chunk).
+  if (!components.empty()) {
+    if (absl::Status durable = DurableChunks(); !durable.ok()) return durable;
+  }
   rocksdb::WriteOptions wo;
   wo.sync = true;
   BeforeWrite();
