@@ -21,6 +21,10 @@ log=$(mktemp -d /tmp/sigrelay-docker.XXXXXX)
 started_dockerd=""
 built_base=""
 if ! docker info >/dev/null 2>&1; then
+  # What dockerd changes on the host (its bridge, iptables chains and the
+  # FORWARD policy, IP forwarding) is put back as it was when it stops.
+  iptables_before=$(iptables-save 2>/dev/null || true)
+  forwarding_before=$(sysctl -n net.ipv4.ip_forward)
   dockerd --bip 198.18.250.1/24 --default-address-pool base=198.19.0.0/16,size=24 \
     >"$log/dockerd.log" 2>&1 &
   started_dockerd=$!
@@ -54,6 +58,9 @@ cleanup() {
   if [ -n "$started_dockerd" ]; then
     kill "$started_dockerd" 2>/dev/null || true
     wait "$started_dockerd" 2>/dev/null || true
+    ip link delete docker0 2>/dev/null || true
+    [ -z "$iptables_before" ] || iptables-restore <<<"$iptables_before" || true
+    sysctl -qw net.ipv4.ip_forward="$forwarding_before" || true
   fi
   [ "$rc" -ne 0 ] || rm -rf "$log"
 }
