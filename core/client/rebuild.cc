@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/base/digest.h"
+#include "core/base/process.h"
 
 namespace sigrelay {
 namespace {
@@ -32,6 +33,10 @@ absl::Status DecodeAndConsume(const IncrementalCodec& codec, const MappedFile& o
                               const std::function<absl::Status(absl::string_view)>& consume,
                               std::vector<const MappedFile*> also_trim) {
   also_trim.push_back(&old);
+  // What the process freed before (a download's chunks and messages) goes
+  // back first, so the rebuild's pages come on top of what it holds, not of
+  // what glibc kept.
+  ReturnFreeMemory();
   const uint64_t size = target->size();
   // A small pattern's incremental (zstd level 12) matches all over its old
   // version, so that stays mapped whole: trimming it cost a quarter of a
