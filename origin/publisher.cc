@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/base/digest.h"
 #include "core/base/file_util.h"
 #include "core/base/log.h"
 #include "core/base/mapped_file.h"
@@ -149,27 +148,17 @@ class TeeSink final : public ByteSink {
   const std::atomic<bool>* const stop_;
 };
 
-// Decodes `incremental` against `old` into a mapped scratch file and
-// checks the result is the new version (size and digest).
+// Rebuilds the new version from `old` and `incremental` into a scratch
+// file, as a node would, and checks it (size and digest).
 absl::Status VerifyIncremental(const IncrementalCodec& codec, const MappedFile& old,
                                const MappedFile& incremental, uint64_t size,
                                const std::string& sha256, const std::string& scratch) {
-  absl::StatusOr<uint64_t> decoded = IncrementalCodec::DecodedSize(incremental.view(), size);
-  if (!decoded.ok()) return decoded.status();
-  if (*decoded != size) return absl::InternalError("the incremental made has the wrong size");
+  v1::ComponentEntry entry;
+  entry.set_size(size);
+  entry.set_sha256(sha256);
   absl::StatusOr<std::unique_ptr<StagedFile>> out = StagedFile::Create(scratch, 0600);
   if (!out.ok()) return out.status();
-  absl::StatusOr<std::unique_ptr<MappedFile>> target =
-      MappedFile::Writable((*out)->fd(), (*out)->temp_path(), size);
-  if (!target.ok()) return target.status();
-  Sha256 sha;
-  absl::Status s = DecodeAndConsume(codec, old, incremental.view(), target->get(),
-                                    [&](absl::string_view piece) {
-                                      sha.Update(piece);
-                                      return absl::OkStatus();
-                                    },
-                                    {&incremental});
-  if (s.ok() && sha.Finish() != sha256) s = absl::DataLossError("digest differs");
+  absl::Status s = RebuildInto(codec, old, incremental.view(), entry, out->get());
   if (!s.ok()) {
     return absl::InternalError(
         absl::StrCat("the incremental made does not rebuild the new version (", s.message(), ")"));
