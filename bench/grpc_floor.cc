@@ -6,8 +6,13 @@
 // beside the relay and nginx so the table shows which part of the relay's
 // time is the transport's.
 //
+// It also answers Watch like a node to an idle agent (one small message,
+// then the stream stays open), so bench/idle_agents.sh can show what gRPC
+// itself holds per idle connection and stream.
+//
 //   grpc_floor serve --size 76295            (prints the port, serves until killed)
 //   grpc_floor load --server 127.0.0.1:P --clients 10000
+//   grpc_floor hold --server 127.0.0.1:P --clients 5000   (prints "ready", holds until killed)
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 
@@ -29,6 +34,8 @@ namespace {
 using sigrelay::v1::FetchRequest;
 using sigrelay::v1::FetchResponse;
 using sigrelay::v1::UpdateService;
+using sigrelay::v1::WatchRequest;
+using sigrelay::v1::WatchResponse;
 
 double CpuSeconds() {
   rusage u{};
@@ -66,8 +73,58 @@ class FloorService final : public UpdateService::CallbackService {
     return new Reactor(&response_);
   }
 
+  // An idle agent's stream: its first request read, one small answer
+  // written, then a read left pending until the client goes.
+  grpc::ServerBidiReactor<WatchRequest, WatchResponse>* Watch(
+      grpc::CallbackServerContext*) override {
+    class Reactor final : public grpc::ServerBidiReactor<WatchRequest, WatchResponse> {
+     public:
+      explicit Reactor(const WatchResponse* r) : response_(r) { StartRead(&request_); }
+      void OnReadDone(bool ok) override {
+        if (!ok) {
+          Finish(grpc::Status::OK);
+          return;
+        }
+        if (!answered_) StartWrite(response_);
+        answered_ = true;
+        StartRead(&request_);
+      }
+      void OnWriteDone(bool) override {}
+      void OnDone() override { delete this; }
+
+     private:
+      const WatchResponse* response_;
+      WatchRequest request_;
+      bool answered_ = false;
+    };
+    return new Reactor(&watch_response_);
+  }
+
  private:
   FetchResponse response_;
+  WatchResponse watch_response_;
+};
+
+class Watcher final : public grpc::ClientBidiReactor<WatchRequest, WatchResponse> {
+ public:
+  Watcher(UpdateService::Stub* stub, int index, std::atomic<int>* answered) : answered_(answered) {
+    request_.set_agent_id("floor-" + std::to_string(index));
+    stub->async()->Watch(&ctx_, this);
+    StartWrite(&request_);
+    StartRead(&response_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (ok) --*answered_;
+  }
+  void OnDone(const grpc::Status&) override {}
+  void Cancel() { ctx_.TryCancel(); }
+
+ private:
+  grpc::ClientContext ctx_;
+  WatchRequest request_;
+  WatchResponse response_;
+  std::atomic<int>* answered_;
 };
 
 class Call final : public grpc::ClientReadReactor<FetchResponse> {
@@ -117,15 +174,45 @@ int Serve(size_t size, int expect, const sigset_t& stop) {
   return 0;
 }
 
-int Load(const std::string& target, int clients) {
-  std::vector<std::unique_ptr<UpdateService::Stub>> stubs;
+std::vector<std::shared_ptr<grpc::Channel>> Connect(const std::string& target, int clients) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int i = 0; i < clients; ++i) {
     sigrelay::ChannelOptions own;
     own.own_connection = true;  // one TCP connection each
     channels.push_back(sigrelay::MakeChannel(target, own));
-    stubs.push_back(UpdateService::NewStub(channels.back()));
   }
+  return channels;
+}
+
+// N connections, one Watch stream each; "ready" once every stream got its
+// answer; held until SIGINT or SIGTERM.
+int Hold(const std::string& target, int clients, const sigset_t& stop) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels = Connect(target, clients);
+  std::vector<std::unique_ptr<UpdateService::Stub>> stubs;
+  std::vector<std::unique_ptr<Watcher>> watchers;
+  std::atomic<int> answered{clients};
+  for (int i = 0; i < clients; ++i) {
+    stubs.push_back(UpdateService::NewStub(channels[i]));
+    watchers.push_back(std::make_unique<Watcher>(stubs.back().get(), i, &answered));
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (answered.load() > 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(stderr, "%d watchers unanswered\n", answered.load());
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // measurement pace
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  sigrelay::WaitForStopSignal(stop);
+  std::_Exit(0);  // the server side is what was measured
+}
+
+int Load(const std::string& target, int clients) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels = Connect(target, clients);
+  std::vector<std::unique_ptr<UpdateService::Stub>> stubs;
+  for (auto& c : channels) stubs.push_back(UpdateService::NewStub(c));
   auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(120);
   for (auto& c : channels) {
     if (!c->WaitForConnected(deadline)) {
@@ -157,12 +244,12 @@ int main(int argc, char** argv) {
   uint64_t size = 76295;
   int clients = 1000;
   std::string server;
-  sigrelay::FlagParser flags("grpc_floor", "bare gRPC fan-out: serve | load");
+  sigrelay::FlagParser flags("grpc_floor", "bare gRPC fan-out: serve | load | hold");
   flags.Add("size", &size, "BYTES", "serve: bytes in the one message each Fetch gets");
   int expect = 0;
   flags.Add("expect", &expect, "N", "serve: CPU is counted until this many calls ended");
   flags.Add("server", &server, "HOST:PORT", "load: the grpc_floor server");
-  flags.Add("clients", &clients, "N", "load: connections, one Fetch each");
+  flags.Add("clients", &clients, "N", "load: connections, one Fetch each; hold: one Watch each");
   std::vector<std::string> command;
   absl::Status parsed = flags.Parse(argc, argv, &command);
   if (!parsed.ok() || command.size() != 1 || flags.help_requested()) {
@@ -175,6 +262,10 @@ int main(int argc, char** argv) {
     return Serve(size, expect, stop);
   }
   if (command[0] == "load") return Load(server, clients);
+  if (command[0] == "hold") {
+    sigset_t stop = sigrelay::BlockStopSignals();
+    return Hold(server, clients, stop);
+  }
   std::fprintf(stderr, "unknown command \"%s\"; use serve or load\n", command[0].c_str());
   return 2;
 }
