@@ -18,6 +18,10 @@
 # bare gRPC server answering one Fetch per client with the incremental's
 # bytes, nothing else: the transport's own floor.
 #
+# One address may hold only half the relay's descriptors: with 10,000 agents
+# from loopback under a 20,000-descriptor limit, run it with
+# RELAY_FLAGS="--front 127.0.0.1".
+#
 # Servers (relay, nginx, grpc_floor serve) run on CPU 0 and clients
 # (agent-sim, wrk, grpc_floor load) on CPU 1, as they would on separate
 # machines; the origin is not pinned.
@@ -128,6 +132,8 @@ for N in "${NS[@]}"; do
   CPU0=$(cpu_s $RELAY_PID)
   # FANOUT_PERF=FILE: a CPU profile of the relay during the push.
   [ -n "${FANOUT_PERF:-}" ] && { perf record -F 2999 -g -p $RELAY_PID -o "$FANOUT_PERF" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
+  # FANOUT_STAT=FILE: the relay's syscalls and context switches during the push.
+  [ -n "${FANOUT_STAT:-}" ] && { perf stat -e context-switches,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_write,syscalls:sys_enter_read -p $RELAY_PID -o "$FANOUT_STAT" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
   "$B/sigrelayctl" --data-dir "$W/relay" pushing on >/dev/null
   # The push is over when every agent reported the new version (before
   # agent-sim ends its streams, which is not the push's cost).
@@ -137,7 +143,7 @@ for N in "${NS[@]}"; do
     sleep 0.05
   done
   CPU1=$(cpu_s $RELAY_PID)
-  [ -n "${FANOUT_PERF:-}" ] && { kill -INT $PERF_PID; wait $PERF_PID || true; }
+  [ -n "${FANOUT_PERF:-}${FANOUT_STAT:-}" ] && { kill -INT $PERF_PID; wait $PERF_PID || true; }
   wait $SIM || { echo "agent-sim failed:" >&2; cat "$W/sim.err" >&2; exit 1; }
   SIMJ=$(cat "$W/sim.json")
   # Publish (upload, incrementals, signing at the origin) -> relay sync ->
