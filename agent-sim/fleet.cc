@@ -881,7 +881,7 @@ absl::Status Fleet::Start() {
 
 bool Fleet::WaitConverged(absl::Duration timeout, const std::function<void()>& progress) {
   absl::Time deadline = absl::Now() + timeout;
-  while (converged_.load() < options_.agents && absl::Now() < deadline) {
+  while (converged_.load() < options_.agents && absl::Now() < deadline && !stopping_) {
     absl::SleepFor(absl::Milliseconds(50));  // progress display pace
     if (progress) progress();
   }

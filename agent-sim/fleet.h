@@ -93,7 +93,8 @@ class Fleet {
   // Reads the server's manifest, loads the start versions (each fetched
   // once and shared) and starts the agents.
   absl::Status Start();
-  // Waits until every agent converged or `timeout` passed.
+  // Waits until every agent converged, `timeout` passed or the fleet was
+  // stopped (`progress`, called every 50 ms, may call Stop).
   bool WaitConverged(absl::Duration timeout, const std::function<void()>& progress);
   // Cancels every stream and waits for them to end.
   void Stop();

@@ -66,6 +66,10 @@ std::string Json(const FleetSummary& s, double elapsed) {
 
 int Main(int argc, char** argv) {
   InitDaemonProcess();
+  // SIGINT and SIGTERM stop the fleet (below) instead of killing the
+  // process, so its work directory, which holds every version the agents
+  // downloaded, goes with it.
+  const sigset_t stop_signals = BlockStopSignals();
   FleetOptions o;
   std::string pubkey, root, components, until, start = "current", connections = "shared";
   absl::Duration timeout = absl::Seconds(60);
@@ -163,7 +167,14 @@ int Main(int argc, char** argv) {
   if (absl::Status s = fleet.Start(); !s.ok()) return fail(s);
   const bool tty = isatty(STDERR_FILENO) && !json;
   absl::Time last_draw = absl::InfinitePast();
+  int stopped_by = 0;
   bool all = fleet.WaitConverged(timeout, [&] {
+    const timespec now{0, 0};
+    if (const int sig = sigtimedwait(&stop_signals, nullptr, &now); sig > 0) {
+      stopped_by = sig;
+      fleet.Stop();
+      return;
+    }
     if (!tty || absl::Now() - last_draw < absl::Milliseconds(200)) return;
     last_draw = absl::Now();
     int done = fleet.converged();
@@ -191,6 +202,7 @@ int Main(int argc, char** argv) {
     }
   }
   if (all) return 0;
+  if (stopped_by != 0) return 128 + stopped_by;  // as if the signal had ended it
   std::vector<std::string> reasons;
   for (const auto& [kind, n] : s.errors) {
     reasons.push_back(absl::StrCat(kind, " x", n, " (", s.first_error.at(kind), ")"));

@@ -3,6 +3,9 @@
 // control holds transfers to the cap, and failures name their cause.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -355,6 +358,35 @@ TEST_F(AgentSimTest, AgentsThatLeaveCountAsStaleAndAgainWhenBack) {
   EXPECT_EQ(status.agent_versions(0).agents(), 10u);
   back.Kill(SIGTERM);
   back.Wait();
+}
+
+// A fleet told to stop (SIGTERM, as a bench or an operator ends a run) ends
+// its agents and removes its work directory, with every version its agents
+// downloaded; killed outright it left them in TMPDIR.
+TEST_F(AgentSimTest, ATermSignalEndsTheFleetAndRemovesItsWorkDirectory) {
+  std::unique_ptr<Daemon> relay = StartRelay();
+  const std::string tmp = work_.File("tmp");
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  std::vector<std::string> argv = {"/usr/bin/env", "TMPDIR=" + tmp};
+  for (std::string& a :
+       Sim(*relay, 10, {"--start", "1", "--until", "virus=99", "--timeout", "60s"})) {
+    argv.push_back(std::move(a));
+  }
+  testing::ChildProcess fleet(argv);
+  auto entries = [&] {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(tmp)) {
+      names.push_back(e.path().string());
+    }
+    return names;
+  };
+  ASSERT_TRUE(WaitFor([&] { return AdminStatus(*relay).agents_reported() == 10; }))
+      << fleet.Output();
+  // The work directory and the versions in it.
+  ASSERT_GE(entries().size(), 2u) << fleet.Output();
+  fleet.Kill(SIGTERM);
+  EXPECT_EQ(fleet.Wait(), 128 + SIGTERM) << fleet.Output();
+  EXPECT_THAT(entries(), ::testing::IsEmpty()) << fleet.Output();
 }
 
 }  // namespace
