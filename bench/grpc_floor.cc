@@ -118,7 +118,6 @@ class Watcher final : public grpc::ClientBidiReactor<WatchRequest, WatchResponse
     if (ok) --*answered_;
   }
   void OnDone(const grpc::Status&) override {}
-  void Cancel() { ctx_.TryCancel(); }
 
  private:
   grpc::ClientContext ctx_;
@@ -266,6 +265,6 @@ int main(int argc, char** argv) {
     sigset_t stop = sigrelay::BlockStopSignals();
     return Hold(server, clients, stop);
   }
-  std::fprintf(stderr, "unknown command \"%s\"; use serve or load\n", command[0].c_str());
+  std::fprintf(stderr, "unknown command \"%s\"; use serve, load or hold\n", command[0].c_str());
   return 2;
 }
