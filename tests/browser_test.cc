@@ -4,6 +4,7 @@
 // Screenshots: build/test-output/browser/.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -68,7 +69,7 @@ TEST(BrowserTest, ConsoleSignInPublishUpdatePeriodAndProxy) {
   // A staged rollout of virus 5 at the origin, seen and steered from its console.
   testing::ChildProcess more({testing::BinDir() + "/sigrelay-agent-sim", "--server",
                               relay.address(), "--agents", "40", "--origin-pubkey", pub,
-                              "--components", "virus", "--until", "virus=99", "--timeout", "60s",
+                              "--components", "virus", "--until", "virus=99", "--timeout", "180s",
                               "--unhealthy", "0", "--id-prefix", "ring-"});
   ASSERT_TRUE(testing::WaitFor([&] { return testing::AdminStatus(relay).agents_reported() >= 40; },
                                absl::Seconds(30)));
@@ -77,7 +78,13 @@ TEST(BrowserTest, ConsoleSignInPublishUpdatePeriodAndProxy) {
             5u);
   output.clear();
   rc = testing::RunCommand({"node", script, "rollout", Url(origin), origin.token(), out}, &output);
-  EXPECT_EQ(rc, 0) << output;
+  auto tail = [](const std::string& s) {
+    return s.substr(s.size() - std::min<size_t>(s.size(), 3000));
+  };
+  EXPECT_EQ(rc, 0) << output << "\norigin:\n"
+                   << tail(origin.output()) << "\nrelay:\n"
+                   << tail(relay.output()) << "\nagents:\n"
+                   << tail(more.Output());
 
   relay.Restart();
   output.clear();

@@ -33,13 +33,14 @@ async function versionOf(page, component) {
   return (await cell.count()) ? (await cell.textContent()).trim() : '';
 }
 
-async function waitFor(what, fn) {
-  const end = Date.now() + TIMEOUT;
+// On a timeout, `seen` (when given) says what the page showed instead.
+async function waitFor(what, fn, seen, timeout = TIMEOUT) {
+  const end = Date.now() + timeout;
   while (Date.now() < end) {
     if (await fn()) return;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`timed out waiting for ${what}`);
+  throw new Error(`timed out waiting for ${what}${seen ? `; the page showed: ${await seen()}` : ''}`);
 }
 
 async function main(browser) {
@@ -149,7 +150,11 @@ async function rollout(browser) {
   await waitFor('canary agents on virus 5 and broad ones waiting', async () =>
     (await box.count()) > 0 && Number(await cell('canary', 5).textContent()) > 0 &&
     (await cell('broad', 3).textContent()) === 'waiting' &&
-    Number(await cell('broad', 4).textContent()) > 0);
+    Number(await cell('broad', 4).textContent()) > 0,
+  async () => (await page.locator('#rollouts').textContent()).replace(/\s+/g, ' '),
+  // Publish, sync, push, install, report, sum at the relay, sum at the
+  // origin: longer than one step on a loaded machine.
+  3 * TIMEOUT);
   check((await cell('broad', 5).textContent()) === '0', 'no broad agent on virus 5');
   await page.waitForTimeout(2500);  // a few samples in the chart
   await page.screenshot({ path: `${out}/origin-rollout.png`, fullPage: true });
