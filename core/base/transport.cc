@@ -346,6 +346,7 @@ absl::StatusOr<RunningServer> StartServer(const std::vector<std::string>& listen
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5 * 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  if (!limits.bdp_probe) builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   // Every call, before it reaches a handler (one a client cancels at once
   // never does), passes the connection guard: a rapid reset is seen as it
   // starts.

@@ -122,6 +122,11 @@ struct ServerLimits {
   absl::Duration handshake_timeout = absl::Seconds(10);
   // Memory gRPC may use for all connections' buffers together.
   uint64_t memory_quota_bytes = 2ull << 30;
+  // HTTP/2 bandwidth probing: the server pings on data it receives, to
+  // widen its receive window for big uploads. Off where clients send only
+  // small messages (the agents' port: reports and Fetch requests), where
+  // it only costs a PING and its ACK per message (bench/RESULTS.md).
+  bool bdp_probe = true;
 
   // InvalidArgument naming the flag for a value that would stop serving.
   absl::Status Validate() const;

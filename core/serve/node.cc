@@ -229,8 +229,10 @@ absl::Status Node::StartAgentsServer(const std::vector<std::string>& listen) {
     }
   };
   guard(listen);
+  ServerLimits agents_limits = options_.limits;
+  agents_limits.bdp_probe = false;  // agents and relays send only small messages here
   absl::StatusOr<RunningServer> server =
-      StartServer(listen, {update_.get()}, "", options_.tls, options_.limits);
+      StartServer(listen, {update_.get()}, "", options_.tls, agents_limits);
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   bound_ = std::move(server->bound);
