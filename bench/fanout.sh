@@ -16,14 +16,18 @@
 # incremental, driven by wrk with N connections (its time for N downloads is
 # N x file size / the transfer rate wrk measured); and bench/grpc_floor, a
 # bare gRPC server answering one Fetch per client with the incremental's
-# bytes, nothing else: the transport's own floor.
+# bytes, nothing else: the transport's own floor; and grpc_floor's push
+# model (serve --push N, watch): N Watch streams held open, the same bytes
+# pushed on each the relay's way (64 writes at once, one shared buffer),
+# each answered by a report: the floor of what the relay does, with
+# 10,000 streams open.
 #
 # One address may hold only half the relay's descriptors: with 10,000 agents
 # from loopback under a 20,000-descriptor limit, run it with
 # RELAY_FLAGS="--front 127.0.0.1".
 #
 # Servers (relay, nginx, grpc_floor serve) run on CPU 0 and clients
-# (agent-sim, wrk, grpc_floor load) on CPU 1, as they would on separate
+# (agent-sim, wrk, grpc_floor load and watch) on CPU 1, as they would on separate
 # machines; the origin is not pinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -130,8 +134,9 @@ for N in "${NS[@]}"; do
   "$B/sigrelayctl" --data-dir "$W/origin" publish virus "$W/v$NEW" >/dev/null
   for _ in $(seq 1 600); do status | grep -q "\"version\":$NEWV," && break; sleep 0.05; done
   CPU0=$(cpu_s $RELAY_PID)
-  # FANOUT_PERF=FILE: a CPU profile of the relay during the push.
-  [ -n "${FANOUT_PERF:-}" ] && { perf record -F 2999 -g -p $RELAY_PID -o "$FANOUT_PERF" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
+  # FANOUT_PERF=FILE: a CPU profile of the relay during the push
+  # (FANOUT_PERF_ARGS: perf record options instead of -F 2999 -g).
+  [ -n "${FANOUT_PERF:-}" ] && { perf record ${FANOUT_PERF_ARGS:--F 2999 -g} -p $RELAY_PID -o "$FANOUT_PERF" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
   # FANOUT_STAT=FILE: the relay's syscalls and context switches during the push.
   [ -n "${FANOUT_STAT:-}" ] && { perf stat -e context-switches,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_write,syscalls:sys_enter_read -p $RELAY_PID -o "$FANOUT_STAT" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
   "$B/sigrelayctl" --data-dir "$W/relay" pushing on >/dev/null
@@ -165,19 +170,35 @@ for N in "${NS[@]}"; do
   FLOOR_PID=$!
   PIDS+=($FLOOR_PID)
   wait_file "$W/floor.port"
+  # FANOUT_STAT=FILE, FANOUT_PERF=FILE: the bare server's go to FILE.floor.
+  [ -n "${FANOUT_PERF:-}" ] && { perf record ${FANOUT_PERF_ARGS:--F 2999 -g} -p $FLOOR_PID -o "$FANOUT_PERF.floor" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
+  [ -n "${FANOUT_STAT:-}" ] && { perf stat -e context-switches,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_write,syscalls:sys_enter_read -p $FLOOR_PID -o "$FANOUT_STAT.floor" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
   T_FLOOR=$(json_num "$($CLIENT_CPU "$B/grpc_floor" load --server "127.0.0.1:$(cat "$W/floor.port")" --clients "$N")" seconds)
+  [ -n "${FANOUT_PERF:-}${FANOUT_STAT:-}" ] && { kill -INT $PERF_PID; wait $PERF_PID || true; }
   kill $FLOOR_PID; wait $FLOOR_PID 2>/dev/null || true
   FLOOR_CPU=$(json_num "$(cat "$W/floor.cpu")" cpu_seconds)
+  rm -f "$W/floor.port"
+  # The push model's floor: bare gRPC holding N Watch streams and pushing
+  # the same bytes on each, 64 writes at once, each answered by a report.
+  $SERVER_CPU "$B/grpc_floor" serve --size "$INCR" --push "$N" >"$W/floor.port" 2>"$W/floor.cpu" &
+  FLOOR_PID=$!
+  PIDS+=($FLOOR_PID)
+  wait_file "$W/floor.port"
+  $CLIENT_CPU "$B/grpc_floor" watch --server "127.0.0.1:$(cat "$W/floor.port")" --clients "$N" >/dev/null
+  kill $FLOOR_PID; wait $FLOOR_PID 2>/dev/null || true
+  PUSH_FLOOR_CPU=$(json_num "$(cat "$W/floor.cpu")" push_cpu_seconds)
   rm -f "$W/floor.port"
   PER_AGENT=$(( (IDLE_RSS - BASE_RSS) * 1024 / N ))
   RELAY_CPU_US=$(awk -v a="$CPU0" -v b="$CPU1" -v n="$N" 'BEGIN{printf "%.1f", (b-a)/n*1e6}')
   FLOOR_CPU_US=$(awk -v c="$FLOOR_CPU" -v n="$N" 'BEGIN{printf "%.1f", c/n*1e6}')
-  ROWS+=("$(printf '| %6d | %8.2f | %8.2f | %10d | %8.2f | %8.2f | %8.2f | %6.2fx | %6.2fx | %8d | %9d | %7.1f | %7.1f | %7.1f | %5.2fx | %5.2fx |' \
+  PUSH_FLOOR_CPU_US=$(awk -v c="$PUSH_FLOOR_CPU" -v n="$N" 'BEGIN{printf "%.1f", c/n*1e6}')
+  ROWS+=("$(printf '| %6d | %8.2f | %8.2f | %10d | %8.2f | %8.2f | %8.2f | %6.2fx | %6.2fx | %8d | %9d | %7.1f | %7.1f | %7.1f | %7.1f | %5.2fx | %5.2fx | %5.2fx |' \
     "$N" "$T_RELAY" "$T_PUSH" "$BYTES" "$T_NGX_INCR" "$T_NGX_FULL" "$T_FLOOR" \
     "$(awk -v a="$T_PUSH" -v b="$T_NGX_INCR" 'BEGIN{printf "%.2f", a/b}')" \
     "$(awk -v a="$T_PUSH" -v b="$T_FLOOR" 'BEGIN{printf "%.2f", a/b}')" \
-    "$((PEAK / 1024))" "$PER_AGENT" "$RELAY_CPU_US" "$FLOOR_CPU_US" "$NGX_CPU" \
+    "$((PEAK / 1024))" "$PER_AGENT" "$RELAY_CPU_US" "$FLOOR_CPU_US" "$PUSH_FLOOR_CPU_US" "$NGX_CPU" \
     "$(awk -v a="$RELAY_CPU_US" -v b="$FLOOR_CPU_US" 'BEGIN{printf "%.2f", a/b}')" \
+    "$(awk -v a="$RELAY_CPU_US" -v b="$PUSH_FLOOR_CPU_US" 'BEGIN{printf "%.2f", a/b}')" \
     "$(awk -v a="$RELAY_CPU_US" -v b="$NGX_CPU" 'BEGIN{printf "%.2f", a/b}')")")
   V=$NEW
   kill $RELAY_PID; wait $RELAY_PID 2>/dev/null || true
@@ -186,6 +207,6 @@ done
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); pattern $FULL bytes ($RECORDS records), incremental $INCR bytes (0.5 % churn)"
 echo
-echo "| agents | publish -> all converged s | relay push -> all converged s | bytes to agents | nginx s, N x incremental | nginx s, N x full | bare gRPC s, N x incremental | push / nginx (same bytes) | push / bare gRPC | relay peak RSS MiB | relay RSS bytes per idle agent | relay CPU us per update (push) | bare gRPC CPU us per update | nginx CPU us per response | CPU / bare gRPC | CPU / nginx |"
-echo "|-------:|---------:|---------:|-----------:|---------:|---------:|---------:|-------:|-------:|---------:|----------:|--------:|--------:|--------:|------:|------:|"
+echo "| agents | publish -> all converged s | relay push -> all converged s | bytes to agents | nginx s, N x incremental | nginx s, N x full | bare gRPC s, N x incremental | push / nginx (same bytes) | push / bare gRPC | relay peak RSS MiB | relay RSS bytes per idle agent | relay CPU us per update (push) | bare gRPC CPU us per update | bare gRPC push CPU us per update | nginx CPU us per response | CPU / bare gRPC | CPU / bare gRPC push | CPU / nginx |"
+echo "|-------:|---------:|---------:|-----------:|---------:|---------:|---------:|-------:|-------:|---------:|----------:|--------:|--------:|--------:|--------:|------:|------:|------:|"
 for r in "${ROWS[@]}"; do echo "$r"; done

@@ -8,11 +8,16 @@
 //
 // It also answers Watch like a node to an idle agent (one small message,
 // then the stream stays open), so bench/idle_agents.sh can show what gRPC
-// itself holds per idle connection and stream.
+// itself holds per idle connection and stream. With --push N, once N
+// Watch streams are answered it pushes one --size message on each the way a
+// relay does (at most 64 writes in flight, the next started as one ends, one
+// shared buffer), and each client answers with a small report: the floor of
+// the push model, with 10,000 streams open throughout.
 //
-//   grpc_floor serve --size 76295            (prints the port, serves until killed)
+//   grpc_floor serve --size 76295 [--expect N] [--push N]  (prints the port, serves until killed)
 //   grpc_floor load --server 127.0.0.1:P --clients 10000
 //   grpc_floor hold --server 127.0.0.1:P --clients 5000   (prints "ready", holds until killed)
+//   grpc_floor watch --server 127.0.0.1:P --clients 10000 (waits for the push, reports, exits)
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 
@@ -21,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,12 +56,30 @@ double cpu_at_first_call = 0;
 std::atomic<int> calls_left{-1};
 std::atomic<double> cpu_at_last_call{0};
 
-class FloorService final : public UpdateService::CallbackService {
+// --push: CPU from the first push started to the last report read.
+int push_to = 0;
+std::atomic<int> answered_watches{0};
+std::atomic<int> reports_left{0};
+double cpu_at_push = 0;
+std::atomic<double> cpu_at_last_report{0};
+
+// Every method on the callback API, Watch raw, as the relay serves them
+// (one shared push buffer).
+class FloorService final
+    : public UpdateService::WithCallbackMethod_GetManifest<
+          UpdateService::WithRawCallbackMethod_Watch<UpdateService::WithCallbackMethod_Fetch<
+              UpdateService::WithCallbackMethod_ReportStatus<UpdateService::Service>>>> {
  public:
   explicit FloorService(size_t size) {
     response_.mutable_header()->set_component("floor");
     response_.mutable_header()->set_size(size);
     response_.set_data(std::string(size, 'x'));
+    bool own = false;
+    grpc::GenericSerialize<grpc::ProtoBufferWriter, WatchResponse>(WatchResponse(),
+                                                                   &watch_response_, &own);
+    WatchResponse push;
+    *push.add_payloads() = response_;
+    grpc::GenericSerialize<grpc::ProtoBufferWriter, WatchResponse>(push, &push_, &own);
   }
   grpc::ServerWriteReactor<FetchResponse>* Fetch(grpc::CallbackServerContext*,
                                                  const FetchRequest*) override {
@@ -74,35 +98,75 @@ class FloorService final : public UpdateService::CallbackService {
   }
 
   // An idle agent's stream: its first request read, one small answer
-  // written, then a read left pending until the client goes.
-  grpc::ServerBidiReactor<WatchRequest, WatchResponse>* Watch(
-      grpc::CallbackServerContext*) override {
-    class Reactor final : public grpc::ServerBidiReactor<WatchRequest, WatchResponse> {
-     public:
-      explicit Reactor(const WatchResponse* r) : response_(r) { StartRead(&request_); }
-      void OnReadDone(bool ok) override {
-        if (!ok) {
-          Finish(grpc::Status::OK);
-          return;
-        }
-        if (!answered_) StartWrite(response_);
-        answered_ = true;
-        StartRead(&request_);
+  // written, then a read left pending until the client goes. With --push,
+  // one push later and the client's report read.
+  class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+   public:
+    WatchReactor(FloorService* service) : service_(service) { StartRead(&request_); }
+    void OnReadDone(bool ok) override {
+      if (!ok) {
+        Finish(grpc::Status::OK);
+        return;
       }
-      void OnWriteDone(bool) override {}
-      void OnDone() override { delete this; }
+      if (!answered_) {
+        StartWrite(&service_->watch_response_);
+      } else if (reports_left.fetch_sub(1) == 1) {
+        cpu_at_last_report = CpuSeconds();
+      }
+      answered_ = true;
+      StartRead(&request_);
+    }
+    void OnWriteDone(bool) override {
+      if (!pushed_) {
+        pushed_ = true;  // the next write is the push
+        if (push_to > 0 && answered_watches.fetch_add(1) + 1 == push_to) service_->PushAll();
+        return;
+      }
+      service_->PushNext();
+    }
+    void OnDone() override { delete this; }
+    void Push() { StartWrite(&service_->push_); }
 
-     private:
-      const WatchResponse* response_;
-      WatchRequest request_;
-      bool answered_ = false;
-    };
-    return new Reactor(&watch_response_);
+   private:
+    FloorService* const service_;
+    grpc::ByteBuffer request_;
+    bool answered_ = false;
+    bool pushed_ = false;
+  };
+
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(
+      grpc::CallbackServerContext*) override {
+    auto* r = new WatchReactor(this);
+    if (push_to > 0) {  // idle streams (hold) keep nothing more than gRPC's own
+      std::lock_guard<std::mutex> lock(mu_);
+      watchers_.push_back(r);
+    }
+    return r;
+  }
+
+  // Every answered stream gets the push, at most kInFlight writes at once.
+  void PushAll() {
+    reports_left = push_to;
+    cpu_at_push = CpuSeconds();
+    for (int i = 0; i < kInFlight; ++i) PushNext();
+  }
+  void PushNext() {
+    WatchReactor* next = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (next_push_ < watchers_.size()) next = watchers_[next_push_++];
+    }
+    if (next != nullptr) next->Push();
   }
 
  private:
+  static constexpr int kInFlight = 64;  // the relay's --max-transfers default
   FetchResponse response_;
-  WatchResponse watch_response_;
+  grpc::ByteBuffer watch_response_;
+  grpc::ByteBuffer push_;  // one shared buffer, as the relay's pushes are
+  std::mutex mu_;
+  std::vector<WatchReactor*> watchers_;
+  size_t next_push_ = 0;
 };
 
 class Watcher final : public grpc::ClientBidiReactor<WatchRequest, WatchResponse> {
@@ -124,6 +188,41 @@ class Watcher final : public grpc::ClientBidiReactor<WatchRequest, WatchResponse
   WatchRequest request_;
   WatchResponse response_;
   std::atomic<int>* answered_;
+};
+
+// An agent of the push model: its first report, the server's small answer,
+// then the push, answered with a report naming the new version.
+class PushedWatcher final : public grpc::ClientBidiReactor<WatchRequest, WatchResponse> {
+ public:
+  PushedWatcher(UpdateService::Stub* stub, int index, std::atomic<int>* left) : left_(left) {
+    request_.set_agent_id("floor-" + std::to_string(index));
+    sigrelay::v1::ComponentVersion* v = request_.add_versions();
+    v->set_component("floor");
+    v->set_version(1);
+    stub->async()->Watch(&ctx_, this);
+    StartWrite(&request_);
+    StartRead(&response_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok || ++reads_ < 2) {
+      if (ok) StartRead(&response_);
+      return;
+    }
+    request_.mutable_versions(0)->set_version(3);
+    StartWrite(&request_);
+  }
+  void OnWriteDone(bool) override {
+    if (++writes_ == 2) --*left_;
+  }
+  void OnDone(const grpc::Status&) override {}
+
+ private:
+  grpc::ClientContext ctx_;
+  WatchRequest request_;
+  WatchResponse response_;
+  int reads_ = 0, writes_ = 0;
+  std::atomic<int>* left_;
 };
 
 class Call final : public grpc::ClientReadReactor<FetchResponse> {
@@ -167,8 +266,9 @@ int Serve(size_t size, int expect, const sigset_t& stop) {
   sigrelay::WaitForStopSignal(stop);
   // Printed before shutting down, so it counts the calls alone.
   const double end = cpu_at_last_call.load() > 0 ? cpu_at_last_call.load() : CpuSeconds();
-  std::fprintf(stderr, "{\"cpu_seconds\":%.3f}\n",
-               first_call.load() ? 0.0 : end - cpu_at_first_call);
+  std::fprintf(stderr, "{\"cpu_seconds\":%.3f,\"push_cpu_seconds\":%.3f}\n",
+               first_call.load() ? 0.0 : end - cpu_at_first_call,
+               cpu_at_last_report.load() > 0 ? cpu_at_last_report.load() - cpu_at_push : 0.0);
   server->Shutdown();
   return 0;
 }
@@ -208,6 +308,32 @@ int Hold(const std::string& target, int clients, const sigset_t& stop) {
   std::_Exit(0);  // the server side is what was measured
 }
 
+// N connections, one Watch stream each, until every one got the push and
+// sent its report; prints the seconds from the last connection made.
+int WatchPush(const std::string& target, int clients) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels = Connect(target, clients);
+  std::vector<std::unique_ptr<UpdateService::Stub>> stubs;
+  std::vector<std::unique_ptr<PushedWatcher>> watchers;
+  std::atomic<int> left{clients};
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < clients; ++i) {
+    stubs.push_back(UpdateService::NewStub(channels[i]));
+    watchers.push_back(std::make_unique<PushedWatcher>(stubs.back().get(), i, &left));
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (left.load() > 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(stderr, "%d watchers got no push\n", left.load());
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // measurement pace
+  }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("{\"clients\":%d,\"seconds\":%.3f}\n", clients, s);
+  std::fflush(stdout);
+  std::_Exit(0);  // the server side is what was measured
+}
+
 int Load(const std::string& target, int clients) {
   std::vector<std::shared_ptr<grpc::Channel>> channels = Connect(target, clients);
   std::vector<std::unique_ptr<UpdateService::Stub>> stubs;
@@ -243,12 +369,15 @@ int main(int argc, char** argv) {
   uint64_t size = 76295;
   int clients = 1000;
   std::string server;
-  sigrelay::FlagParser flags("grpc_floor", "bare gRPC fan-out: serve | load | hold");
+  sigrelay::FlagParser flags("grpc_floor", "bare gRPC fan-out: serve | load | hold | watch");
   flags.Add("size", &size, "BYTES", "serve: bytes in the one message each Fetch gets");
   int expect = 0;
   flags.Add("expect", &expect, "N", "serve: CPU is counted until this many calls ended");
+  flags.Add("push", &push_to, "N",
+            "serve: once N Watch streams are answered, push --size bytes on each");
   flags.Add("server", &server, "HOST:PORT", "load: the grpc_floor server");
-  flags.Add("clients", &clients, "N", "load: connections, one Fetch each; hold: one Watch each");
+  flags.Add("clients", &clients, "N",
+            "load: connections, one Fetch each; hold, watch: one Watch each");
   std::vector<std::string> command;
   absl::Status parsed = flags.Parse(argc, argv, &command);
   if (!parsed.ok() || command.size() != 1 || flags.help_requested()) {
@@ -261,10 +390,12 @@ int main(int argc, char** argv) {
     return Serve(size, expect, stop);
   }
   if (command[0] == "load") return Load(server, clients);
+  if (command[0] == "watch") return WatchPush(server, clients);
   if (command[0] == "hold") {
     sigset_t stop = sigrelay::BlockStopSignals();
     return Hold(server, clients, stop);
   }
-  std::fprintf(stderr, "unknown command \"%s\"; use serve, load or hold\n", command[0].c_str());
+  std::fprintf(stderr, "unknown command \"%s\"; use serve, load, hold or watch\n",
+               command[0].c_str());
   return 2;
 }
