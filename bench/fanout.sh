@@ -20,7 +20,9 @@
 # model (serve --push N, watch): N Watch streams held open, the same bytes
 # pushed on each the relay's way (64 writes at once, one shared buffer),
 # each answered by a report: the floor of what the relay does, with
-# 10,000 streams open.
+# 10,000 streams open. The relay then takes one more version with those
+# same trivial clients (grpc_floor watch --component virus), so relay and
+# push floor are also compared doing the same client work.
 #
 # One address may hold only half the relay's descriptors: with 10,000 agents
 # from loopback under a 20,000-descriptor limit, run it with
@@ -162,6 +164,34 @@ for N in "${NS[@]}"; do
   chmod 644 "$W/www/full" "$W/www/incr"
   FULL=$(stat -c %s "$W/www/full")
   INCR=$(stat -c %s "$W/www/incr")
+  # The relay again, driven by the push floor's own clients (grpc_floor
+  # watch: each reports holding the current version, takes the push and
+  # reports the next), so it and the push floor do the same work on the
+  # client core.
+  V=$NEW
+  next_version
+  $CLIENT_CPU "$B/grpc_floor" watch --server "$RELAY" --clients "$N" --component virus \
+    --have "$NEWV" >/dev/null 2>"$W/watch.err" &
+  WATCH=$!
+  for _ in $(seq 1 1200); do
+    [ "$(json_num "$(status)" watchers)" -ge "$N" ] && break
+    kill -0 $WATCH 2>/dev/null || { cat "$W/watch.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  "$B/sigrelayctl" --data-dir "$W/relay" pushing off >/dev/null
+  "$B/sigrelayctl" --data-dir "$W/origin" publish virus "$W/v$((NEW + 1))" >/dev/null
+  for _ in $(seq 1 600); do status | grep -q "\"version\":$((NEWV + 2))," && break; sleep 0.05; done
+  BARE0=$(cpu_s $RELAY_PID)
+  "$B/sigrelayctl" --data-dir "$W/relay" pushing on >/dev/null
+  for _ in $(seq 1 2400); do
+    status | grep -q "{\"component\":\"virus\",\"version\":$((NEWV + 2)),\"agents\":$N}" && break
+    kill -0 $WATCH 2>/dev/null || break
+    sleep 0.05
+  done
+  BARE1=$(cpu_s $RELAY_PID)
+  wait $WATCH || { echo "grpc_floor watch failed:" >&2; cat "$W/watch.err" >&2; exit 1; }
+  RELAY_BARE_CPU_US=$(awk -v a="$BARE0" -v b="$BARE1" -v n="$N" 'BEGIN{printf "%.1f", (b-a)/n*1e6}')
+  NEW=$((NEW + 1))
   NGX_CPU0=$(nginx_cpu)
   T_NGX_INCR=$(nginx_time incr "$N")
   NGX_CPU=$(awk -v a="$(nginx_cpu)" -v b="$NGX_CPU0" -v n="$(cat "$W/nginx.requests")" 'BEGIN{printf "%.1f", (a-b)/n*1e6}')
@@ -192,13 +222,14 @@ for N in "${NS[@]}"; do
   RELAY_CPU_US=$(awk -v a="$CPU0" -v b="$CPU1" -v n="$N" 'BEGIN{printf "%.1f", (b-a)/n*1e6}')
   FLOOR_CPU_US=$(awk -v c="$FLOOR_CPU" -v n="$N" 'BEGIN{printf "%.1f", c/n*1e6}')
   PUSH_FLOOR_CPU_US=$(awk -v c="$PUSH_FLOOR_CPU" -v n="$N" 'BEGIN{printf "%.1f", c/n*1e6}')
-  ROWS+=("$(printf '| %6d | %8.2f | %8.2f | %10d | %8.2f | %8.2f | %8.2f | %6.2fx | %6.2fx | %8d | %9d | %7.1f | %7.1f | %7.1f | %7.1f | %5.2fx | %5.2fx | %5.2fx |' \
+  ROWS+=("$(printf '| %6d | %8.2f | %8.2f | %10d | %8.2f | %8.2f | %8.2f | %6.2fx | %6.2fx | %8d | %9d | %7.1f | %7.1f | %7.1f | %7.1f | %7.1f | %5.2fx | %5.2fx | %5.2fx | %5.2fx |' \
     "$N" "$T_RELAY" "$T_PUSH" "$BYTES" "$T_NGX_INCR" "$T_NGX_FULL" "$T_FLOOR" \
     "$(awk -v a="$T_PUSH" -v b="$T_NGX_INCR" 'BEGIN{printf "%.2f", a/b}')" \
     "$(awk -v a="$T_PUSH" -v b="$T_FLOOR" 'BEGIN{printf "%.2f", a/b}')" \
-    "$((PEAK / 1024))" "$PER_AGENT" "$RELAY_CPU_US" "$FLOOR_CPU_US" "$PUSH_FLOOR_CPU_US" "$NGX_CPU" \
+    "$((PEAK / 1024))" "$PER_AGENT" "$RELAY_CPU_US" "$RELAY_BARE_CPU_US" "$FLOOR_CPU_US" "$PUSH_FLOOR_CPU_US" "$NGX_CPU" \
     "$(awk -v a="$RELAY_CPU_US" -v b="$FLOOR_CPU_US" 'BEGIN{printf "%.2f", a/b}')" \
     "$(awk -v a="$RELAY_CPU_US" -v b="$PUSH_FLOOR_CPU_US" 'BEGIN{printf "%.2f", a/b}')" \
+    "$(awk -v a="$RELAY_BARE_CPU_US" -v b="$PUSH_FLOOR_CPU_US" 'BEGIN{printf "%.2f", a/b}')" \
     "$(awk -v a="$RELAY_CPU_US" -v b="$NGX_CPU" 'BEGIN{printf "%.2f", a/b}')")")
   V=$NEW
   kill $RELAY_PID; wait $RELAY_PID 2>/dev/null || true
@@ -207,6 +238,6 @@ done
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); pattern $FULL bytes ($RECORDS records), incremental $INCR bytes (0.5 % churn)"
 echo
-echo "| agents | publish -> all converged s | relay push -> all converged s | bytes to agents | nginx s, N x incremental | nginx s, N x full | bare gRPC s, N x incremental | push / nginx (same bytes) | push / bare gRPC | relay peak RSS MiB | relay RSS bytes per idle agent | relay CPU us per update (push) | bare gRPC CPU us per update | bare gRPC push CPU us per update | nginx CPU us per response | CPU / bare gRPC | CPU / bare gRPC push | CPU / nginx |"
-echo "|-------:|---------:|---------:|-----------:|---------:|---------:|---------:|-------:|-------:|---------:|----------:|--------:|--------:|--------:|--------:|------:|------:|------:|"
+echo "| agents | publish -> all converged s | relay push -> all converged s | bytes to agents | nginx s, N x incremental | nginx s, N x full | bare gRPC s, N x incremental | push / nginx (same bytes) | push / bare gRPC | relay peak RSS MiB | relay RSS bytes per idle agent | relay CPU us per update (push) | relay CPU us per update, push floor's clients | bare gRPC CPU us per update | bare gRPC push CPU us per update | nginx CPU us per response | CPU / bare gRPC | CPU / bare gRPC push | same clients: relay / bare gRPC push | CPU / nginx |"
+echo "|-------:|---------:|---------:|-----------:|---------:|---------:|---------:|-------:|-------:|---------:|----------:|--------:|--------:|--------:|--------:|--------:|------:|------:|------:|------:|"
 for r in "${ROWS[@]}"; do echo "$r"; done

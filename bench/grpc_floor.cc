@@ -61,6 +61,7 @@ int push_to = 0;
 std::atomic<int> answered_watches{0};
 std::atomic<int> reports_left{0};
 double cpu_at_push = 0;
+std::chrono::steady_clock::time_point push_started, last_report;
 std::atomic<double> cpu_at_last_report{0};
 
 // Every method on the callback API, Watch raw, as the relay serves them
@@ -111,6 +112,7 @@ class FloorService final
       if (!answered_) {
         StartWrite(&service_->watch_response_);
       } else if (reports_left.fetch_sub(1) == 1) {
+        last_report = std::chrono::steady_clock::now();
         cpu_at_last_report = CpuSeconds();
       }
       answered_ = true;
@@ -148,6 +150,7 @@ class FloorService final
   void PushAll() {
     reports_left = push_to;
     cpu_at_push = CpuSeconds();
+    push_started = std::chrono::steady_clock::now();
     for (int i = 0; i < kInFlight; ++i) PushNext();
   }
   void PushNext() {
@@ -194,11 +197,13 @@ class Watcher final : public grpc::ClientBidiReactor<WatchRequest, WatchResponse
 // then the push, answered with a report naming the new version.
 class PushedWatcher final : public grpc::ClientBidiReactor<WatchRequest, WatchResponse> {
  public:
-  PushedWatcher(UpdateService::Stub* stub, int index, std::atomic<int>* left) : left_(left) {
+  PushedWatcher(UpdateService::Stub* stub, int index, const std::string& component, int have,
+                std::atomic<int>* left)
+      : left_(left), have_(have) {
     request_.set_agent_id("floor-" + std::to_string(index));
     sigrelay::v1::ComponentVersion* v = request_.add_versions();
-    v->set_component("floor");
-    v->set_version(1);
+    v->set_component(component);
+    v->set_version(have);
     stub->async()->Watch(&ctx_, this);
     StartWrite(&request_);
     StartRead(&response_);
@@ -209,7 +214,7 @@ class PushedWatcher final : public grpc::ClientBidiReactor<WatchRequest, WatchRe
       if (ok) StartRead(&response_);
       return;
     }
-    request_.mutable_versions(0)->set_version(3);
+    request_.mutable_versions(0)->set_version(have_ + 2);
     StartWrite(&request_);
   }
   void OnWriteDone(bool) override {
@@ -223,6 +228,7 @@ class PushedWatcher final : public grpc::ClientBidiReactor<WatchRequest, WatchRe
   WatchResponse response_;
   int reads_ = 0, writes_ = 0;
   std::atomic<int>* left_;
+  const int have_;
 };
 
 class Call final : public grpc::ClientReadReactor<FetchResponse> {
@@ -266,9 +272,11 @@ int Serve(size_t size, int expect, const sigset_t& stop) {
   sigrelay::WaitForStopSignal(stop);
   // Printed before shutting down, so it counts the calls alone.
   const double end = cpu_at_last_call.load() > 0 ? cpu_at_last_call.load() : CpuSeconds();
-  std::fprintf(stderr, "{\"cpu_seconds\":%.3f,\"push_cpu_seconds\":%.3f}\n",
+  const bool pushed = cpu_at_last_report.load() > 0;
+  std::fprintf(stderr, "{\"cpu_seconds\":%.3f,\"push_cpu_seconds\":%.3f,\"push_seconds\":%.3f}\n",
                first_call.load() ? 0.0 : end - cpu_at_first_call,
-               cpu_at_last_report.load() > 0 ? cpu_at_last_report.load() - cpu_at_push : 0.0);
+               pushed ? cpu_at_last_report.load() - cpu_at_push : 0.0,
+               pushed ? std::chrono::duration<double>(last_report - push_started).count() : 0.0);
   server->Shutdown();
   return 0;
 }
@@ -281,6 +289,18 @@ std::vector<std::shared_ptr<grpc::Channel>> Connect(const std::string& target, i
     channels.push_back(sigrelay::MakeChannel(target, own));
   }
   return channels;
+}
+
+bool WaitConnected(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                   const std::string& target) {
+  auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(120);
+  for (auto& c : channels) {
+    if (!c->WaitForConnected(deadline)) {
+      std::fprintf(stderr, "cannot connect to %s\n", target.c_str());
+      return false;
+    }
+  }
+  return true;
 }
 
 // N connections, one Watch stream each; "ready" once every stream got its
@@ -298,7 +318,7 @@ int Hold(const std::string& target, int clients, const sigset_t& stop) {
   while (answered.load() > 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       std::fprintf(stderr, "%d watchers unanswered\n", answered.load());
-      return 1;
+      std::_Exit(1);  // streams still open: no clean teardown to wait for
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // measurement pace
   }
@@ -310,21 +330,25 @@ int Hold(const std::string& target, int clients, const sigset_t& stop) {
 
 // N connections, one Watch stream each, until every one got the push and
 // sent its report; prints the seconds from the last connection made.
-int WatchPush(const std::string& target, int clients) {
+int WatchPush(const std::string& target, int clients, const std::string& component, int have) {
   std::vector<std::shared_ptr<grpc::Channel>> channels = Connect(target, clients);
   std::vector<std::unique_ptr<UpdateService::Stub>> stubs;
   std::vector<std::unique_ptr<PushedWatcher>> watchers;
   std::atomic<int> left{clients};
+  // Every connection up first: a Watch on a channel still connecting
+  // would fail at once, and the server would wait for it forever.
+  if (!WaitConnected(channels, target)) return 1;
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < clients; ++i) {
     stubs.push_back(UpdateService::NewStub(channels[i]));
-    watchers.push_back(std::make_unique<PushedWatcher>(stubs.back().get(), i, &left));
+    watchers.push_back(
+        std::make_unique<PushedWatcher>(stubs.back().get(), i, component, have, &left));
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (left.load() > 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       std::fprintf(stderr, "%d watchers got no push\n", left.load());
-      return 1;
+      std::_Exit(1);  // streams still open: no clean teardown to wait for
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));  // measurement pace
   }
@@ -338,13 +362,8 @@ int Load(const std::string& target, int clients) {
   std::vector<std::shared_ptr<grpc::Channel>> channels = Connect(target, clients);
   std::vector<std::unique_ptr<UpdateService::Stub>> stubs;
   for (auto& c : channels) stubs.push_back(UpdateService::NewStub(c));
+  if (!WaitConnected(channels, target)) return 1;
   auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(120);
-  for (auto& c : channels) {
-    if (!c->WaitForConnected(deadline)) {
-      std::fprintf(stderr, "cannot connect to %s\n", target.c_str());
-      return 1;
-    }
-  }
   std::atomic<int> left{clients};
   std::atomic<uint64_t> bytes{0};
   auto t0 = std::chrono::steady_clock::now();
@@ -378,6 +397,12 @@ int main(int argc, char** argv) {
   flags.Add("server", &server, "HOST:PORT", "load: the grpc_floor server");
   flags.Add("clients", &clients, "N",
             "load: connections, one Fetch each; hold, watch: one Watch each");
+  std::string component = "floor";
+  int have = 1;
+  flags.Add("component", &component, "NAME",
+            "watch: the component each client reports holding (a relay's: it pushes that one)");
+  flags.Add("have", &have, "VERSION",
+            "watch: the version held; after the push each reports VERSION+2");
   std::vector<std::string> command;
   absl::Status parsed = flags.Parse(argc, argv, &command);
   if (!parsed.ok() || command.size() != 1 || flags.help_requested()) {
@@ -390,7 +415,7 @@ int main(int argc, char** argv) {
     return Serve(size, expect, stop);
   }
   if (command[0] == "load") return Load(server, clients);
-  if (command[0] == "watch") return WatchPush(server, clients);
+  if (command[0] == "watch") return WatchPush(server, clients, component, have);
   if (command[0] == "hold") {
     sigset_t stop = sigrelay::BlockStopSignals();
     return Hold(server, clients, stop);
