@@ -72,6 +72,13 @@ start_relay() {  # a fresh relay for each N, so RSS per agent is the agents' alo
   echo "relay did not sync" >&2; exit 1
 }
 status() { "$B/sigrelayctl" --data-dir "$W/relay" status --json; }
+wait_watchers() {  # N PID ERRFILE: until the relay has N watchers, while PID lives
+  for _ in $(seq 1 1200); do
+    [ "$(json_num "$(status)" watchers)" -ge "$1" ] && return
+    kill -0 "$2" 2>/dev/null || { cat "$3" >&2; exit 1; }
+    sleep 0.1
+  done
+}
 
 # nginx, the peer: sendfile, keepalive, one worker on the server CPU.
 mkdir -p "$W/www"
@@ -125,11 +132,7 @@ for N in "${NS[@]}"; do
     --until "virus=$NEWV" \
     --timeout 600s --json >"$W/sim.json" 2>"$W/sim.err" &
   SIM=$!
-  for _ in $(seq 1 1200); do
-    [ "$(json_num "$(status)" watchers)" -ge "$N" ] && break
-    kill -0 $SIM 2>/dev/null || { cat "$W/sim.err" >&2; exit 1; }
-    sleep 0.1
-  done
+  wait_watchers "$N" $SIM "$W/sim.err"
   IDLE_RSS=$(rss_kb $RELAY_PID)
   "$B/sigrelayctl" --data-dir "$W/relay" pushing off >/dev/null
   PUBLISHED=$(date +%s.%N)
@@ -173,11 +176,7 @@ for N in "${NS[@]}"; do
   $CLIENT_CPU "$B/grpc_floor" watch --server "$RELAY" --clients "$N" --component virus \
     --have "$NEWV" >/dev/null 2>"$W/watch.err" &
   WATCH=$!
-  for _ in $(seq 1 1200); do
-    [ "$(json_num "$(status)" watchers)" -ge "$N" ] && break
-    kill -0 $WATCH 2>/dev/null || { cat "$W/watch.err" >&2; exit 1; }
-    sleep 0.1
-  done
+  wait_watchers "$N" $WATCH "$W/watch.err"
   "$B/sigrelayctl" --data-dir "$W/relay" pushing off >/dev/null
   "$B/sigrelayctl" --data-dir "$W/origin" publish virus "$W/v$((NEW + 1))" >/dev/null
   for _ in $(seq 1 600); do status | grep -q "\"version\":$((NEWV + 2))," && break; sleep 0.05; done

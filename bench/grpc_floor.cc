@@ -303,6 +303,19 @@ bool WaitConnected(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
   return true;
 }
 
+// Polls `count` down to zero for up to 120 s; past that, says how many
+// are left and exits (streams still open: no clean teardown to wait for).
+void WaitForZero(const std::atomic<int>& count, const char* what) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (count.load() > 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(stderr, "%d %s\n", count.load(), what);
+      std::_Exit(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // measurement pace
+  }
+}
+
 // N connections, one Watch stream each; "ready" once every stream got its
 // answer; held until SIGINT or SIGTERM.
 int Hold(const std::string& target, int clients, const sigset_t& stop) {
@@ -314,14 +327,7 @@ int Hold(const std::string& target, int clients, const sigset_t& stop) {
     stubs.push_back(UpdateService::NewStub(channels[i]));
     watchers.push_back(std::make_unique<Watcher>(stubs.back().get(), i, &answered));
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (answered.load() > 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      std::fprintf(stderr, "%d watchers unanswered\n", answered.load());
-      std::_Exit(1);  // streams still open: no clean teardown to wait for
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // measurement pace
-  }
+  WaitForZero(answered, "watchers unanswered");
   std::printf("ready\n");
   std::fflush(stdout);
   sigrelay::WaitForStopSignal(stop);
@@ -344,14 +350,7 @@ int WatchPush(const std::string& target, int clients, const std::string& compone
     watchers.push_back(
         std::make_unique<PushedWatcher>(stubs.back().get(), i, component, have, &left));
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (left.load() > 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      std::fprintf(stderr, "%d watchers got no push\n", left.load());
-      std::_Exit(1);  // streams still open: no clean teardown to wait for
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // measurement pace
-  }
+  WaitForZero(left, "watchers got no push");
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("{\"clients\":%d,\"seconds\":%.3f}\n", clients, s);
   std::fflush(stdout);
