@@ -103,7 +103,7 @@ class FloorService final
   // one push later and the client's report read.
   class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
    public:
-    WatchReactor(FloorService* service) : service_(service) { StartRead(&request_); }
+    explicit WatchReactor(FloorService* service) : service_(service) { StartRead(&request_); }
     void OnReadDone(bool ok) override {
       if (!ok) {
         Finish(grpc::Status::OK);
