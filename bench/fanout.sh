@@ -79,6 +79,37 @@ wait_watchers() {  # N PID ERRFILE: until the relay has N watchers, while PID li
     sleep 0.1
   done
 }
+wait_synced() {  # VERSION: until the relay holds it
+  for _ in $(seq 1 600); do status | grep -q "\"version\":$1," && return; sleep 0.05; done
+}
+wait_reported() {  # VERSION N PID: until N agents reported VERSION, while PID lives
+  for _ in $(seq 1 2400); do
+    status | grep -q "{\"component\":\"virus\",\"version\":$1,\"agents\":$2}" && return
+    kill -0 "$3" 2>/dev/null || return
+    sleep 0.05
+  done
+}
+# FANOUT_PERF=FILE: a CPU profile (FANOUT_PERF_ARGS: perf record options
+# instead of -F 2999 -g); FANOUT_STAT=FILE: syscalls and context switches.
+# perf_start PID SUFFIX measures PID into FILE SUFFIX until perf_stop.
+perf_start() {
+  [ -n "${FANOUT_PERF:-}" ] && { perf record ${FANOUT_PERF_ARGS:--F 2999 -g} -p "$1" -o "$FANOUT_PERF$2" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
+  [ -n "${FANOUT_STAT:-}" ] && { perf stat -e context-switches,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_write,syscalls:sys_enter_read -p "$1" -o "$FANOUT_STAT$2" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
+  return 0
+}
+perf_stop() { [ -z "${FANOUT_PERF:-}${FANOUT_STAT:-}" ] || { kill -INT $PERF_PID; wait $PERF_PID || true; }; }
+floor_serve() {  # ARGS...: a grpc_floor server on the server CPU; sets FLOOR_PID, FLOOR_PORT
+  $SERVER_CPU "$B/grpc_floor" serve "$@" >"$W/floor.port" 2>"$W/floor.cpu" &
+  FLOOR_PID=$!
+  PIDS+=($FLOOR_PID)
+  wait_file "$W/floor.port"
+  FLOOR_PORT=$(cat "$W/floor.port")
+}
+floor_stop() {  # FIELD: stops the floor server and prints FIELD of its report
+  kill $FLOOR_PID; wait $FLOOR_PID 2>/dev/null || true
+  rm -f "$W/floor.port"
+  json_num "$(cat "$W/floor.cpu")" "$1"
+}
 
 # nginx, the peer: sendfile, keepalive, one worker on the server CPU.
 mkdir -p "$W/www"
@@ -137,23 +168,15 @@ for N in "${NS[@]}"; do
   "$B/sigrelayctl" --data-dir "$W/relay" pushing off >/dev/null
   PUBLISHED=$(date +%s.%N)
   "$B/sigrelayctl" --data-dir "$W/origin" publish virus "$W/v$NEW" >/dev/null
-  for _ in $(seq 1 600); do status | grep -q "\"version\":$NEWV," && break; sleep 0.05; done
+  wait_synced "$NEWV"
   CPU0=$(cpu_s $RELAY_PID)
-  # FANOUT_PERF=FILE: a CPU profile of the relay during the push
-  # (FANOUT_PERF_ARGS: perf record options instead of -F 2999 -g).
-  [ -n "${FANOUT_PERF:-}" ] && { perf record ${FANOUT_PERF_ARGS:--F 2999 -g} -p $RELAY_PID -o "$FANOUT_PERF" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
-  # FANOUT_STAT=FILE: the relay's syscalls and context switches during the push.
-  [ -n "${FANOUT_STAT:-}" ] && { perf stat -e context-switches,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_write,syscalls:sys_enter_read -p $RELAY_PID -o "$FANOUT_STAT" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
+  perf_start $RELAY_PID ""  # the relay during the push
   "$B/sigrelayctl" --data-dir "$W/relay" pushing on >/dev/null
   # The push is over when every agent reported the new version (before
   # agent-sim ends its streams, which is not the push's cost).
-  for _ in $(seq 1 2400); do
-    status | grep -q "{\"component\":\"virus\",\"version\":$NEWV,\"agents\":$N}" && break;
-    kill -0 $SIM 2>/dev/null || break
-    sleep 0.05
-  done
+  wait_reported "$NEWV" "$N" $SIM
   CPU1=$(cpu_s $RELAY_PID)
-  [ -n "${FANOUT_PERF:-}${FANOUT_STAT:-}" ] && { kill -INT $PERF_PID; wait $PERF_PID || true; }
+  perf_stop
   wait $SIM || { echo "agent-sim failed:" >&2; cat "$W/sim.err" >&2; exit 1; }
   SIMJ=$(cat "$W/sim.json")
   # Publish (upload, incrementals, signing at the origin) -> relay sync ->
@@ -179,14 +202,10 @@ for N in "${NS[@]}"; do
   wait_watchers "$N" $WATCH "$W/watch.err"
   "$B/sigrelayctl" --data-dir "$W/relay" pushing off >/dev/null
   "$B/sigrelayctl" --data-dir "$W/origin" publish virus "$W/v$((NEW + 1))" >/dev/null
-  for _ in $(seq 1 600); do status | grep -q "\"version\":$((NEWV + 2))," && break; sleep 0.05; done
+  wait_synced "$((NEWV + 2))"
   BARE0=$(cpu_s $RELAY_PID)
   "$B/sigrelayctl" --data-dir "$W/relay" pushing on >/dev/null
-  for _ in $(seq 1 2400); do
-    status | grep -q "{\"component\":\"virus\",\"version\":$((NEWV + 2)),\"agents\":$N}" && break
-    kill -0 $WATCH 2>/dev/null || break
-    sleep 0.05
-  done
+  wait_reported "$((NEWV + 2))" "$N" $WATCH
   BARE1=$(cpu_s $RELAY_PID)
   wait $WATCH || { echo "grpc_floor watch failed:" >&2; cat "$W/watch.err" >&2; exit 1; }
   RELAY_BARE_CPU_US=$(awk -v a="$BARE0" -v b="$BARE1" -v n="$N" 'BEGIN{printf "%.1f", (b-a)/n*1e6}')
@@ -195,28 +214,16 @@ for N in "${NS[@]}"; do
   T_NGX_INCR=$(nginx_time incr "$N")
   NGX_CPU=$(awk -v a="$(nginx_cpu)" -v b="$NGX_CPU0" -v n="$(cat "$W/nginx.requests")" 'BEGIN{printf "%.1f", (a-b)/n*1e6}')
   T_NGX_FULL=$(nginx_time full "$N")
-  $SERVER_CPU "$B/grpc_floor" serve --size "$INCR" --expect "$N" >"$W/floor.port" 2>"$W/floor.cpu" &
-  FLOOR_PID=$!
-  PIDS+=($FLOOR_PID)
-  wait_file "$W/floor.port"
-  # FANOUT_STAT=FILE, FANOUT_PERF=FILE: the bare server's go to FILE.floor.
-  [ -n "${FANOUT_PERF:-}" ] && { perf record ${FANOUT_PERF_ARGS:--F 2999 -g} -p $FLOOR_PID -o "$FANOUT_PERF.floor" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
-  [ -n "${FANOUT_STAT:-}" ] && { perf stat -e context-switches,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_write,syscalls:sys_enter_read -p $FLOOR_PID -o "$FANOUT_STAT.floor" 2>/dev/null & PERF_PID=$!; sleep 0.5; }
-  T_FLOOR=$(json_num "$($CLIENT_CPU "$B/grpc_floor" load --server "127.0.0.1:$(cat "$W/floor.port")" --clients "$N")" seconds)
-  [ -n "${FANOUT_PERF:-}${FANOUT_STAT:-}" ] && { kill -INT $PERF_PID; wait $PERF_PID || true; }
-  kill $FLOOR_PID; wait $FLOOR_PID 2>/dev/null || true
-  FLOOR_CPU=$(json_num "$(cat "$W/floor.cpu")" cpu_seconds)
-  rm -f "$W/floor.port"
+  floor_serve --size "$INCR" --expect "$N"
+  perf_start $FLOOR_PID .floor  # the bare server, into FILE.floor
+  T_FLOOR=$(json_num "$($CLIENT_CPU "$B/grpc_floor" load --server "127.0.0.1:$FLOOR_PORT" --clients "$N")" seconds)
+  perf_stop
+  FLOOR_CPU=$(floor_stop cpu_seconds)
   # The push model's floor: bare gRPC holding N Watch streams and pushing
   # the same bytes on each, 64 writes at once, each answered by a report.
-  $SERVER_CPU "$B/grpc_floor" serve --size "$INCR" --push "$N" >"$W/floor.port" 2>"$W/floor.cpu" &
-  FLOOR_PID=$!
-  PIDS+=($FLOOR_PID)
-  wait_file "$W/floor.port"
-  $CLIENT_CPU "$B/grpc_floor" watch --server "127.0.0.1:$(cat "$W/floor.port")" --clients "$N" >/dev/null
-  kill $FLOOR_PID; wait $FLOOR_PID 2>/dev/null || true
-  PUSH_FLOOR_CPU=$(json_num "$(cat "$W/floor.cpu")" push_cpu_seconds)
-  rm -f "$W/floor.port"
+  floor_serve --size "$INCR" --push "$N"
+  $CLIENT_CPU "$B/grpc_floor" watch --server "127.0.0.1:$FLOOR_PORT" --clients "$N" >/dev/null
+  PUSH_FLOOR_CPU=$(floor_stop push_cpu_seconds)
   PER_AGENT=$(( (IDLE_RSS - BASE_RSS) * 1024 / N ))
   RELAY_CPU_US=$(awk -v a="$CPU0" -v b="$CPU1" -v n="$N" 'BEGIN{printf "%.1f", (b-a)/n*1e6}')
   FLOOR_CPU_US=$(awk -v c="$FLOOR_CPU" -v n="$N" 'BEGIN{printf "%.1f", c/n*1e6}')

@@ -172,34 +172,15 @@ class FloorService final
   size_t next_push_ = 0;
 };
 
+// One agent's Watch stream: its first report, then the server's small
+// answer. With `take_push`, then the push, answered with a report naming
+// version have+2. `left` counts down once the agent is done: answered
+// (hold) or reported (watch).
 class Watcher final : public grpc::ClientBidiReactor<WatchRequest, WatchResponse> {
  public:
-  Watcher(UpdateService::Stub* stub, int index, std::atomic<int>* answered) : answered_(answered) {
-    request_.set_agent_id("floor-" + std::to_string(index));
-    stub->async()->Watch(&ctx_, this);
-    StartWrite(&request_);
-    StartRead(&response_);
-    StartCall();
-  }
-  void OnReadDone(bool ok) override {
-    if (ok) --*answered_;
-  }
-  void OnDone(const grpc::Status&) override {}
-
- private:
-  grpc::ClientContext ctx_;
-  WatchRequest request_;
-  WatchResponse response_;
-  std::atomic<int>* answered_;
-};
-
-// An agent of the push model: its first report, the server's small answer,
-// then the push, answered with a report naming the new version.
-class PushedWatcher final : public grpc::ClientBidiReactor<WatchRequest, WatchResponse> {
- public:
-  PushedWatcher(UpdateService::Stub* stub, int index, const std::string& component, int have,
-                std::atomic<int>* left)
-      : left_(left), have_(have) {
+  Watcher(UpdateService::Stub* stub, int index, const std::string& component, int have,
+          bool take_push, std::atomic<int>* left)
+      : left_(left), have_(have), take_push_(take_push) {
     request_.set_agent_id("floor-" + std::to_string(index));
     sigrelay::v1::ComponentVersion* v = request_.add_versions();
     v->set_component(component);
@@ -210,12 +191,15 @@ class PushedWatcher final : public grpc::ClientBidiReactor<WatchRequest, WatchRe
     StartCall();
   }
   void OnReadDone(bool ok) override {
-    if (!ok || ++reads_ < 2) {
-      if (ok) StartRead(&response_);
-      return;
+    if (!ok) return;
+    if (!take_push_) {
+      --*left_;
+    } else if (++reads_ < 2) {
+      StartRead(&response_);
+    } else {
+      request_.mutable_versions(0)->set_version(have_ + 2);
+      StartWrite(&request_);
     }
-    request_.mutable_versions(0)->set_version(have_ + 2);
-    StartWrite(&request_);
   }
   void OnWriteDone(bool) override {
     if (++writes_ == 2) --*left_;
@@ -229,6 +213,7 @@ class PushedWatcher final : public grpc::ClientBidiReactor<WatchRequest, WatchRe
   int reads_ = 0, writes_ = 0;
   std::atomic<int>* left_;
   const int have_;
+  const bool take_push_;
 };
 
 class Call final : public grpc::ClientReadReactor<FetchResponse> {
@@ -316,44 +301,34 @@ void WaitForZero(const std::atomic<int>& count, const char* what) {
   }
 }
 
-// N connections, one Watch stream each; "ready" once every stream got its
-// answer; held until SIGINT or SIGTERM.
-int Hold(const std::string& target, int clients, const sigset_t& stop) {
+// N connections, one Watch stream each, opened once every connection is
+// up (a Watch on a channel still connecting fails at once, and the server
+// would wait for it forever). hold: "ready" once every stream got its
+// answer, then held until SIGINT or SIGTERM. watch: until every stream got
+// the push and sent its report; prints the seconds from the streams' opening.
+int Watch(const std::string& target, int clients, const std::string& component, int have,
+          const sigset_t* hold_until) {
   std::vector<std::shared_ptr<grpc::Channel>> channels = Connect(target, clients);
+  if (!WaitConnected(channels, target)) return 1;
   std::vector<std::unique_ptr<UpdateService::Stub>> stubs;
   std::vector<std::unique_ptr<Watcher>> watchers;
-  std::atomic<int> answered{clients};
-  for (int i = 0; i < clients; ++i) {
-    stubs.push_back(UpdateService::NewStub(channels[i]));
-    watchers.push_back(std::make_unique<Watcher>(stubs.back().get(), i, &answered));
-  }
-  WaitForZero(answered, "watchers unanswered");
-  std::printf("ready\n");
-  std::fflush(stdout);
-  sigrelay::WaitForStopSignal(stop);
-  std::_Exit(0);  // the server side is what was measured
-}
-
-// N connections, one Watch stream each, until every one got the push and
-// sent its report; prints the seconds from the last connection made.
-int WatchPush(const std::string& target, int clients, const std::string& component, int have) {
-  std::vector<std::shared_ptr<grpc::Channel>> channels = Connect(target, clients);
-  std::vector<std::unique_ptr<UpdateService::Stub>> stubs;
-  std::vector<std::unique_ptr<PushedWatcher>> watchers;
   std::atomic<int> left{clients};
-  // Every connection up first: a Watch on a channel still connecting
-  // would fail at once, and the server would wait for it forever.
-  if (!WaitConnected(channels, target)) return 1;
+  const bool take_push = hold_until == nullptr;
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < clients; ++i) {
     stubs.push_back(UpdateService::NewStub(channels[i]));
     watchers.push_back(
-        std::make_unique<PushedWatcher>(stubs.back().get(), i, component, have, &left));
+        std::make_unique<Watcher>(stubs.back().get(), i, component, have, take_push, &left));
   }
-  WaitForZero(left, "watchers got no push");
-  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("{\"clients\":%d,\"seconds\":%.3f}\n", clients, s);
+  WaitForZero(left, take_push ? "watchers got no push" : "watchers unanswered");
+  if (take_push) {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("{\"clients\":%d,\"seconds\":%.3f}\n", clients, s);
+  } else {
+    std::printf("ready\n");
+  }
   std::fflush(stdout);
+  if (!take_push) sigrelay::WaitForStopSignal(*hold_until);
   std::_Exit(0);  // the server side is what was measured
 }
 
@@ -414,10 +389,10 @@ int main(int argc, char** argv) {
     return Serve(size, expect, stop);
   }
   if (command[0] == "load") return Load(server, clients);
-  if (command[0] == "watch") return WatchPush(server, clients, component, have);
+  if (command[0] == "watch") return Watch(server, clients, component, have, nullptr);
   if (command[0] == "hold") {
     sigset_t stop = sigrelay::BlockStopSignals();
-    return Hold(server, clients, stop);
+    return Watch(server, clients, component, have, &stop);
   }
   std::fprintf(stderr, "unknown command \"%s\"; use serve, load, hold or watch\n",
                command[0].c_str());
